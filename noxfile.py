@@ -1,0 +1,43 @@
+"""Project sessions: `nox -s tests`, `nox -s demo`, `nox -s lint`, `nox -s bench`.
+
+Every install goes through constraints.txt, which pins torch/torchvision to the CPU build here:
+unpinned, open_clip/timm would pull a multi-GB CUDA torch.
+"""
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+CONSTRAINTS = ("-c", "constraints.txt")
+SOURCES = ("vadctl", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite on CPU (installs the package as users get it, with test extras)."""
+    session.install(*CONSTRAINTS, ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job end to end on the built-in synthetic data set, into stores/."""
+    session.install(*CONSTRAINTS, ".")
+    session.run("vadctl", "demo", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", *SOURCES)
+    session.run("ruff", "format", "--check", *SOURCES)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks on ../shared/data/ped2 (pass a script name to run just one)."""
+    session.install(*CONSTRAINTS, ".")
+    scripts = session.posargs or ["benchmarks/extract.py"]
+    for script in scripts:
+        session.run("python", script)

@@ -1,0 +1,5 @@
+"""`python -m vadctl` runs the command line."""
+
+from vadctl.cli import main
+
+main()
