@@ -1,0 +1,91 @@
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from videos import make_video, render, write_frame_folder, write_video
+
+from vadctl.catalog import VideoSource
+from vadctl.errors import UsageError, VideoError
+from vadctl.video import ClipSpec, DecodeSpec, VideoReader, prefetch
+
+
+def read_all(source: VideoSource, window: int = 7, decode: DecodeSpec | None = None) -> np.ndarray:
+    with VideoReader(source, decode) as reader:
+        windows = list(reader.windows(window))
+    starts = [w.start for w in windows]
+    assert starts == list(range(0, reader.info.n_frames, window))
+    for before, after in itertools.pairwise(windows):
+        np.testing.assert_array_equal(after.previous, before.frames[-1])
+    return np.concatenate([w.frames for w in windows])
+
+
+def test_windows_cover_every_frame_exactly(tmp_path: Path):
+    frames = render(23, seed=4)
+    path = write_video(tmp_path / "v.avi", frames)
+    decoded = read_all(VideoSource("v", path), window=7)
+    np.testing.assert_array_equal(decoded, frames)  # FFV1 is lossless
+
+
+def test_frame_folder_reads_in_natural_order(tmp_path: Path):
+    frames = render(12, seed=5)
+    folder = write_frame_folder(tmp_path / "seq", frames)
+    for i in range(12):  # rename to unpadded numbers: natural order must still hold
+        (folder / f"{i:03d}.png").rename(folder / f"{i}.png")
+    decoded = read_all(VideoSource("seq", folder, is_frame_folder=True), window=5)
+    np.testing.assert_array_equal(decoded, frames)
+
+
+def test_resize_applies_to_files_and_folders(tmp_path: Path):
+    path = make_video(tmp_path / "v.avi", 6)
+    with VideoReader(VideoSource("v", path), DecodeSpec.parse("48x32")) as reader:
+        (window,) = reader.windows(8)
+        assert window.frames.shape == (6, 32, 48, 3)
+        assert (reader.info.width, reader.info.height) == (48, 32)
+        assert (reader.info.source_width, reader.info.source_height) == (96, 64)
+    assert DecodeSpec.parse("48").output_size(96, 64) == (48, 32)
+    with pytest.raises(UsageError):
+        DecodeSpec.parse("big")
+
+
+@pytest.mark.parametrize("content, reason", [(b"", "empty file"), (b"not a video" * 100, "cannot open video")])
+def test_bad_files_raise_video_error_naming_the_file(tmp_path: Path, content: bytes, reason: str):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(VideoError, match=reason) as info:
+        VideoReader(VideoSource("bad", path))
+    assert str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_truncated_video_fails_while_decoding(tmp_path: Path):
+    path = make_video(tmp_path / "v.mp4", 60)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(VideoError) as info, VideoReader(VideoSource("v", path)) as reader:
+        for _ in reader.windows(8):
+            pass
+    assert str(path) in str(info.value)
+
+
+def test_prefetch_passes_items_and_errors_through():
+    assert list(prefetch(iter(range(10)), depth=2)) == list(range(10))
+
+    def broken():
+        yield 1
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        list(prefetch(broken()))
+
+
+def test_clip_table_and_sampled_frames():
+    spec = ClipSpec(length=4, stride=3, step=2)
+    table = spec.table(14)
+    assert table.tolist() == [[0, 7], [3, 10], [6, 13]]
+    assert spec.frame_indices(6, 14).tolist() == [6, 8, 10, 12]
+    short = ClipSpec(16, 8, 1).table(5)  # shorter than a clip: one clip, last frame repeated
+    assert short.tolist() == [[0, 5]]
+    assert ClipSpec(16, 8, 1).frame_indices(0, 5)[-1] == 4
+    with pytest.raises(UsageError):
+        ClipSpec(0, 1, 1)

@@ -1,0 +1,166 @@
+"""Find videos under roots, give each a stable id, and fingerprint it cheaply.
+
+A video is a file with a video suffix, or a folder holding numbered image frames. Its id is its
+path relative to the root it was found under, without the suffix (`test/01.mp4` under `.../test`
+is `01`), so ids survive moving the archive. A fingerprint is (size, mtime) plus a hash of a few
+sampled blocks: the quick part decides "unchanged" without reading the file, and the hash tells a
+touched-but-identical file from a changed one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from vadctl.errors import UsageError
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
+SAMPLE_BLOCK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a video looked like when it was extracted."""
+
+    size: int
+    mtime_ns: int
+    sample_sha256: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Fingerprint:
+        return cls(int(data["size"]), int(data["mtime_ns"]), str(data["sample_sha256"]))
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """One video found under a root: a file, or a folder of numbered frames."""
+
+    video_id: str
+    path: Path
+    is_frame_folder: bool = False
+
+    def stat(self) -> tuple[int, int]:
+        """(size in bytes, newest mtime in ns): the quick part of the fingerprint."""
+        if not self.is_frame_folder:
+            st = self.path.stat()
+            return st.st_size, st.st_mtime_ns
+        size, mtime = 0, 0
+        for frame in frame_files(self.path):
+            st = frame.stat()
+            size += st.st_size
+            mtime = max(mtime, st.st_mtime_ns)
+        return size, mtime
+
+    def fingerprint(self) -> Fingerprint:
+        size, mtime = self.stat()
+        return Fingerprint(size, mtime, self._sample_hash(size))
+
+    def _sample_hash(self, size: int) -> str:
+        digest = hashlib.sha256(str(size).encode())
+        if self.is_frame_folder:
+            frames = frame_files(self.path)
+            digest.update("\n".join(f.name for f in frames).encode())
+            for frame in frames[:1] + frames[-1:]:
+                digest.update(_sample_blocks(frame))
+        else:
+            digest.update(_sample_blocks(self.path))
+        return digest.hexdigest()
+
+    def status_against(self, stored: Fingerprint | None) -> tuple[str, Fingerprint | None]:
+        """Compare with a stored fingerprint: ("new"|"unchanged"|"touched"|"changed", current).
+
+        "touched" means size and content sample match but mtime moved; the caller refreshes the
+        stored mtime and does no work. The content hash is read only when the quick check fails.
+        """
+        if stored is None:
+            return "new", self.fingerprint()
+        size, mtime = self.stat()
+        if (size, mtime) == (stored.size, stored.mtime_ns):
+            return "unchanged", stored
+        current = Fingerprint(size, mtime, self._sample_hash(size))
+        if current.size == stored.size and current.sample_sha256 == stored.sample_sha256:
+            return "touched", current
+        return "changed", current
+
+
+def _sample_blocks(path: Path) -> bytes:
+    """First, middle and last block of a file: enough to notice re-encodes and truncation."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        if size <= 3 * SAMPLE_BLOCK:
+            return handle.read()
+        parts = []
+        for offset in (0, size // 2, size - SAMPLE_BLOCK):
+            handle.seek(offset)
+            parts.append(handle.read(SAMPLE_BLOCK))
+        return b"".join(parts)
+
+
+_NUMBER = re.compile(r"(\d+)")
+
+
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part for part in _NUMBER.split(path.name)]
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """Image files of a frame folder in natural order (2.jpg before 10.jpg)."""
+    images = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(images, key=_natural_key)
+
+
+def _video_id(relative: Path) -> str:
+    parts = list(relative.parts)
+    if not parts or parts == ["."]:
+        raise UsageError(f"{relative}: cannot derive a video id")
+    return "/".join(parts)
+
+
+def discover(roots: Sequence[Path | str]) -> list[VideoSource]:
+    """All videos under the roots, sorted by id; ids must be unique across roots.
+
+    A root that is itself a video file yields one video named after its stem. Hidden files and
+    folders (starting with '.') are skipped.
+    """
+    found: dict[str, VideoSource] = {}
+    for root in map(Path, roots):
+        if not root.exists():
+            raise UsageError(f"{root}: no such file or folder")
+        for source in _discover_root(root):
+            other = found.get(source.video_id)
+            if other is not None and other.path != source.path:
+                raise UsageError(
+                    f"video id {source.video_id!r} is claimed by both {other.path} and {source.path}; "
+                    "rename one or extract them in separate runs"
+                )
+            found[source.video_id] = source
+    return [found[key] for key in sorted(found)]
+
+
+def _discover_root(root: Path) -> Iterable[VideoSource]:
+    if root.is_file():
+        if root.suffix.lower() not in VIDEO_SUFFIXES:
+            raise UsageError(f"{root}: not a video file (known suffixes: {', '.join(sorted(VIDEO_SUFFIXES))})")
+        yield VideoSource(root.stem, root)
+        return
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        here = Path(folder)
+        visible = sorted(f for f in files if not f.startswith("."))
+        images = [f for f in visible if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+        if images and any(_NUMBER.search(Path(f).stem) for f in images):
+            relative = here.relative_to(root)
+            video_id = _video_id(relative) if relative.parts else here.name
+            yield VideoSource(video_id, here, is_frame_folder=True)
+        for name in visible:
+            path = here / name
+            if path.suffix.lower() in VIDEO_SUFFIXES:
+                yield VideoSource(_video_id(path.relative_to(root).with_suffix("")), path)
