@@ -1,0 +1,137 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from vadctl.catalog import Fingerprint
+from vadctl.errors import FeatureError, StoreError
+from vadctl.store import ArraySpec, FeatureSpec, FeatureStore, VideoRecord, video_key
+
+SPEC = FeatureSpec("toy", 1, {"k": 3})
+
+
+def new_video(store: FeatureStore, video_id: str = "v1", split: str = "train", n: int = 10) -> VideoRecord:
+    record = VideoRecord(split, video_id, f"/data/{video_id}.mp4", Fingerprint(1, 2, "ab"), n_frames=n, fps=10.0)
+    store.save_video(record, clips=np.array([[0, n]]))
+    return record
+
+
+def write_toy(store: FeatureStore, record: VideoRecord, windows: list[int], commit: bool = True):
+    """Dense (n, 3) rows = frame index; ragged rows: frame t has t % 3 rows of value t."""
+    arrays = {"dense": ArraySpec((3,), "float32"), "rows": ArraySpec((2,), "int32", ragged=True)}
+    writer = store.entry_writer(record, SPEC, arrays, record.n_frames)
+    start = 0
+    for size in windows:
+        idx = np.arange(start, start + size)
+        counts = idx % 3
+        writer.write(
+            dense={"dense": np.repeat(idx[:, None], 3, 1)},
+            ragged={"rows": np.repeat(np.repeat(idx, counts)[:, None], 2, 1)},
+            counts=counts,
+        )
+        start += size
+    summary = writer.finish()
+    if commit:
+        store.commit(record, SPEC, summary)
+    return summary
+
+
+def test_create_then_reopen_and_reject_foreign_folders(tmp_path: Path):
+    with pytest.raises(StoreError, match="no feature store"):
+        FeatureStore(tmp_path / "missing.zarr")
+    FeatureStore(tmp_path / "s.zarr", create=True)
+    assert FeatureStore(tmp_path / "s.zarr").info["schema"] == 1
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(StoreError, match="not an empty folder"):
+        FeatureStore(tmp_path / "full", create=True)
+    zarr.open_group(tmp_path / "plain.zarr", mode="w")
+    with pytest.raises(StoreError, match="not a vadctl feature store"):
+        FeatureStore(tmp_path / "plain.zarr")
+
+
+def test_other_schema_is_refused(store_path: Path):
+    FeatureStore(store_path, create=True)
+    meta = store_path / "zarr.json"
+    data = json.loads(meta.read_text())
+    data["attributes"]["vadctl_store"]["schema"] = 999
+    meta.write_text(json.dumps(data))
+    with pytest.raises(StoreError, match="schema 999"):
+        FeatureStore(store_path)
+
+
+@pytest.mark.parametrize("windows", [[10], [3, 3, 3, 1], [1] * 10, [7, 3]])
+def test_dense_and_ragged_round_trip_whatever_the_windows(store_path: Path, windows):
+    store = FeatureStore(store_path, create=True)
+    record = new_video(store)
+    summary = write_toy(store, record, windows)
+    assert summary["rows"] == sum(t % 3 for t in range(10))
+    entry = store.entry(store.video("train", "v1"), SPEC)
+    np.testing.assert_array_equal(entry["dense"][:, 0], np.arange(10))
+    offsets = entry.offsets
+    assert offsets[0] == 0 and len(offsets) == 11
+    np.testing.assert_array_equal(np.diff(offsets), np.arange(10) % 3)
+    np.testing.assert_array_equal(entry["rows"][:, 0], entry.row_index())
+    assert entry.array("dense").chunks[0] >= 1
+
+
+def test_uncommitted_entry_is_invisible_and_rewritable(store_path: Path):
+    store = FeatureStore(store_path, create=True)
+    record = new_video(store)
+    write_toy(store, record, [4, 6], commit=False)
+    reread = store.video("train", "v1")
+    assert not reread.has(SPEC)
+    with pytest.raises(FeatureError, match="no committed"):
+        store.entry(reread, SPEC)
+    assert list(store.iter_entries("train", SPEC, strict=False)) == []
+    with pytest.raises(FeatureError, match="run `vadctl extract`"):
+        list(store.iter_entries("train", SPEC))
+    write_toy(store, reread, [10])  # a rerun replaces the leftovers
+    assert store.video("train", "v1").has(SPEC)
+
+
+def test_writer_refuses_missing_rows(store_path: Path):
+    store = FeatureStore(store_path, create=True)
+    record = new_video(store)
+    writer = store.entry_writer(record, SPEC, {"dense": ArraySpec((3,), "float32")}, 10)
+    writer.write(dense={"dense": np.zeros((4, 3))})
+    with pytest.raises(ValueError, match="wrote 4 of 10"):
+        writer.finish()
+
+
+def test_videos_with_slashes_and_splits(store_path: Path):
+    store = FeatureStore(store_path, create=True)
+    new_video(store, "cam1/day2/clip", "test")
+    new_video(store, "cam1", "test")
+    new_video(store, "v1", "train")
+    assert store.splits() == ["test", "train"]
+    assert [r.video_id for r in store.videos("test")] == ["cam1", "cam1/day2/clip"]
+    assert video_key("__x") != "__x" and "/" not in video_key("a/b")
+
+
+def test_specs_hash_and_resolution(store_path: Path):
+    store = FeatureStore(store_path, create=True)
+    record = new_video(store)
+    write_toy(store, record, [10])
+    other = FeatureSpec("toy", 1, {"k": 4})
+    assert other.hash != SPEC.hash and FeatureSpec("toy", 2, {"k": 3}).hash != SPEC.hash
+    assert store.resolve("toy") == SPEC
+    assert store.resolve(f"toy@{SPEC.hash[:4]}") == SPEC
+    with pytest.raises(FeatureError, match="has no feature 'flow'"):
+        store.resolve("flow")
+    writer = store.entry_writer(record, other, {"dense": ArraySpec((1,), "float32")}, 10)
+    writer.write(dense={"dense": np.zeros((10, 1))})
+    store.commit(record, other, writer.finish())
+    with pytest.raises(FeatureError, match="ambiguous"):
+        store.resolve("toy")
+
+
+def test_delete_video_forgets_everything(store_path: Path):
+    store = FeatureStore(store_path, create=True)
+    record = new_video(store)
+    write_toy(store, record, [10])
+    store.delete_video("train", "v1")
+    assert store.video("train", "v1") is None
+    assert store.videos("train") == []
