@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+from videos import Square, background, render
+
+from vadctl.errors import UsageError
+from vadctl.features import build
+from vadctl.features.flow import Flow, to_pixels
+from vadctl.features.frames import Frames
+from vadctl.features.regions import Regions, drop_overlapping
+from vadctl.features.registry import parse_names, parse_params
+from vadctl.features.velocity import Velocity, merge_bins, region_histogram
+from vadctl.video import DecodeSpec, FrameWindow, VideoInfo
+
+INFO = VideoInfo(n_frames=8, fps=10.0, height=64, width=96, source_height=64, source_width=96)
+
+
+def window_of(frames: np.ndarray, start: int = 0, previous=None) -> FrameWindow:
+    return FrameWindow(start, frames, previous)
+
+
+def run(featurizer, frames, upstream=None):
+    featurizer.begin(INFO)
+    return featurizer.process(window_of(frames), upstream or {})
+
+
+def test_flow_recovers_a_known_translation():
+    base = background(64, 96, seed=7)
+    shifted = np.roll(base, 3, axis=1)  # the whole textured scene moves 3 px right
+    frames = np.stack([np.repeat(f[..., None], 3, 2) for f in (base, shifted)])
+    out = run(Flow(store_scale=1.0), frames)
+    full = out.memory["flow"]
+    assert full.shape == (2, 64, 96, 2)
+    assert np.all(full[0] == 0)  # no frame before frame 0
+    centre = full[1, 16:48, 24:72]
+    assert abs(np.median(centre[..., 0]) - 3.0) < 0.3 and abs(np.median(centre[..., 1])) < 0.3
+    stored = to_pixels(out.dense["data"], Flow(store_scale=1.0).get_params())
+    assert out.dense["data"].dtype == np.int16
+    assert np.abs(stored - full).max() <= 1 / 64 + 1e-6  # quantised to 1/32 px, rounding error ≤ half
+
+
+def test_flow_stored_downscaled_in_stored_pixels():
+    base = background(64, 96, seed=7)
+    frames = np.stack([np.repeat(f[..., None], 3, 2) for f in (base, np.roll(base, 4, axis=1))])
+    out = run(Flow(store_scale=0.5), frames)
+    assert out.dense["data"].shape == (2, 32, 48, 2)
+    stored = to_pixels(out.dense["data"], Flow().get_params())
+    assert abs(np.median(stored[1, 8:24, 12:36, 0]) - 2.0) < 0.3  # 4 px at full size = 2 px at half
+
+
+def test_regions_box_the_moving_square_only():
+    frames = render(3, squares=[Square(20, 20, 4.0, 0.0, size=12)])
+    out = run(Regions(), frames)
+    assert out.counts.tolist()[0] == 0  # frame 0 has no previous frame
+    boxes = out.memory["boxes"][1]
+    assert len(boxes) >= 1
+    x1, y1, x2, y2 = boxes[np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))]
+    assert 18 <= x1 <= 22 and 18 <= y1 <= 22 and 34 <= x2 <= 38 and 30 <= y2 <= 34
+    static = run(Regions(), render(3, squares=[]))
+    assert static.counts.sum() == 0
+
+
+def test_min_area_and_overlap_filters():
+    boxes = np.array([[0, 0, 10, 10], [2, 2, 6, 6], [20, 20, 30, 30], [25, 25, 40, 40]], np.float32)
+    keep = drop_overlapping(boxes, 0.65)
+    assert keep.tolist() == [0, 2, 3]  # the small box inside the first goes; partial overlap stays
+    tiny = run(Regions(min_bbox_area=10_000), render(3, squares=[Square(20, 20, 4.0, 0.0)]))
+    assert tiny.counts.sum() == 0
+
+
+def test_velocity_puts_rightward_motion_in_the_right_bin():
+    flow = np.zeros((20, 20, 2), np.float32)
+    flow[..., 0] = 2.0  # 2 px to the right everywhere
+    sums, counts = region_histogram(flow, np.array([5, 5, 15, 15]), 8)
+    assert counts.sum() == 100 and sums.sum() == pytest.approx(200)
+    assert np.argmax(counts) == 4  # angle 0 falls in bin 4 of 8 over [-π, π)
+    mean = merge_bins(sums[None], counts[None], 1)
+    assert mean[0, 0] == pytest.approx(2.0)
+    with pytest.raises(UsageError, match="must divide"):
+        merge_bins(sums[None], counts[None], 3)
+
+
+def test_velocity_rows_align_with_regions():
+    frames = render(4, squares=[Square(10, 20, 3.0, 0.0), Square(70, 30, -3.0, 0.0)])
+    featurizers = build(["velocity"])
+    assert [f.name for f in featurizers] == ["flow", "regions", "velocity"]
+    outputs = {}
+    for f in featurizers:
+        f.begin(INFO)
+        outputs[f.name] = f.process(window_of(frames), {d: outputs[d] for d in f.requires})
+    assert outputs["velocity"].counts.tolist() == outputs["regions"].counts.tolist()
+    assert len(outputs["velocity"].ragged["count"]) == outputs["regions"].counts.sum()
+
+
+def test_frames_shape_and_color():
+    frames = render(2)
+    assert run(Frames(height=32, width=40), frames).dense["data"].shape == (2, 32, 40)
+    assert run(Frames(height=32, width=40, color="rgb"), frames).dense["data"].shape == (2, 32, 40, 3)
+    with pytest.raises(UsageError):
+        Frames(color="hsv")
+
+
+def test_spec_identity_depends_on_params_decode_and_upstream():
+    flow, regions, velocity = build(["velocity"])
+    specs = {"flow": flow.spec(DecodeSpec(), {}), "regions": regions.spec(DecodeSpec(), {})}
+    base = velocity.spec(DecodeSpec(), specs)
+    assert base.params["upstream"]["flow"] == specs["flow"].hash
+    assert Velocity(n_bins=4).spec(DecodeSpec(), specs).hash != base.hash
+    assert velocity.spec(DecodeSpec(48, 32), specs).hash != base.hash
+    specs["flow"] = Flow(preset="fast").spec(DecodeSpec(), {})
+    assert velocity.spec(DecodeSpec(), specs).hash != base.hash
+
+
+def test_registry_parsing_errors():
+    assert parse_names("flow, velocity") == ["flow", "velocity"]
+    with pytest.raises(UsageError, match="unknown feature 'flwo'"):
+        parse_names("flwo")
+    assert parse_params(["velocity.n_bins=4", "flow.preset=fast"]) == {
+        "velocity": {"n_bins": 4},
+        "flow": {"preset": "fast"},
+    }
+    with pytest.raises(UsageError, match=r"FEATURE\.PARAM=VALUE"):
+        parse_params(["n_bins=4"])
+    with pytest.raises(UsageError, match="not in this run"):
+        build(["frames"], {"flow": {"preset": "fast"}})
+    with pytest.raises(UsageError, match="flow"):
+        build(["flow"], {"flow": {"nonsense": 1}})

@@ -1,0 +1,90 @@
+"""What every featurizer is: a named, versioned, parameterised transform of frame windows.
+
+A featurizer sees a video once, window by window, in frame order. It declares the arrays it
+writes (dense: one row per frame or clip; ragged: any number of rows per frame, e.g. one per
+region) and may hand in-memory values to featurizers that depend on it (full-resolution flow
+for velocity) without storing them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from vadctl.store import ArraySpec, FeatureSpec
+from vadctl.video import DecodeSpec, FrameWindow, VideoInfo
+
+
+@dataclass
+class Output:
+    """What a featurizer produced for one window.
+
+    dense: name → rows for the window's indices; ragged: name → rows, with `counts` rows per
+    index; memory: values for dependent featurizers only (never stored).
+    """
+
+    dense: dict[str, np.ndarray] = field(default_factory=dict)
+    ragged: dict[str, np.ndarray] = field(default_factory=dict)
+    counts: np.ndarray | None = None
+    memory: dict[str, Any] = field(default_factory=dict)
+
+
+class Featurizer(ABC):
+    """Base class. Subclasses take their parameters as keyword arguments of `__init__` and store
+    them unchanged as attributes of the same name (scikit-learn's convention), so `get_params`
+    can read them back for the feature's identity."""
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    axis: ClassVar[str] = "frame"
+    requires: ClassVar[tuple[str, ...]] = ()
+    summary: ClassVar[str] = ""
+    weights: ClassVar[str | None] = None  # name of the weight file it needs, if any
+
+    def get_params(self) -> dict[str, Any]:
+        signature = inspect.signature(type(self).__init__)
+        return {name: getattr(self, name) for name in signature.parameters if name != "self"}
+
+    def spec(self, decode: DecodeSpec, upstream: Mapping[str, FeatureSpec]) -> FeatureSpec:
+        """Identity of this featurizer's output: params + decode size + upstream identities."""
+        params = {k: _jsonable(v) for k, v in self.get_params().items()}
+        params["decode"] = decode.to_dict()
+        if self.requires:
+            params["upstream"] = {name: upstream[name].hash for name in self.requires}
+        return FeatureSpec(self.name, self.version, params, self.axis)
+
+    def n_index(self, info: VideoInfo) -> int:
+        """Length of the first axis: frames, or clips for clip-level featurizers."""
+        return info.n_frames
+
+    @abstractmethod
+    def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
+        """The arrays this featurizer writes for a video of this size."""
+
+    def begin(self, info: VideoInfo) -> None:  # noqa: B027 - optional hook
+        """Reset per-video state before the first window."""
+
+    @abstractmethod
+    def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:
+        """Features for the window's frames (or for the clips it completes)."""
+
+    def finish(self) -> Output | None:
+        """Rows still pending after the last window (clip-level featurizers)."""
+        return None
+
+    def extra_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays written once per video at the end (e.g. a clip table)."""
+        return {}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

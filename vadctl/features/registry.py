@@ -1,0 +1,95 @@
+"""Featurizer names → classes, and building a run's featurizers with their dependencies.
+
+Adding a featurizer is one module with a `Featurizer` subclass decorated by `register`, plus its
+import in `vadctl/features/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from vadctl.errors import UsageError
+from vadctl.features.base import Featurizer
+
+FEATURIZERS: dict[str, type[Featurizer]] = {}
+DEFAULT_FEATURES = ("frames", "flow", "regions", "velocity")
+
+
+def register(cls: type[Featurizer]) -> type[Featurizer]:
+    if cls.name in FEATURIZERS:
+        raise RuntimeError(f"featurizer {cls.name!r} registered twice")
+    FEATURIZERS[cls.name] = cls
+    return cls
+
+
+def featurizer_class(name: str) -> type[Featurizer]:
+    try:
+        return FEATURIZERS[name]
+    except KeyError:
+        known = ", ".join(sorted(FEATURIZERS))
+        raise UsageError(f"unknown feature {name!r} (known: {known})") from None
+
+
+def parse_names(text: str | Iterable[str] | None) -> list[str]:
+    """'flow,velocity' → ['flow', 'velocity'], each checked against the registry."""
+    if text is None:
+        return list(DEFAULT_FEATURES)
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names = [item.strip() for item in items if item.strip()]
+    if not names:
+        raise UsageError("--features: name at least one feature")
+    for name in names:
+        featurizer_class(name)
+    return list(dict.fromkeys(names))
+
+
+def parse_value(text: str) -> Any:
+    """Command-line parameter values: JSON when it parses (numbers, booleans, lists), else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_params(items: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """['velocity.n_bins=4', 'flow.preset=fast'] → {'velocity': {'n_bins': 4}, 'flow': {'preset': 'fast'}}."""
+    params: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        name, dot, param = key.partition(".")
+        if not sep or not dot or not name or not param:
+            raise UsageError(f"--param {item!r}: expected FEATURE.PARAM=VALUE (e.g. velocity.n_bins=4)")
+        featurizer_class(name)
+        params.setdefault(name, {})[param] = parse_value(value)
+    return params
+
+
+def build(names: Iterable[str], params: Mapping[str, Mapping[str, Any]] | None = None) -> list[Featurizer]:
+    """Featurizers for `names` and everything they require, in dependency order."""
+    params = params or {}
+    ordered: list[str] = []
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        if name in trail:
+            raise RuntimeError(f"featurizer dependency cycle: {' → '.join((*trail, name))}")
+        if name in ordered:
+            return
+        for dep in featurizer_class(name).requires:
+            visit(dep, (*trail, name))
+        ordered.append(name)
+
+    for name in names:
+        visit(name, ())
+    unknown = set(params) - set(ordered)
+    if unknown:
+        raise UsageError(f"--param given for feature(s) not in this run: {', '.join(sorted(unknown))}")
+    built = []
+    for name in ordered:
+        cls = featurizer_class(name)
+        try:
+            built.append(cls(**params.get(name, {})))
+        except TypeError as error:
+            raise UsageError(f"feature {name}: {error}") from None
+    return built
