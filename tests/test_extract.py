@@ -1,0 +1,148 @@
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+from videos import make_video
+
+from vadctl.cli import app
+from vadctl.store import FeatureStore
+
+runner = CliRunner()
+
+
+def vadctl(*args: str):
+    return runner.invoke(app, [*map(str, args)], catch_exceptions=False)
+
+
+def extract(root: Path, store: Path, *extra: str):
+    return vadctl("extract", root, "--store", store, "-q", *extra)
+
+
+def entry_data(store: Path, split: str, video: str, feature: str) -> dict[str, np.ndarray]:
+    fs = FeatureStore(store, read_only=True)
+    entry = fs.entry(fs.video(split, video), fs.resolve(feature, split))
+    data = {name: entry[name] for name in entry.array_names}
+    if entry.offsets is not None:
+        data["offsets"] = entry.offsets
+    return data
+
+
+def test_extract_all_default_features_then_rerun_is_a_no_op(video_dir: Path, store_path: Path):
+    first = extract(video_dir, store_path)
+    assert first.exit_code == 0, first.output
+    fs = FeatureStore(store_path, read_only=True)
+    records = fs.videos("train")
+    assert [r.video_id for r in records] == ["a", "b", "cam/c"]
+    assert [r.n_frames for r in records] == [24, 20, 28]
+    names = sorted({s["name"] for r in records for s in r.features.values()})
+    assert names == ["flow", "frames", "regions", "velocity"]
+    assert all(len(r.features) == 4 and r.status == "ok" for r in records)
+    regions = entry_data(store_path, "train", "a", "regions")
+    assert regions["offsets"][-1] == len(regions["boxes"]) > 0
+    stamps = {p: p.stat().st_mtime_ns for p in store_path.rglob("zarr.json")}
+    again = extract(video_dir, store_path)
+    assert again.exit_code == 0
+    assert "nothing new: all 3 videos up to date" in again.output
+    assert {p: p.stat().st_mtime_ns for p in store_path.rglob("zarr.json")} == stamps  # nothing rewritten
+
+
+def test_touched_file_is_not_reextracted_but_changed_file_is(video_dir: Path, store_path: Path):
+    extract(video_dir, store_path)
+    before = entry_data(store_path, "train", "b", "frames")["data"]
+    target = video_dir / "a.avi"
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**10))
+    touched = extract(video_dir, store_path)
+    assert "nothing new" in touched.output
+    assert FeatureStore(store_path).video("train", "a").fingerprint.mtime_ns == target.stat().st_mtime_ns
+    make_video(video_dir / "b.avi", 12, seed=42)  # new content and length
+    changed = extract(video_dir, store_path)
+    assert changed.exit_code == 0
+    record = FeatureStore(store_path).video("train", "b")
+    assert record.n_frames == 12
+    after = entry_data(store_path, "train", "b", "frames")["data"]
+    assert after.shape[0] == 12 and not np.array_equal(after[:12], before[:12])
+
+
+def test_new_parameters_make_a_new_entry_beside_the_old(video_dir: Path, store_path: Path):
+    extract(video_dir, store_path, "--features", "velocity")
+    result = extract(video_dir, store_path, "--features", "velocity", "-p", "velocity.n_bins=4")
+    assert result.exit_code == 0
+    record = FeatureStore(store_path).video("train", "a")
+    velocity = [s for s in record.features.values() if s["name"] == "velocity"]
+    assert sorted(s["params"]["n_bins"] for s in velocity) == [4, 8]
+    assert not any(s["name"] == "flow" for s in record.features.values())  # computed in memory only
+
+
+def test_corrupt_and_empty_videos_fail_alone(video_dir: Path, store_path: Path):
+    (video_dir / "corrupt.mp4").write_bytes(b"\x00\x00\x00 not really an mp4" * 50)
+    (video_dir / "empty.mp4").write_bytes(b"")
+    result = extract(video_dir, store_path)
+    assert result.exit_code == 1
+    assert "corrupt" in result.output and "empty file" in result.output
+    fs = FeatureStore(store_path, read_only=True)
+    status = {r.video_id: r.status for r in fs.videos("train")}
+    assert status == {"a": "ok", "b": "ok", "cam/c": "ok", "corrupt": "failed", "empty": "failed"}
+    assert str(video_dir / "corrupt.mp4") in fs.video("train", "corrupt").error
+    rerun = extract(video_dir, store_path)
+    assert rerun.exit_code == 1 and "failed earlier" in rerun.output and "--retry-failed" in rerun.output
+    make_video(video_dir / "empty.mp4", 10)  # fixed: it is re-extracted without asking
+    fixed = extract(video_dir, store_path)
+    assert FeatureStore(store_path).video("train", "empty").status == "ok"
+    assert fixed.exit_code == 1  # corrupt.mp4 is still broken
+
+
+def test_truncated_video_keeps_no_partial_feature(tmp_path: Path, store_path: Path):
+    path = make_video(tmp_path / "v" / "long.mp4", 80)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    result = extract(tmp_path / "v", store_path, "--window", "8")
+    assert result.exit_code == 1
+    record = FeatureStore(store_path).video("train", "long")
+    assert record.status == "failed" and record.features == {}
+    leftovers = [p.name for p in (store_path / "videos" / "train" / "long").iterdir() if "@" in p.name]
+    assert leftovers == []
+
+
+def test_scene_and_splits_are_recorded(video_dir: Path, store_path: Path):
+    extract(video_dir / "a.avi", store_path, "--split", "test", "--scene", "plaza", "--features", "frames")
+    record = FeatureStore(store_path).video("test", "a")
+    assert record.scene == "plaza" and record.clip_spec == {"length": 16, "stride": 8, "step": 1}
+    info = vadctl("store", "info", store_path, "--videos")
+    assert info.exit_code == 0 and "plaza" in info.output and "frames@" in info.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--features", "nope"], "unknown feature 'nope'"),
+        (["--param", "flow.preset=warp"], "flow.preset='warp'"),
+        (["--split", "a/b"], "split 'a/b'"),
+        (["--resize", "huge"], "--resize 'huge'"),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(video_dir: Path, store_path: Path, args, message):
+    result = vadctl("extract", video_dir, "--store", store_path, "-q", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_root_and_foreign_store(video_dir: Path, tmp_path: Path, store_path: Path):
+    missing = vadctl("extract", tmp_path / "nowhere", "--store", store_path)
+    assert missing.exit_code == 2 and "no such file or folder" in missing.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = vadctl("extract", empty, "--store", store_path)
+    assert none.exit_code == 2 and "no videos found" in none.output
+    extract(video_dir / "a.avi", store_path, "--features", "frames")
+    meta = store_path / "zarr.json"
+    data = json.loads(meta.read_text())
+    data["attributes"]["vadctl_store"]["schema"] = 0
+    meta.write_text(json.dumps(data))
+    old = vadctl("extract", video_dir, "--store", store_path)
+    assert old.exit_code == 2 and "schema 0" in old.output
+    info = vadctl("store", "info", tmp_path / "nothing.zarr")
+    assert info.exit_code == 2 and "no feature store" in info.output

@@ -1,0 +1,38 @@
+"""The `vadctl` command line: a thin typer layer over the library (argument handling and printing)."""
+
+from __future__ import annotations
+
+import typer
+
+from vadctl import __version__
+from vadctl.cli import extract_cmd, store_cmd
+from vadctl.cli.common import out
+
+app = typer.Typer(
+    name="vadctl",
+    help="Offline batch video anomaly detection over a cached Zarr feature store.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(store_cmd.store_app, name="store")
+extract_cmd.register(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"vadctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Offline batch video anomaly detection over a cached Zarr feature store."""
+
+
+def main() -> None:
+    app()

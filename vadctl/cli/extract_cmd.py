@@ -1,0 +1,157 @@
+"""`vadctl extract`: featurize videos into the store once; reruns do only new or changed work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vadctl import catalog
+from vadctl.cli.common import EXIT_PARTIAL, StoreOption, err, human_seconds, one_line_errors, out, store_path
+from vadctl.extract import EXTRACTED, FAILED, FAILED_EARLIER, UP_TO_DATE, Extractor, ExtractReport, VideoResult
+from vadctl.features import registry
+from vadctl.store import FeatureStore
+from vadctl.video import ClipSpec, DecodeSpec
+
+
+class RichProgress:
+    """Bars over videos and over the current video's frames, with throughput."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=quiet,
+        )
+        self.videos = self.bar.add_task("videos", total=0, rate="")
+        self.frames = self.bar.add_task("frames", total=0, rate="", visible=False)
+        self._frames_total = 0
+        self._elapsed_start = None
+
+    def __enter__(self) -> RichProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def planned(self, n_videos: int, n_work: int) -> None:
+        self.bar.update(self.videos, total=n_videos, description=f"videos ({n_work} to extract)")
+
+    def video_started(self, video_id: str, n_frames: int) -> None:
+        self.bar.reset(self.frames, total=n_frames, visible=True, description=f"  {video_id}", rate="")
+
+    def frames_done(self, n: int) -> None:
+        self.bar.advance(self.frames, n)
+        task = self.bar.tasks[self.frames]
+        if task.elapsed:
+            self.bar.update(self.frames, rate=f"{task.completed / task.elapsed:.0f} frames/s")
+
+    def video_finished(self, result: VideoResult) -> None:
+        self.bar.advance(self.videos, 1)
+        if result.status == FAILED and not self.quiet:
+            err.print(f"[red]failed[/] {result.video_id}: {result.error}", soft_wrap=True)
+
+
+def print_report(report: ExtractReport, store: FeatureStore, failures_shown: bool) -> None:
+    table = Table(title=f"extract → {store.path} (split {report.split})", title_justify="left")
+    for column in ("extracted", "up to date", "failed", "frames", "time", "frames/s"):
+        table.add_column(column, justify="right")
+    extracted_time = sum(r.seconds for r in report.results if r.status == EXTRACTED)
+    rate = f"{report.frames / extracted_time:.0f}" if extracted_time > 0 else "–"
+    table.add_row(
+        str(report.count(EXTRACTED)),
+        str(report.count(UP_TO_DATE)),
+        str(len(report.failed)),
+        str(report.frames),
+        human_seconds(report.seconds),
+        rate,
+    )
+    out.print(table)
+    out.print("features: " + ", ".join(spec.key for spec in report.specs))
+    if report.count(EXTRACTED) == 0 and not report.failed:
+        out.print(f"nothing new: all {len(report.results)} videos up to date ({human_seconds(report.seconds)})")
+    earlier = [r for r in report.failed if r.status == FAILED_EARLIER]
+    for result in report.failed:
+        if result.status == FAILED and failures_shown:
+            continue
+        tag = "failed earlier" if result.status == FAILED_EARLIER else "failed"
+        err.print(f"[red]{tag}[/] {result.video_id}: {result.error}", soft_wrap=True)
+    if earlier:
+        err.print(
+            f"{len(earlier)} video(s) failed in an earlier run and are unchanged; pass --retry-failed to try them again"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @one_line_errors
+    def extract(
+        roots: list[Path] = typer.Argument(..., help="Video files or folders to search (recursively)."),
+        store: Path | None = StoreOption,
+        split: str = typer.Option("train", help="Split the videos belong to (train, test, ...)."),
+        features: str = typer.Option(",".join(registry.DEFAULT_FEATURES), help="Comma-separated featurizers."),
+        param: list[str] = typer.Option(
+            [],
+            "--param",
+            "-p",
+            help="Featurizer parameter FEATURE.PARAM=VALUE (repeatable), e.g. -p velocity.n_bins=4.",
+        ),
+        scene: str | None = typer.Option(None, help="Scene label recorded for these videos."),
+        resize: str | None = typer.Option(None, help="Decode at WIDTHxHEIGHT (or WIDTH, keeping aspect)."),
+        clip_len: int = typer.Option(16, help="Frames per clip (clip table, clip-level features)."),
+        clip_stride: int = typer.Option(8, help="Frames between clip starts."),
+        frame_step: int = typer.Option(1, help="Take every n-th frame inside a clip."),
+        window: int = typer.Option(32, help="Frames decoded at a time (bounds memory)."),
+        force: bool = typer.Option(False, help="Re-extract even what is up to date."),
+        retry_failed: bool = typer.Option(False, help="Try again videos that failed in an earlier run."),
+        wait: float = typer.Option(3600, help="Seconds to wait for videos locked by another run."),
+        debug: bool = typer.Option(False, help="Record full tracebacks for unexpected failures."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of a table."),
+    ) -> None:
+        """Decode videos once and cache their features in the store."""
+        names = registry.parse_names(features)
+        featurizers = registry.build(names, registry.parse_params(param))
+        sources = catalog.discover(roots)
+        if not sources:
+            raise typer.Exit(_no_videos(roots))
+        feature_store = FeatureStore(store_path(store), create=True)
+        extractor = Extractor(
+            feature_store,
+            featurizers,
+            names,
+            split,
+            scene=scene,
+            decode=DecodeSpec.parse(resize),
+            clips=ClipSpec(clip_len, clip_stride, frame_step),
+            window=window,
+            force=force,
+            retry_failed=retry_failed,
+            wait_timeout=wait,
+            debug=debug,
+        )
+        with RichProgress(quiet or as_json) as progress:
+            report = extractor.run(sources, progress)
+        if as_json:
+            out.print_json(data={"store": str(feature_store.path), **report.to_dict()})
+        else:
+            print_report(report, feature_store, failures_shown=not quiet)
+        if report.failed:
+            raise typer.Exit(EXIT_PARTIAL)
+
+
+def _no_videos(roots: list[Path]) -> int:
+    from vadctl.cli.common import fail
+
+    where = ", ".join(str(r) for r in roots)
+    suffixes = ", ".join(sorted(catalog.VIDEO_SUFFIXES))
+    return fail(f"{where}: no videos found (looked for {suffixes} and folders of numbered frames)").exit_code

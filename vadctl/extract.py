@@ -1,0 +1,350 @@
+"""Run featurizers over a catalog of videos into the store, doing only new or changed work.
+
+Per video: compare its fingerprint with the store, decide what is missing, take the video's lock,
+decode it once in windows (prefetched on a second thread), feed every needed featurizer, write
+the requested ones and commit each entry. A video that cannot be decoded is recorded as failed
+with its reason and the batch goes on. Videos locked by another process are deferred to the end,
+then waited for, so two runs over one archive share the work instead of colliding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from filelock import Timeout
+
+from vadctl.catalog import Fingerprint, VideoSource
+from vadctl.errors import VideoError
+from vadctl.features.base import Featurizer
+from vadctl.store import FeatureSpec, FeatureStore, VideoRecord, check_split
+from vadctl.video import DEFAULT_WINDOW, ClipSpec, DecodeSpec, VideoReader, prefetch
+
+EXTRACTED, UP_TO_DATE, FAILED, FAILED_EARLIER = "extracted", "up to date", "failed", "failed earlier"
+
+
+@dataclass
+class VideoResult:
+    video_id: str
+    status: str
+    written: list[str] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class ExtractReport:
+    split: str
+    results: list[VideoResult]
+    seconds: float
+    specs: list[FeatureSpec]
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def failed(self) -> list[VideoResult]:
+        return [r for r in self.results if r.status in (FAILED, FAILED_EARLIER)]
+
+    @property
+    def frames(self) -> int:
+        return sum(r.frames for r in self.results)
+
+    def to_dict(self) -> dict:
+        return {
+            "split": self.split,
+            "seconds": round(self.seconds, 3),
+            "frames": self.frames,
+            "extracted": self.count(EXTRACTED),
+            "up_to_date": self.count(UP_TO_DATE),
+            "failed": len(self.failed),
+            "features": [spec.key for spec in self.specs],
+            "videos": [
+                {
+                    "video": r.video_id,
+                    "status": r.status,
+                    "frames": r.frames,
+                    "seconds": round(r.seconds, 3),
+                    "written": r.written,
+                    "error": r.error,
+                }
+                for r in self.results
+            ],
+        }
+
+
+class Progress(Protocol):
+    """What the extractor tells a UI; every method is optional to act on."""
+
+    def planned(self, n_videos: int, n_work: int) -> None: ...
+    def video_started(self, video_id: str, n_frames: int) -> None: ...
+    def frames_done(self, n: int) -> None: ...
+    def video_finished(self, result: VideoResult) -> None: ...
+
+
+class SilentProgress:
+    def planned(self, n_videos: int, n_work: int) -> None:
+        pass
+
+    def video_started(self, video_id: str, n_frames: int) -> None:
+        pass
+
+    def frames_done(self, n: int) -> None:
+        pass
+
+    def video_finished(self, result: VideoResult) -> None:
+        pass
+
+
+@dataclass
+class _Plan:
+    source: VideoSource
+    action: str  # "new", "replace", "update", "refresh", "skip", "failed earlier"
+    fingerprint: Fingerprint | None
+    pending: list[FeatureSpec]
+    error: str | None = None
+
+
+class Extractor:
+    """Extract `requested` features (built with their dependencies in `featurizers`) into a split."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        featurizers: Sequence[Featurizer],
+        requested: Iterable[str],
+        split: str,
+        *,
+        scene: str | None = None,
+        decode: DecodeSpec | None = None,
+        clips: ClipSpec | None = None,
+        window: int = DEFAULT_WINDOW,
+        force: bool = False,
+        retry_failed: bool = False,
+        wait_timeout: float = 3600.0,
+        debug: bool = False,
+    ):
+        self.store = store
+        self.featurizers = list(featurizers)
+        self.by_name = {f.name: f for f in self.featurizers}
+        self.split = check_split(split)
+        self.scene = scene
+        self.decode = decode or DecodeSpec()
+        self.clips = clips or ClipSpec()
+        self.window = window
+        self.force = force
+        self.retry_failed = retry_failed
+        self.wait_timeout = wait_timeout
+        self.debug = debug
+        self.specs: dict[str, FeatureSpec] = {}
+        for featurizer in self.featurizers:
+            self.specs[featurizer.name] = featurizer.spec(self.decode, self.specs)
+        self.requested = [self.specs[name] for name in requested]
+
+    # ----- planning ----------------------------------------------------------------------------
+    def _plan(self, source: VideoSource, record: VideoRecord | None) -> _Plan:
+        try:
+            state, fingerprint = source.status_against(record.fingerprint if record else None)
+        except OSError as error:
+            return _Plan(source, "failed", None, [], f"{source.path}: cannot read: {error.strerror or error}")
+        if record is None or state == "new":
+            return _Plan(source, "new", fingerprint, list(self.requested))
+        if state == "changed" or self.force:
+            return _Plan(source, "replace", fingerprint, list(self.requested))
+        if record.status == "failed":
+            if self.retry_failed:
+                return _Plan(source, "replace", fingerprint, list(self.requested))
+            return _Plan(source, "failed earlier", fingerprint, [], record.error)
+        pending = [spec for spec in self.requested if not record.has(spec)]
+        if pending:
+            return _Plan(source, "update", fingerprint, pending)
+        return _Plan(source, "refresh" if state == "touched" else "skip", fingerprint, [])
+
+    def run(self, sources: Sequence[VideoSource], progress: Progress | None = None) -> ExtractReport:
+        progress = progress or SilentProgress()
+        started = time.perf_counter()
+        records = {r.video_id: r for r in self.store.videos(self.split)}
+        plans = [self._plan(source, records.get(source.video_id)) for source in sources]
+        progress.planned(len(plans), sum(p.action in ("new", "replace", "update") for p in plans))
+        results: dict[str, VideoResult] = {}
+        deferred: list[_Plan] = []
+        for plan in plans:
+            if plan.action in ("skip", "failed earlier", "failed"):
+                status = {"skip": UP_TO_DATE, "failed earlier": FAILED_EARLIER, "failed": FAILED}[plan.action]
+                results[plan.source.video_id] = VideoResult(plan.source.video_id, status, error=plan.error)
+                progress.video_finished(results[plan.source.video_id])
+                continue
+            result = self._locked(plan, timeout=0, progress=progress)
+            if result is None:
+                deferred.append(plan)
+            else:
+                results[plan.source.video_id] = result
+        for plan in deferred:  # another process held these: wait for it, then see what is left
+            result = self._locked(plan, timeout=self.wait_timeout, progress=progress)
+            if result is None:
+                result = VideoResult(
+                    plan.source.video_id,
+                    FAILED,
+                    error=f"video locked by another process for over {self.wait_timeout:.0f} s",
+                )
+                progress.video_finished(result)
+            results[plan.source.video_id] = result
+        ordered = [results[source.video_id] for source in sources]
+        return ExtractReport(self.split, ordered, time.perf_counter() - started, list(self.requested))
+
+    def _locked(self, plan: _Plan, timeout: float, progress: Progress) -> VideoResult | None:
+        lock = self.store.video_lock(self.split, plan.source.video_id)
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            return None
+        try:
+            # Re-plan under the lock: another process may have done (part of) the work meanwhile.
+            plan = self._plan(plan.source, self.store.video(self.split, plan.source.video_id))
+            if plan.action in ("skip", "failed earlier", "failed", "refresh"):
+                if plan.action == "refresh":
+                    self._refresh(plan)
+                status = {"failed earlier": FAILED_EARLIER, "failed": FAILED}.get(plan.action, UP_TO_DATE)
+                result = VideoResult(plan.source.video_id, status, error=plan.error)
+            else:
+                result = self._extract(plan, progress)
+        finally:
+            lock.release()
+        progress.video_finished(result)
+        return result
+
+    def _refresh(self, plan: _Plan) -> None:
+        record = self.store.video(self.split, plan.source.video_id)
+        if record is not None and plan.fingerprint is not None:
+            record.fingerprint = plan.fingerprint
+            self.store.save_video(record)
+
+    # ----- extraction --------------------------------------------------------------------------
+    def _needed(self, pending: Sequence[FeatureSpec]) -> list[Featurizer]:
+        """Featurizers to run: the pending ones and, in memory, whatever they depend on."""
+        names: set[str] = set()
+
+        def add(name: str) -> None:
+            if name not in names:
+                names.add(name)
+                for dep in self.by_name[name].requires:
+                    add(dep)
+
+        for spec in pending:
+            add(spec.name)
+        return [f for f in self.featurizers if f.name in names]
+
+    def _extract(self, plan: _Plan, progress: Progress) -> VideoResult:
+        video_id = plan.source.video_id
+        started = time.perf_counter()
+        if plan.action == "replace":
+            self.store.delete_video(self.split, video_id)
+        try:
+            reader = VideoReader(plan.source, self.decode)
+        except VideoError as error:
+            return self._fail(plan, None, str(error), started)
+        info = reader.info
+        record = self.store.video(self.split, video_id) if plan.action == "update" else None
+        if record is None:
+            record = VideoRecord(
+                self.split,
+                video_id,
+                str(plan.source.path.resolve()),
+                plan.fingerprint,
+                n_frames=info.n_frames,
+                fps=info.fps,
+                height=info.source_height,
+                width=info.source_width,
+                scene=self.scene,
+                clip_spec=self.clips.to_dict(),
+            )
+            self.store.save_video(record, clips=self.clips.table(info.n_frames))
+        elif self.scene is not None and record.scene != self.scene:
+            record.scene = self.scene
+            self.store.save_video(record)
+        progress.video_started(video_id, info.n_frames)
+        pending_names = {spec.name for spec in plan.pending}
+        running = self._needed(plan.pending)
+        writers = {}
+        frames_done = 0
+        try:
+            for featurizer in running:
+                featurizer.begin(info)
+                if featurizer.name in pending_names:
+                    writers[featurizer.name] = self.store.entry_writer(
+                        record, self.specs[featurizer.name], featurizer.arrays(info), featurizer.n_index(info)
+                    )
+            for window in prefetch(reader.windows(self.window)):
+                outputs = {}
+                for featurizer in running:
+                    out = featurizer.process(window, {d: outputs[d] for d in featurizer.requires})
+                    outputs[featurizer.name] = out
+                    if featurizer.name in writers:
+                        writers[featurizer.name].write(out.dense, out.ragged, out.counts)
+                frames_done += len(window)
+                progress.frames_done(len(window))
+            for featurizer in running:
+                if featurizer.name not in writers:
+                    continue
+                tail = featurizer.finish()
+                writer = writers[featurizer.name]
+                if tail is not None:
+                    writer.write(tail.dense, tail.ragged, tail.counts)
+                summary = writer.finish(featurizer.extra_arrays())
+                self.store.commit(record, self.specs[featurizer.name], summary)
+        except VideoError as error:
+            return self._fail(plan, record, str(error), started, frames_done, writers)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:  # a featurizer bug or odd input must not sink the whole batch
+            detail = traceback.format_exc() if self.debug else f"{type(error).__name__}: {error}"
+            return self._fail(plan, record, f"{plan.source.path}: {detail}", started, frames_done, writers)
+        finally:
+            reader.close()
+        written = [self.specs[name].key for name in writers]
+        return VideoResult(video_id, EXTRACTED, written, frames_done, time.perf_counter() - started)
+
+    def _fail(
+        self,
+        plan: _Plan,
+        record: VideoRecord | None,
+        message: str,
+        started: float,
+        frames: int = 0,
+        writers: dict | None = None,
+    ) -> VideoResult:
+        """Record the failure in the store; committed entries of earlier runs stay valid."""
+        if record is None:
+            record = VideoRecord(
+                self.split, plan.source.video_id, str(plan.source.path.resolve()), plan.fingerprint, scene=self.scene
+            )
+        for name in writers or {}:
+            spec = self.specs[name]
+            if spec.key not in record.features:
+                self._discard(record, spec)
+        record.status, record.error = "failed", message
+        self.store.save_video(record)
+        return VideoResult(plan.source.video_id, FAILED, [], frames, time.perf_counter() - started, message)
+
+    def _discard(self, record: VideoRecord, spec: FeatureSpec) -> None:
+        # best effort: leftovers are never read and are replaced on the next run
+        with contextlib.suppress(Exception):
+            self.store.drop_entry(record, spec)
+
+
+def extract(
+    store: FeatureStore,
+    sources: Sequence[VideoSource],
+    featurizers: Sequence[Featurizer],
+    requested: Iterable[str],
+    split: str,
+    progress: Progress | None = None,
+    **options,
+) -> ExtractReport:
+    """Convenience wrapper: build an `Extractor` and run it."""
+    return Extractor(store, featurizers, requested, split, **options).run(sources, progress)
