@@ -9,7 +9,7 @@ from vadctl.features.frames import Frames
 from vadctl.features.regions import Regions, drop_overlapping
 from vadctl.features.registry import parse_names, parse_params
 from vadctl.features.velocity import Velocity, merge_bins, region_histogram
-from vadctl.video import DecodeSpec, FrameWindow, VideoInfo
+from vadctl.video import ClipSpec, DecodeSpec, FrameWindow, VideoInfo
 
 INFO = VideoInfo(n_frames=8, fps=10.0, height=64, width=96, source_height=64, source_width=96)
 
@@ -19,7 +19,7 @@ def window_of(frames: np.ndarray, start: int = 0, previous=None) -> FrameWindow:
 
 
 def run(featurizer, frames, upstream=None):
-    featurizer.begin(INFO)
+    featurizer.begin(INFO, ClipSpec())
     return featurizer.process(window_of(frames), upstream or {})
 
 
@@ -85,7 +85,7 @@ def test_velocity_rows_align_with_regions():
     assert [f.name for f in featurizers] == ["flow", "regions", "velocity"]
     outputs = {}
     for f in featurizers:
-        f.begin(INFO)
+        f.begin(INFO, ClipSpec())
         outputs[f.name] = f.process(window_of(frames), {d: outputs[d] for d in f.requires})
     assert outputs["velocity"].counts.tolist() == outputs["regions"].counts.tolist()
     assert len(outputs["velocity"].ragged["count"]) == outputs["regions"].counts.sum()

@@ -143,7 +143,7 @@ class Extractor:
         self.debug = debug
         self.specs: dict[str, FeatureSpec] = {}
         for featurizer in self.featurizers:
-            self.specs[featurizer.name] = featurizer.spec(self.decode, self.specs)
+            self.specs[featurizer.name] = featurizer.spec(self.decode, self.specs, self.clips)
         self.requested = [self.specs[name] for name in requested]
 
     # ----- planning ----------------------------------------------------------------------------
@@ -274,10 +274,13 @@ class Extractor:
         frames_done = 0
         try:
             for featurizer in running:
-                featurizer.begin(info)
+                featurizer.begin(info, self.clips)
                 if featurizer.name in pending_names:
                     writers[featurizer.name] = self.store.entry_writer(
-                        record, self.specs[featurizer.name], featurizer.arrays(info), featurizer.n_index(info)
+                        record,
+                        self.specs[featurizer.name],
+                        featurizer.arrays(info),
+                        featurizer.n_index(info, self.clips),
                     )
             for window in prefetch(reader.windows(self.window)):
                 outputs = {}
@@ -295,7 +298,10 @@ class Extractor:
                 writer = writers[featurizer.name]
                 if tail is not None:
                     writer.write(tail.dense, tail.ragged, tail.counts)
-                summary = writer.finish(featurizer.extra_arrays())
+                extra = featurizer.extra_arrays()
+                if featurizer.axis == "clip":  # clip-level entries carry the clip table they index
+                    extra = {"clips": self.clips.table(info.n_frames), **extra}
+                summary = writer.finish(extra)
                 self.store.commit(record, self.specs[featurizer.name], summary)
         except VideoError as error:
             return self._fail(plan, record, str(error), started, frames_done, writers)

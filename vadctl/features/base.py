@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vadctl.store import ArraySpec, FeatureSpec
-from vadctl.video import DecodeSpec, FrameWindow, VideoInfo
+from vadctl.video import ClipSpec, DecodeSpec, FrameWindow, VideoInfo
 
 
 @dataclass
@@ -50,24 +50,28 @@ class Featurizer(ABC):
         signature = inspect.signature(type(self).__init__)
         return {name: getattr(self, name) for name in signature.parameters if name != "self"}
 
-    def spec(self, decode: DecodeSpec, upstream: Mapping[str, FeatureSpec]) -> FeatureSpec:
-        """Identity of this featurizer's output: params + decode size + upstream identities."""
+    def spec(
+        self, decode: DecodeSpec, upstream: Mapping[str, FeatureSpec], clips: ClipSpec | None = None
+    ) -> FeatureSpec:
+        """Identity of this featurizer's output: params + decode size (+ clip spec) + upstream identities."""
         params = {k: _jsonable(v) for k, v in self.get_params().items()}
         params["decode"] = decode.to_dict()
+        if self.axis == "clip":
+            params["clips"] = (clips or ClipSpec()).to_dict()
         if self.requires:
             params["upstream"] = {name: upstream[name].hash for name in self.requires}
         return FeatureSpec(self.name, self.version, params, self.axis)
 
-    def n_index(self, info: VideoInfo) -> int:
+    def n_index(self, info: VideoInfo, clips: ClipSpec) -> int:
         """Length of the first axis: frames, or clips for clip-level featurizers."""
-        return info.n_frames
+        return len(clips.table(info.n_frames)) if self.axis == "clip" else info.n_frames
 
     @abstractmethod
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
         """The arrays this featurizer writes for a video of this size."""
 
-    def begin(self, info: VideoInfo) -> None:  # noqa: B027 - optional hook
-        """Reset per-video state before the first window."""
+    def begin(self, info: VideoInfo, clips: ClipSpec) -> None:  # noqa: B027 - optional hook
+        """Reset per-video state before the first window (clip-level featurizers get the clip spec)."""
 
     @abstractmethod
     def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:

@@ -14,7 +14,7 @@ from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.registry import register
 from vadctl.store import ArraySpec
-from vadctl.video import FrameWindow, VideoInfo
+from vadctl.video import ClipSpec, FrameWindow, VideoInfo
 
 DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -60,7 +60,7 @@ class Flow(Featurizer):
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
         return {"data": ArraySpec((*self._stored_size(info), 2), "int16")}
 
-    def begin(self, info: VideoInfo) -> None:
+    def begin(self, info: VideoInfo, clips: ClipSpec) -> None:
         self._stored = self._stored_size(info)
         if self._pool is None and self.workers > 1:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vadctl-flow")
