@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 from videos import Square, background, render
 
+from vadctl.cli.common import parse_feature_params
 from vadctl.errors import UsageError
 from vadctl.features import build
 from vadctl.features.flow import Flow, to_pixels
 from vadctl.features.frames import Frames
 from vadctl.features.regions import Regions, drop_overlapping
-from vadctl.features.registry import parse_names, parse_params
+from vadctl.features.registry import parse_names
 from vadctl.features.velocity import Velocity, merge_bins, region_histogram
 from vadctl.video import ClipSpec, DecodeSpec, FrameWindow, VideoInfo
 
@@ -114,12 +115,12 @@ def test_registry_parsing_errors():
     assert parse_names("flow, velocity") == ["flow", "velocity"]
     with pytest.raises(UsageError, match="unknown feature 'flwo'"):
         parse_names("flwo")
-    assert parse_params(["velocity.n_bins=4", "flow.preset=fast"]) == {
+    assert parse_feature_params(["velocity.n_bins=4", "flow.preset=fast"]) == {
         "velocity": {"n_bins": 4},
         "flow": {"preset": "fast"},
     }
     with pytest.raises(UsageError, match=r"FEATURE\.PARAM=VALUE"):
-        parse_params(["n_bins=4"])
+        parse_feature_params(["n_bins=4"])
     with pytest.raises(UsageError, match="not in this run"):
         build(["frames"], {"flow": {"preset": "fast"}})
     with pytest.raises(UsageError, match="flow"):

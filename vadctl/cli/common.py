@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from vadctl.errors import VadctlError
+from vadctl.errors import UsageError, VadctlError
+from vadctl.features import registry
 from vadctl.store import DEFAULT_STORE
 
 out = Console(highlight=False)
@@ -54,6 +56,37 @@ def one_line_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def parse_value(text: str) -> Any:
+    """Command-line parameter values: JSON when it parses (numbers, booleans, lists), else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_assignments(items: list[str], option: str, example: str) -> dict[str, Any]:
+    """['k=v', ...] → {'k': parsed v}."""
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{option} {item!r}: expected KEY=VALUE (e.g. {example})")
+        result[key.strip()] = parse_value(value)
+    return result
+
+
+def parse_feature_params(items: list[str]) -> dict[str, dict[str, Any]]:
+    """['velocity.n_bins=4', 'flow.preset=fast'] → {'velocity': {'n_bins': 4}, 'flow': {'preset': 'fast'}}."""
+    params: dict[str, dict[str, Any]] = {}
+    for key, value in parse_assignments(items, "--param", "velocity.n_bins=4").items():
+        name, dot, param = key.partition(".")
+        if not dot or not name or not param:
+            raise UsageError(f"--param {key}={value}: expected FEATURE.PARAM=VALUE (e.g. velocity.n_bins=4)")
+        registry.featurizer_class(name)
+        params.setdefault(name, {})[param] = value
+    return params
 
 
 def human_bytes(n: float) -> str:

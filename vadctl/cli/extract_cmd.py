@@ -9,7 +9,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vadctl import catalog
-from vadctl.cli.common import EXIT_PARTIAL, StoreOption, err, human_seconds, one_line_errors, out, store_path
+from vadctl.cli.common import (
+    EXIT_PARTIAL,
+    StoreOption,
+    err,
+    human_seconds,
+    one_line_errors,
+    out,
+    parse_feature_params,
+    store_path,
+)
 from vadctl.extract import EXTRACTED, FAILED, FAILED_EARLIER, UP_TO_DATE, Extractor, ExtractReport, VideoResult
 from vadctl.features import registry
 from vadctl.store import FeatureStore
@@ -120,7 +129,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Decode videos once and cache their features in the store."""
         names = registry.parse_names(features)
-        featurizers = registry.build(names, registry.parse_params(param))
+        featurizers = registry.build(names, parse_feature_params(param))
         sources = catalog.discover(roots)
         if not sources:
             raise typer.Exit(_no_videos(roots))

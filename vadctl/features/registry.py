@@ -6,7 +6,6 @@ import in `vadctl/features/__init__.py`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -43,27 +42,6 @@ def parse_names(text: str | Iterable[str] | None) -> list[str]:
     for name in names:
         featurizer_class(name)
     return list(dict.fromkeys(names))
-
-
-def parse_value(text: str) -> Any:
-    """Command-line parameter values: JSON when it parses (numbers, booleans, lists), else a string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def parse_params(items: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """['velocity.n_bins=4', 'flow.preset=fast'] → {'velocity': {'n_bins': 4}, 'flow': {'preset': 'fast'}}."""
-    params: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        name, dot, param = key.partition(".")
-        if not sep or not dot or not name or not param:
-            raise UsageError(f"--param {item!r}: expected FEATURE.PARAM=VALUE (e.g. velocity.n_bins=4)")
-        featurizer_class(name)
-        params.setdefault(name, {})[param] = parse_value(value)
-    return params
 
 
 def build(names: Iterable[str], params: Mapping[str, Mapping[str, Any]] | None = None) -> list[Featurizer]:

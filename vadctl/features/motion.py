@@ -1,0 +1,99 @@
+"""`motion`: a clip-level grid of flow statistics (a histogram of optical flow per cell).
+
+The weight-free clip feature: per clip and per spatial cell, the fraction of pixels in each flow
+magnitude bin and, among moving pixels, in each of four directions. It keeps space (channels ×
+rows × cols), so clip models such as FUVAS can both score clips and say where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from vadctl.errors import UsageError
+from vadctl.features.base import Featurizer, Output
+from vadctl.features.registry import register
+from vadctl.store import ArraySpec
+from vadctl.video import ClipSpec, FrameWindow, VideoInfo
+
+DIRECTIONS = 4  # right, down, left, up
+
+
+def cell_statistics(flow: np.ndarray, grid: tuple[int, int], edges: np.ndarray, moving: float) -> np.ndarray:
+    """(n_magnitude_bins + 4, rows, cols) fractions of each cell's pixels for one flow field."""
+    h, w = flow.shape[:2]
+    rows, cols = grid
+    magnitude = np.hypot(flow[..., 0], flow[..., 1])
+    mag_bin = np.searchsorted(edges, magnitude, side="right")  # 0 .. len(edges)
+    angle = np.arctan2(flow[..., 1], flow[..., 0])
+    direction = np.round(angle / (np.pi / 2)).astype(np.int64) % DIRECTIONS
+    n_mag = len(edges) + 1
+    channel = np.where(magnitude >= moving, n_mag + direction, -1)
+    cell_y = np.minimum(np.arange(h) * rows // h, rows - 1)
+    cell_x = np.minimum(np.arange(w) * cols // w, cols - 1)
+    cell = (cell_y[:, None] * cols + cell_x[None, :]).ravel()
+    n_cells = rows * cols
+    stats = np.bincount(mag_bin.ravel() * n_cells + cell, minlength=n_mag * n_cells).reshape(n_mag, n_cells)
+    moving_rows = channel.ravel() >= 0
+    dir_index = (channel.ravel()[moving_rows] - n_mag) * n_cells + cell[moving_rows]
+    dirs = np.bincount(dir_index, minlength=DIRECTIONS * n_cells).reshape(DIRECTIONS, n_cells)
+    pixels = np.bincount(cell, minlength=n_cells).astype(np.float32)
+    out = np.concatenate([stats, dirs]).astype(np.float32) / pixels
+    return out.reshape(n_mag + DIRECTIONS, rows, cols)
+
+
+@register
+class Motion(Featurizer):
+    """Per clip: the mean over its sampled frames of per-cell flow magnitude/direction fractions."""
+
+    name = "motion"
+    axis = "clip"
+    requires = ("flow",)
+    summary = "clip-level grid of flow magnitude/direction histograms (weight-free clip feature)"
+
+    def __init__(self, rows: int = 6, cols: int = 8, edges: tuple[float, ...] = (0.5, 1, 2, 4, 8)):
+        self.rows = rows
+        self.cols = cols
+        self.edges = tuple(float(e) for e in edges)
+        if rows < 1 or cols < 1:
+            raise UsageError(f"motion: grid {rows}x{cols} must be at least 1x1")
+        if not self.edges or any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise UsageError(f"motion.edges={edges}: need increasing magnitude bin edges (pixels/frame)")
+
+    @property
+    def channels(self) -> int:
+        return len(self.edges) + 1 + DIRECTIONS
+
+    def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
+        return {"embedding": ArraySpec((self.channels, self.rows, self.cols), "float32")}
+
+    def begin(self, info: VideoInfo, clips: ClipSpec) -> None:
+        self._clips = clips
+        self._n_frames = info.n_frames
+        self._table = clips.table(info.n_frames)
+        self._per_frame: list[np.ndarray] = []
+        self._next_clip = 0
+
+    def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:
+        edges = np.asarray(self.edges)
+        for flow in upstream["flow"].memory["flow"]:
+            self._per_frame.append(cell_statistics(flow, (self.rows, self.cols), edges, self.edges[0]))
+        return Output(dense={"embedding": self._ready(len(self._per_frame))})
+
+    def _ready(self, available: int) -> np.ndarray:
+        """Clips whose sampled frames have all been seen, in clip order."""
+        done = []
+        while self._next_clip < len(self._table):
+            start = int(self._table[self._next_clip, 0])
+            frames = self._clips.frame_indices(start, self._n_frames)
+            if frames[-1] >= available:
+                break
+            done.append(np.mean([self._per_frame[i] for i in frames], axis=0))
+            self._next_clip += 1
+        return np.stack(done) if done else np.zeros((0, self.channels, self.rows, self.cols), np.float32)
+
+    def finish(self) -> Output | None:
+        rest = self._ready(len(self._per_frame))
+        self._per_frame = []
+        return Output(dense={"embedding": rest}) if len(rest) else None

@@ -1,0 +1,173 @@
+"""Frame-level evaluation against ground truth, by scikit-learn's metrics.
+
+Micro AUROC pools all frames of all videos; macro AUROC averages per-video AUROCs over the
+videos that hold both normal and anomalous frames (single-class videos have no AUROC; they are
+listed, not averaged). Scores and labels must line up frame for frame: anything missing on either
+side is an error that names it, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score, roc_curve
+
+from vadctl.errors import UsageError
+
+
+def read_labels(path: Path) -> pl.DataFrame:
+    """labels.csv with columns video, frame (0-based), label (1 = anomalous); ids stay strings."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such labels file")
+    try:
+        labels = pl.read_csv(path, schema_overrides={"video": pl.String})
+    except Exception as error:
+        raise UsageError(f"{path}: cannot read as CSV: {error}") from None
+    missing = {"video", "frame", "label"} - set(labels.columns)
+    if missing:
+        raise UsageError(f"{path}: needs columns video,frame,label (missing: {', '.join(sorted(missing))})")
+    try:
+        labels = labels.select(pl.col("video"), pl.col("frame").cast(pl.Int64), pl.col("label").cast(pl.Int64))
+    except pl.exceptions.PolarsError:
+        raise UsageError(f"{path}: frame and label must be integers") from None
+    bad = labels.filter(~pl.col("label").is_in([0, 1]))
+    if len(bad):
+        row = bad.row(0, named=True)
+        raise UsageError(f"{path}: label must be 0 or 1 (video {row['video']}, frame {row['frame']}: {row['label']})")
+    duplicated = labels.filter(labels.select("video", "frame").is_duplicated())
+    if len(duplicated):
+        row = duplicated.row(0, named=True)
+        raise UsageError(f"{path}: video {row['video']} frame {row['frame']} is labelled more than once")
+    return labels
+
+
+def align(scores: pl.DataFrame, labels: pl.DataFrame, partial: bool = False) -> tuple[pl.DataFrame, list[str]]:
+    """Join scores and labels on (video, frame); mismatches are errors unless `partial`.
+
+    Returns the joined table and notes on what was left out (only with `partial`).
+    """
+    notes = []
+    score_videos, label_videos = set(scores["video"].unique()), set(labels["video"].unique())
+    only_scores, only_labels = sorted(score_videos - label_videos), sorted(label_videos - score_videos)
+    joined = scores.join(labels, on=["video", "frame"], how="inner")
+    problems = []
+    if only_labels:
+        problems.append(f"videos labelled but not scored: {_few(only_labels)}")
+    if only_scores:
+        problems.append(f"videos scored but not labelled: {_few(only_scores)}")
+    counts = (
+        scores.group_by("video")
+        .len("scored")
+        .join(labels.group_by("video").len("labelled"), on="video")
+        .join(joined.group_by("video").len("matched"), on="video", how="left")
+        .fill_null(0)
+        .filter((pl.col("scored") != pl.col("matched")) | (pl.col("labelled") != pl.col("matched")))
+        .sort("video")
+    )
+    for row in counts.iter_rows(named=True):
+        problems.append(
+            f"video {row['video']}: {row['scored']} frames scored, {row['labelled']} labelled, {row['matched']} in both"
+        )
+    if problems and not partial:
+        raise UsageError(
+            "scores and labels do not line up: "
+            + "; ".join(problems[:6])
+            + (" …" if len(problems) > 6 else "")
+            + " (pass --partial to evaluate what matches)"
+        )
+    notes.extend(problems)
+    if joined.is_empty():
+        raise UsageError("scores and labels share no (video, frame) pairs")
+    return joined.sort("video", "frame"), notes
+
+
+def _few(items: list[str], n: int = 5) -> str:
+    return ", ".join(items[:n]) + (f" … ({len(items)} in all)" if len(items) > n else "")
+
+
+@dataclass
+class VideoMetrics:
+    video: str
+    frames: int
+    anomalous: int
+    auroc: float | None
+    flagged: int
+
+
+@dataclass
+class Metrics:
+    column: str
+    frames: int
+    anomalous: int
+    micro_auroc: float | None
+    macro_auroc: float | None
+    macro_videos: int
+    single_class_videos: list[str]
+    average_precision: float | None
+    eer: float | None
+    confusion: dict[str, int] | None
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    videos: list[VideoMetrics] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fnr = 1 - tpr
+    i = int(np.argmin(np.abs(fnr - fpr)))
+    return float((fpr[i] + fnr[i]) / 2)
+
+
+def evaluate(joined: pl.DataFrame, column: str = "score", notes: list[str] | None = None) -> Metrics:
+    """All metrics on an aligned (video, frame, <column>, label[, is_anomaly]) table."""
+    if column not in joined.columns:
+        raise UsageError(f"scores have no column {column!r} (columns: {', '.join(joined.columns)})")
+    y = joined["label"].to_numpy()
+    s = joined[column].to_numpy().astype(np.float64)
+    if not np.isfinite(s).all():
+        raise UsageError(f"column {column!r} holds NaN or infinite scores")
+    both = len(np.unique(y)) == 2
+    per_video, aurocs, single = [], [], []
+    for (video,), part in joined.group_by(["video"], maintain_order=True):
+        yv, sv = part["label"].to_numpy(), part[column].to_numpy()
+        auroc = float(roc_auc_score(yv, sv)) if len(np.unique(yv)) == 2 else None
+        if auroc is None:
+            single.append(video)
+        else:
+            aurocs.append(auroc)
+        flagged = int(part["is_anomaly"].sum()) if "is_anomaly" in part.columns else 0
+        per_video.append(VideoMetrics(video, len(part), int(yv.sum()), auroc, flagged))
+    confusion = precision = recall = f1 = None
+    if "is_anomaly" in joined.columns:
+        predicted = joined["is_anomaly"].to_numpy().astype(int)
+        tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, predicted, labels=[0, 1]).ravel())
+        confusion = {"tn": tn, "fp": fp, "fn": fn, "tp": tp}
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Metrics(
+        column=column,
+        frames=len(y),
+        anomalous=int(y.sum()),
+        micro_auroc=float(roc_auc_score(y, s)) if both else None,
+        macro_auroc=float(np.mean(aurocs)) if aurocs else None,
+        macro_videos=len(aurocs),
+        single_class_videos=sorted(single),
+        average_precision=float(average_precision_score(y, s)) if both else None,
+        eer=equal_error_rate(y, s) if both else None,
+        confusion=confusion,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        videos=per_video,
+        notes=list(notes or []),
+    )

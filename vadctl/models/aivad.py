@@ -1,0 +1,256 @@
+"""AI-VAD: attribute-based anomaly detection on regions (Reiss & Hoshen, arXiv:2212.00789).
+
+Each region (foreground box or detection) is described by attributes: velocity (flow direction
+histogram), pose (keypoints) and deep appearance (CLIP embedding). Normal attributes are modelled
+by density estimators: a GMM for velocity, kNN distance for pose and deep features. A region's
+score is the sum over attribute types of its calibrated scores; a frame's score is the sum over
+types of the highest region score of that type in the frame; scores are smoothed in time within
+each video. Region extraction parameters (area, overlap, detector) are the `regions` featurizer's,
+chosen at extract time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vadctl.errors import FeatureError, UsageError
+from vadctl.features.velocity import merge_bins
+from vadctl.models.base import VadModel, has_feature, pick_feature
+from vadctl.models.density import GMMDensity, KNNDistance, crossfit_scores
+from vadctl.models.registry import register
+from vadctl.results import RegionScores, VideoScores
+from vadctl.scoring import temporal_smooth
+from vadctl.store import FeatureSpec, FeatureStore
+from vadctl.video import DecodeSpec
+
+TYPES = ("velocity", "pose", "deep")
+
+
+@dataclass
+class RegionData:
+    """All regions of some videos, flattened: per-row video index, frame, box and attributes."""
+
+    video_ids: list[str]
+    n_frames: np.ndarray
+    video: np.ndarray
+    frame: np.ndarray
+    boxes: np.ndarray  # source-video pixels
+    attributes: dict[str, np.ndarray]  # type → (n_rows, d)
+    valid: dict[str, np.ndarray]  # type → (n_rows,) bool: rows that have this attribute
+
+
+def _source_scale(record, regions: FeatureSpec) -> np.ndarray:
+    decode = DecodeSpec(**regions.params.get("decode", {}))
+    width, height = decode.output_size(record.width, record.height)
+    return np.array([record.width / width, record.height / height] * 2, np.float32)
+
+
+@register
+class AiVad(VadModel):
+    """AI-VAD with the parameters of anomalib's API (see `vadctl models aivad`)."""
+
+    name = "aivad"
+    summary = "AI-VAD: velocity GMM + pose/deep kNN on regions, leave-video-out calibration"
+    needs = "velocity (required); pose and clip_regions when extracted (AI-VAD's pose and deep features)"
+    crossfit = True
+
+    def __init__(
+        self,
+        n_velocity_bins: int = 1,
+        use_velocity_features: bool = True,
+        use_pose_features: bool = True,
+        use_deep_features: bool = True,
+        n_components_velocity: int = 2,
+        n_neighbors_pose: int = 1,
+        n_neighbors_deep: int = 1,
+        calibration_percentile: float = 99.0,
+        smoothing_sigma: float = 3.0,
+        n_folds: int = 10,
+        velocity_feature: str = "velocity",
+        pose_feature: str = "pose",
+        deep_feature: str = "clip_regions",
+        random_state: int = 0,
+    ):
+        self.n_velocity_bins = n_velocity_bins
+        self.use_velocity_features = use_velocity_features
+        self.use_pose_features = use_pose_features
+        self.use_deep_features = use_deep_features
+        self.n_components_velocity = n_components_velocity
+        self.n_neighbors_pose = n_neighbors_pose
+        self.n_neighbors_deep = n_neighbors_deep
+        self.calibration_percentile = calibration_percentile
+        self.smoothing_sigma = smoothing_sigma
+        self.n_folds = n_folds
+        self.velocity_feature = velocity_feature
+        self.pose_feature = pose_feature
+        self.deep_feature = deep_feature
+        self.random_state = random_state
+
+    # ----- features ---------------------------------------------------------------------------
+    def _wanted(self) -> dict[str, str]:
+        wanted = {
+            "velocity": (self.use_velocity_features, self.velocity_feature),
+            "pose": (self.use_pose_features, self.pose_feature),
+            "deep": (self.use_deep_features, self.deep_feature),
+        }
+        return {kind: ref for kind, (use, ref) in wanted.items() if use}
+
+    def select_features(self, store: FeatureStore, split: str) -> dict[str, FeatureSpec]:
+        chosen: dict[str, FeatureSpec] = {}
+        for kind, ref in self._wanted().items():
+            if kind == "velocity" or has_feature(store, split, ref.partition("@")[0]):
+                chosen[kind] = pick_feature(store, split, ref, f"{kind} ({ref})", self.name)
+        if not chosen:
+            raise UsageError("aivad: all feature types are switched off (use_*_features)")
+        upstream = {spec.params.get("upstream", {}).get("regions") for spec in chosen.values()}
+        if len(upstream) != 1 or None in upstream:
+            keys = ", ".join(spec.key for spec in chosen.values())
+            raise FeatureError(f"aivad: features {keys} were computed on different regions; re-extract them together")
+        chosen["regions"] = pick_feature(store, split, f"regions@{upstream.pop()}", "regions", self.name)
+        self.features_ = chosen
+        return chosen
+
+    @property
+    def types_(self) -> list[str]:
+        return [kind for kind in TYPES if kind in self.features_]
+
+    def _load(self, store: FeatureStore, split: str, videos: Sequence[str]) -> RegionData:
+        rows: dict[str, list] = {key: [] for key in ("video", "frame", "boxes")}
+        attributes: dict[str, list] = {kind: [] for kind in self.types_}
+        valid: dict[str, list] = {kind: [] for kind in self.types_}
+        n_frames, ids = [], []
+        for index, video_id in enumerate(videos):
+            record = store.video(split, video_id)
+            if record is None:
+                raise FeatureError(f"split {split!r} of {store.path} has no video {video_id!r}")
+            regions = store.entry(record, self.features_["regions"])
+            offsets = regions.offsets
+            count = int(offsets[-1])
+            ids.append(video_id)
+            n_frames.append(record.n_frames)
+            rows["video"].append(np.full(count, index, np.int64))
+            rows["frame"].append(regions.row_index())
+            rows["boxes"].append(regions["boxes"] * _source_scale(record, self.features_["regions"]))
+            for kind in self.types_:
+                entry = store.entry(record, self.features_[kind])
+                if not np.array_equal(entry.offsets, offsets):
+                    raise FeatureError(f"video {video_id}: {entry.spec.key} rows do not align with its regions")
+                values, ok = self._attribute(kind, entry, count)
+                attributes[kind].append(values)
+                valid[kind].append(ok)
+        cat = np.concatenate
+        return RegionData(
+            ids,
+            np.asarray(n_frames, np.int64),
+            cat(rows["video"]) if ids else np.zeros(0, np.int64),
+            cat(rows["frame"]) if ids else np.zeros(0, np.int64),
+            cat(rows["boxes"]) if ids else np.zeros((0, 4), np.float32),
+            {k: cat(v) for k, v in attributes.items()},
+            {k: cat(v) for k, v in valid.items()},
+        )
+
+    def _attribute(self, kind: str, entry, count: int) -> tuple[np.ndarray, np.ndarray]:
+        if kind == "velocity":
+            values = merge_bins(entry["magnitude_sum"], entry["count"], self.n_velocity_bins)
+            return values, np.ones(count, bool)
+        if kind == "pose":
+            keypoints = entry["keypoints"].reshape(count, -1).astype(np.float32)
+            found = entry["found"].astype(bool) if "found" in entry.array_names else np.ones(count, bool)
+            return keypoints, found
+        return entry["embedding"].astype(np.float32), np.ones(count, bool)
+
+    def _estimator(self, kind: str) -> GMMDensity | KNNDistance:
+        if kind == "velocity":
+            return GMMDensity(self.n_components_velocity, random_state=self.random_state)
+        return KNNDistance(self.n_neighbors_pose if kind == "pose" else self.n_neighbors_deep)
+
+    # ----- fit / score ------------------------------------------------------------------------
+    def fit(self, store: FeatureStore, split: str, videos: Sequence[str]) -> AiVad:
+        if not 0 < self.calibration_percentile <= 100:
+            raise UsageError(f"aivad: calibration_percentile={self.calibration_percentile} must be in (0, 100]")
+        data = self._load(store, split, videos)
+        if len(np.unique(data.video)) < 2:
+            raise UsageError("aivad: needs regions from at least two training videos (for leave-video-out calibration)")
+        self.estimators_: dict[str, GMMDensity | KNNDistance] = {}
+        self.calibration_: dict[str, dict[str, float]] = {}
+        heldout: dict[str, np.ndarray] = {}
+        for kind in self.types_:
+            rows = data.valid[kind]
+            features, groups = data.attributes[kind][rows], data.video[rows]
+            try:
+                self.estimators_[kind] = self._estimator(kind).fit(features)
+                raw = crossfit_scores(features, groups, lambda kind=kind: self._estimator(kind), self.n_folds)
+            except ValueError as error:
+                raise UsageError(f"aivad: cannot fit {kind} features: {error}") from None
+            low = float(raw.min())
+            high = float(np.percentile(raw, self.calibration_percentile))
+            self.calibration_[kind] = {"min": low, "scale": max(high - low, 1e-12)}
+            scores = np.full(len(rows), np.nan)
+            scores[rows] = self._normalize(kind, raw)
+            heldout[kind] = scores
+            self.calibration_[kind]["normal"] = float(np.median(self._frame_maxima(data, kind, scores)))
+        self.heldout_ = list(self._video_scores(data, heldout))
+        return self
+
+    def _normalize(self, kind: str, raw: np.ndarray) -> np.ndarray:
+        cal = self.calibration_[kind]
+        return (raw - cal["min"]) / cal["scale"]
+
+    @staticmethod
+    def _frame_maxima(data: RegionData, kind: str, scores: np.ndarray) -> np.ndarray:
+        """Per (video, frame) that has rows of this type: the highest region score."""
+        ok = data.valid[kind] & np.isfinite(scores)
+        keys = data.video[ok] * (int(data.n_frames.max(initial=0)) + 1) + data.frame[ok]
+        order = np.lexsort((-scores[ok], keys))
+        first = np.ones(len(order), bool)
+        first[1:] = keys[order][1:] != keys[order][:-1]
+        return scores[ok][order][first]
+
+    def _video_scores(self, data: RegionData, scores: Mapping[str, np.ndarray]) -> Iterator[VideoScores]:
+        region_total = np.zeros(len(data.video))
+        for kind in self.types_:
+            normal = self.calibration_[kind]["normal"]
+            region_total += np.where(np.isfinite(scores[kind]), scores[kind], normal)
+        for index, video_id in enumerate(data.video_ids):
+            n = int(data.n_frames[index])
+            mine = data.video == index
+            frame_scores = np.zeros(n)
+            for kind in self.types_:
+                per_frame = np.full(n, -np.inf)
+                ok = mine & data.valid[kind] & np.isfinite(scores[kind])
+                np.maximum.at(per_frame, data.frame[ok], scores[kind][ok])
+                normal = self.calibration_[kind]["normal"]
+                frame_scores += np.where(np.isfinite(per_frame), per_frame, normal)
+            regions = RegionScores(data.frame[mine], data.boxes[mine], region_total[mine])
+            yield VideoScores(video_id, temporal_smooth(frame_scores, self.smoothing_sigma), regions)
+
+    def score(self, store: FeatureStore, split: str, videos: Sequence[str]) -> Iterator[VideoScores]:
+        self._check_fitted()
+        for video_id in videos:  # one video at a time: memory stays bounded on long test sets
+            data = self._load(store, split, [video_id])
+            scores = {}
+            for kind in self.types_:
+                raw = np.full(len(data.video), np.nan)
+                rows = data.valid[kind]
+                raw[rows] = self.estimators_[kind].score(data.attributes[kind][rows])
+                scores[kind] = self._normalize(kind, raw)
+            yield from self._video_scores(data, scores)
+
+    # ----- persistence ------------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {}
+        for kind, estimator in self.estimators_.items():
+            arrays |= {f"{kind}.{name}": value for name, value in estimator.state().items()}
+        return arrays, {"calibration": self.calibration_, "types": self.types_}
+
+    def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        self.calibration_ = {k: dict(v) for k, v in meta["calibration"].items()}
+        self.estimators_ = {}
+        for kind in meta["types"]:
+            prefix = f"{kind}."
+            mine = {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
+            self.estimators_[kind] = self._estimator(kind).load_state(mine)

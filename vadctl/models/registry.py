@@ -1,0 +1,42 @@
+"""Model names → classes. Adding a model is one module with a registered `VadModel` subclass,
+plus its import in `vadctl/models/__init__.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from vadctl.errors import UsageError
+from vadctl.models.base import VadModel
+
+MODELS: dict[str, type[VadModel]] = {}
+
+
+def register(cls: type[VadModel]) -> type[VadModel]:
+    if cls.name in MODELS:
+        raise RuntimeError(f"model {cls.name!r} registered twice")
+    MODELS[cls.name] = cls
+    return cls
+
+
+def model_class(name: str) -> type[VadModel]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UsageError(f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})") from None
+
+
+def build(name: str, params: Mapping[str, Any] | None = None) -> VadModel:
+    """A model with its defaults overridden by `params`; unknown parameter names are errors."""
+    cls = model_class(name)
+    params = dict(params or {})
+    unknown = set(params) - set(cls.param_defaults())
+    if unknown:
+        raise UsageError(
+            f"model {name}: unknown parameter(s) {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(cls.param_defaults())})"
+        )
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"model {name}: {error}") from None

@@ -1,0 +1,127 @@
+"""Fit and score end to end on a store: the library calls behind `vadctl fit` and `vadctl score`.
+
+Fitting calibrates the threshold on held-out normal frames: cross-fitted scores of every training
+video when the model offers them (AI-VAD, FUVAS), otherwise a validation slice of whole videos
+held out from fitting (chosen by a seeded shuffle and recorded in the model file).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from vadctl.errors import FeatureError, UsageError
+from vadctl.models.base import VadModel
+from vadctl.models.files import LoadedModel, save_model
+from vadctl.models.registry import build
+from vadctl.results import VideoScores
+from vadctl.scoring import DEFAULT_RULE, Calibration, frames_table, regions_table
+from vadctl.store import FeatureStore, check_split
+
+
+@dataclass
+class FitResult:
+    model: VadModel
+    calibration: Calibration
+    fit_videos: list[str]
+    seconds: float
+    path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def usable_videos(store: FeatureStore, split: str, videos: Sequence[str] | None = None) -> list[str]:
+    """Videos of a split that extracted fine (failed ones are skipped, as recorded)."""
+    records = {r.video_id: r for r in store.videos(check_split(split))}
+    if not records:
+        raise UsageError(f"split {split!r} of {store.path} has no videos; run `vadctl extract … --split {split}`")
+    if videos is not None:
+        missing = [v for v in videos if v not in records]
+        if missing:
+            raise UsageError(f"split {split!r} of {store.path} has no video(s) {', '.join(missing[:5])}")
+        return [v for v in videos if records[v].status == "ok"]
+    return [v for v, r in sorted(records.items()) if r.status == "ok"]
+
+
+def validation_split(videos: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Hold out whole videos (at least one, never all) for calibration."""
+    if len(videos) < 2:
+        raise UsageError("fitting needs at least two training videos (one is held out to calibrate the threshold)")
+    if not 0 < fraction < 1:
+        raise UsageError(f"validation fraction {fraction} must be in (0, 1)")
+    order = np.random.default_rng(seed).permutation(len(videos))
+    n_val = min(max(1, round(fraction * len(videos))), len(videos) - 1)
+    held = {videos[i] for i in order[:n_val]}
+    return [v for v in videos if v not in held], [v for v in videos if v in held]
+
+
+def fit_model(
+    store: FeatureStore,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    split: str = "train",
+    *,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    rule: str = DEFAULT_RULE,
+    out: Path | None = None,
+) -> FitResult:
+    started = time.perf_counter()
+    model = build(name, params)
+    videos = usable_videos(store, split)
+    model.select_features(store, split)
+    if model.crossfit:
+        model.fit(store, split, videos)
+        heldout: list[VideoScores] = model.heldout_
+        fit_videos, method = videos, "crossfit"
+    else:
+        fit_videos, validation = validation_split(videos, validation_fraction, seed)
+        model.fit(store, split, fit_videos)
+        heldout = list(model.score(store, split, validation))
+        method = "holdout"
+    calibration = Calibration.from_scores(heldout, method, rule)
+    result = FitResult(model, calibration, fit_videos, time.perf_counter() - started)
+    if out is not None:
+        provenance = {"store": str(store.path.resolve()), "split": split, "fit_videos": fit_videos, "seed": seed}
+        result.path = save_model(out, model, calibration, provenance)
+    return result
+
+
+def check_features(loaded: LoadedModel, store: FeatureStore, split: str, videos: Sequence[str]) -> None:
+    """Every video to score must hold exactly the entries the model was fitted on."""
+    records = {r.video_id: r for r in store.videos(split)}
+    for role, spec in loaded.features.items():
+        lacking = [v for v in videos if spec.key not in records[v].features]
+        if not lacking:
+            continue
+        others = sorted({k for v in lacking for k, s in records[v].features.items() if s["name"] == spec.name})
+        hint = (
+            f"it has {', '.join(others)} (other parameters): extract with the model's parameters"
+            if others
+            else f"run `vadctl extract … --split {split} --features {spec.name}`"
+        )
+        shown = ", ".join(lacking[:5]) + (" …" if len(lacking) > 5 else "")
+        raise FeatureError(
+            f"model was fitted on {spec.key} ({role}); {len(lacking)} video(s) of split {split!r} lack it "
+            f"({shown}); {hint}"
+        )
+
+
+def score_model(
+    loaded: LoadedModel,
+    store: FeatureStore,
+    split: str = "test",
+    videos: Sequence[str] | None = None,
+    rule: str | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(frames table, regions table) for every usable video of the split."""
+    chosen = usable_videos(store, split, videos)
+    check_features(loaded, store, split, chosen)
+    scores = list(loaded.model.score(store, split, chosen))
+    frames = frames_table(scores, loaded.calibration, loaded.model.name, rule)
+    return frames, regions_table(scores)

@@ -1,0 +1,34 @@
+"""What models produce: per-video frame scores and scored regions (kept apart from models and
+scoring so both can use them without importing each other)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class RegionScores:
+    """Scored boxes of one video: frame index, [x1, y1, x2, y2] in source pixels, score."""
+
+    frame: np.ndarray
+    boxes: np.ndarray
+    score: np.ndarray
+
+    @classmethod
+    def empty(cls) -> RegionScores:
+        return cls(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float64))
+
+
+@dataclass
+class VideoScores:
+    """Anomaly scores of one video: one per decoded frame, higher means more anomalous.
+
+    `extra` holds further per-frame columns a model offers (e.g. FFP's per-video min–max score).
+    """
+
+    video_id: str
+    frame_scores: np.ndarray
+    regions: RegionScores | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
