@@ -73,11 +73,24 @@ def test_velocity_puts_rightward_motion_in_the_right_bin():
     flow[..., 0] = 2.0  # 2 px to the right everywhere
     sums, counts = region_histogram(flow, np.array([5, 5, 15, 15]), 8)
     assert counts.sum() == 100 and sums.sum() == pytest.approx(200)
-    assert np.argmax(counts) == 4  # angle 0 falls in bin 4 of 8 over [-π, π)
-    mean = merge_bins(sums[None], counts[None], 1)
-    assert mean[0, 0] == pytest.approx(2.0)
+    assert np.argmax(counts) == 0  # angle 0 opens bin 0
+    assert merge_bins(sums[None], counts[None], 1)[0, 0] == pytest.approx(2.0)
     with pytest.raises(UsageError, match="must divide"):
         merge_bins(sums[None], counts[None], 3)
+
+
+@pytest.mark.parametrize("n_bins", [2, 4, 8])
+def test_coarse_velocity_bins_are_centred_on_the_axes(n_bins: int):
+    cases = [(0.0, 0), (-0.1, 0), (0.1, 0), (np.pi, n_bins // 2)]
+    if n_bins >= 4:
+        cases.append((np.pi / 2, n_bins // 4))  # down in image coordinates
+    for angle, expected in cases:
+        flow = np.zeros((10, 10, 2), np.float32)
+        flow[..., 0], flow[..., 1] = np.cos(angle), np.sin(angle)
+        sums, counts = region_histogram(flow, np.array([0, 0, 10, 10]), 16)
+        mean = merge_bins(sums[None], counts[None], n_bins)[0]
+        assert np.argmax(mean) == expected, (angle, n_bins, mean)
+        assert mean.max() == pytest.approx(1.0)
 
 
 def test_velocity_rows_align_with_regions():

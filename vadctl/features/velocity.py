@@ -14,7 +14,10 @@ from vadctl.video import FrameWindow, VideoInfo
 
 
 def region_histogram(flow: np.ndarray, box: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """(sum of magnitudes, pixel count) per direction bin over [-π, π) for the flow inside a box."""
+    """(sum of magnitudes, pixel count) per direction bin for the flow inside a box.
+
+    Bin k covers angles [k, k + 1) · 2π / n_bins measured from the +x axis (image y points down).
+    """
     h, w = flow.shape[:2]
     x1, y1 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
     x2, y2 = min(int(np.ceil(box[2])), w), min(int(np.ceil(box[3])), h)
@@ -22,43 +25,53 @@ def region_histogram(flow: np.ndarray, box: np.ndarray, n_bins: int) -> tuple[np
     if len(patch) == 0:
         return np.zeros(n_bins, np.float32), np.zeros(n_bins, np.float32)
     magnitude = np.hypot(patch[:, 0], patch[:, 1])
-    angle = np.arctan2(patch[:, 1], patch[:, 0])
-    bins = np.minimum(((angle + np.pi) / (2 * np.pi) * n_bins).astype(np.int64), n_bins - 1)
+    angle = np.mod(np.arctan2(patch[:, 1], patch[:, 0]), 2 * np.pi)
+    bins = np.minimum((angle / (2 * np.pi) * n_bins).astype(np.int64), n_bins - 1)
     sums = np.bincount(bins, weights=magnitude, minlength=n_bins).astype(np.float32)
     counts = np.bincount(bins, minlength=n_bins).astype(np.float32)
     return sums, counts
 
 
 def merge_bins(magnitude_sum: np.ndarray, count: np.ndarray, n_bins: int) -> np.ndarray:
-    """Mean magnitude per direction bin after merging stored bins into `n_bins` (must divide them).
+    """AI-VAD's velocity: mean magnitude per direction bin, after merging the stored fine bins.
 
-    Stored sums and counts make the bin count a fit-time choice: AI-VAD's mean-per-bin histogram
-    for any divisor of the extracted bins, without extracting again.
+    Coarse bins are centred on the principal directions (bin 0 spans ±180°/n_bins around +x), so
+    motion along an image axis, the common case in surveillance, never straddles a bin edge.
+    Stored sums and counts make the bin count a fit-time choice without extracting again: with N
+    stored bins, any n_bins with N divisible by 2·n_bins works, and n_bins = 1 always does.
     """
     stored = magnitude_sum.shape[-1]
-    if n_bins < 1 or stored % n_bins:
-        raise UsageError(
-            f"n_velocity_bins={n_bins} must divide the {stored} bins extracted "
-            f"(extract with --param velocity.n_bins=K for another count)"
-        )
-    group = stored // n_bins
-    sums = magnitude_sum.reshape(*magnitude_sum.shape[:-1], n_bins, group).sum(-1)
-    counts = count.reshape(*count.shape[:-1], n_bins, group).sum(-1)
-    return np.divide(sums, counts, out=np.zeros_like(sums, dtype=np.float64), where=counts > 0)
+    if n_bins == 1:
+        sums, counts = magnitude_sum.sum(-1, keepdims=True), count.sum(-1, keepdims=True)
+    else:
+        if n_bins < 1 or stored % (2 * n_bins):
+            raise UsageError(
+                f"n_velocity_bins={n_bins}: the {stored} extracted direction bins must divide into "
+                f"2×{n_bins} (extract with --param velocity.n_bins=K for another count)"
+            )
+        coarse = ((np.arange(stored) + stored // (2 * n_bins)) % stored) // (stored // n_bins)
+        sums = np.zeros((*magnitude_sum.shape[:-1], n_bins))
+        counts = np.zeros((*count.shape[:-1], n_bins))
+        for fine, target in enumerate(coarse):
+            sums[..., target] += magnitude_sum[..., fine]
+            counts[..., target] += count[..., fine]
+    return np.divide(sums, counts, out=np.zeros(sums.shape, dtype=np.float64), where=counts > 0)
 
 
 @register
 class Velocity(Featurizer):
-    """Each region's flow (frame t-1 → t) in `n_bins` direction bins: magnitude sum and pixel count.
+    """Each region's flow (frame t-1 → t) in `n_bins` fine direction bins: magnitude sum and pixel
+    count, from which models build AI-VAD's histogram with 1, 2, 4 or 8 centred bins.
 
     Rows align one to one with the `regions` rows of the same frame.
     """
 
     name = "velocity"
+    version = 2  # 2: 16 fine bins from 0 rad, merged into centred coarse bins
     requires = ("flow", "regions")
     summary = "per-region magnitude-weighted flow direction histogram"
 
-    def __init__(self, n_bins: int = 8):
+    def __init__(self, n_bins: int = 16):
         self.n_bins = n_bins
         if n_bins < 1:
             raise UsageError(f"velocity.n_bins={n_bins}: must be ≥ 1")
