@@ -500,12 +500,20 @@ class FeatureStore:
                     found[key] = (spec or FeatureSpec.from_dict(summary), count + 1)
         return found
 
-    def resolve(self, ref: str, split: str | None = None) -> FeatureSpec:
-        """A feature reference ('velocity' or 'velocity@3fa2') to the one matching committed spec."""
+    def candidates(self, ref: str, split: str | None = None) -> list[FeatureSpec]:
+        """Committed specs matching a reference ('velocity' or 'velocity@3fa2')."""
         name, _, prefix = ref.partition("@")
-        matches = [
-            spec for key, (spec, _) in self.specs(split).items() if spec.name == name and spec.hash.startswith(prefix)
-        ]
+        return [spec for spec, _ in self.specs(split).values() if spec.name == name and spec.hash.startswith(prefix)]
+
+    def resolve(self, ref: str, split: str | None = None, prefer=None) -> FeatureSpec:
+        """A feature reference ('velocity' or 'velocity@3fa2') to the one matching committed spec.
+
+        `prefer` (spec → bool) breaks ties, e.g. entries made by the current featurizer version.
+        """
+        name, _, _ = ref.partition("@")
+        matches = self.candidates(ref, split)
+        if len(matches) > 1 and prefer is not None:
+            matches = [spec for spec in matches if prefer(spec)] or matches
         where = f"split {split!r} of " if split else ""
         if not matches:
             have = sorted({spec.name for spec, _ in self.specs(split).values()})
