@@ -73,7 +73,7 @@ def test_new_parameters_make_a_new_entry_beside_the_old(video_dir: Path, store_p
     assert result.exit_code == 0
     record = FeatureStore(store_path).video("train", "a")
     velocity = [s for s in record.features.values() if s["name"] == "velocity"]
-    assert sorted(s["params"]["n_bins"] for s in velocity) == [4, 8]
+    assert sorted(s["params"]["n_bins"] for s in velocity) == [4, 16]
     assert not any(s["name"] == "flow" for s in record.features.values())  # computed in memory only
 
 

@@ -1,0 +1,114 @@
+"""fit → score → eval through the command line, and what consumers read back."""
+
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from vadctl.cli import app
+
+runner = CliRunner()
+
+
+def vadctl(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def scored(model_store, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("cli")
+    store = model_store["store"]
+    fit = vadctl("fit", "--model", "aivad", "--store", store, "--out", out / "m.safetensors", "-p", "n_folds=3")
+    assert fit.exit_code == 0, fit.output
+    score = vadctl(
+        "score", "--model", out / "m.safetensors", "--store", store, "--split", "fast", "--out", out / "scores.parquet"
+    )
+    assert score.exit_code == 0, score.output
+    return {"out": out, "fit": fit.output, "score": score.output, **model_store}
+
+
+def test_fit_reports_features_threshold_and_file(scored):
+    assert "velocity=velocity@" in scored["fit"] and "threshold sigma:3" in scored["fit"]
+    assert "crossfit on 6 video(s)" in scored["fit"]
+
+
+def test_scores_read_back_in_polars_pandas_and_duckdb(scored):
+    path = scored["out"] / "scores.parquet"
+    frames = pl.read_parquet(path)
+    assert frames.columns[:7] == ["video", "frame", "score", "score_norm", "is_anomaly", "threshold", "model"]
+    assert len(frames) == 3 * 40 and frames["frame"].min() == 0
+    assert pd.read_parquet(path).shape == frames.shape
+    con = duckdb.connect()
+    per_video = con.execute(f"select video, count(*) from '{path}' group by video order by video").fetchall()
+    assert per_video == [("f0", 40), ("f1", 40), ("f2", 40)]
+    regions = pl.read_parquet(scored["out"] / "scores.regions.parquet")
+    assert regions.columns == ["video", "frame", "x1", "y1", "x2", "y2", "score"] and len(regions) > 0
+
+
+def test_eval_prints_metrics_and_writes_json_and_plots(scored):
+    out = scored["out"]
+    result = vadctl(
+        "eval",
+        "--scores",
+        out / "scores.parquet",
+        "--labels",
+        scored["labels"],
+        "--json",
+        out / "metrics.json",
+        "--plots",
+        out / "plots",
+        "--partial",
+    )
+    assert result.exit_code == 0, result.output
+    assert "micro AUROC" in result.output and "per video" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["micro_auroc"] >= 0.9 and metrics["frames"] == 120
+    assert (out / "plots" / "roc.png").stat().st_size > 1000
+    assert sorted(p.name for p in (out / "plots").glob("timeline_*.png")) == [
+        "timeline_f0.png",
+        "timeline_f1.png",
+        "timeline_f2.png",
+    ]
+
+
+def test_eval_refuses_misaligned_labels_without_partial(scored):
+    result = vadctl("eval", "--scores", scored["out"] / "scores.parquet", "--labels", scored["labels"])
+    assert result.exit_code == 2
+    assert "labelled but not scored" in result.output and "--partial" in result.output
+
+
+def test_models_lists_and_describes(scored):
+    listing = vadctl("models")
+    assert "aivad" in listing.output and "fuvas" in listing.output
+    detail = vadctl("models", "aivad")
+    assert "n_components_velocity" in detail.output and "n_neighbors_deep" in detail.output
+    described = vadctl("models", "--file", scored["out"] / "m.safetensors")
+    assert "velocity@" in described.output and "crossfit" in described.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fit", "--model", "nope"], "unknown model 'nope'"),
+        (["fit", "--model", "aivad", "-p", "k"], "expected KEY=VALUE"),
+        (["fit", "--model", "aivad", "-p", "bins=2"], "unknown parameter(s) bins"),
+        (["fit", "--model", "aivad", "--threshold", "max"], "threshold 'max'"),
+        (["score", "--model", "missing.safetensors"], "no such model file"),
+        (["eval", "--scores", "missing.parquet", "--labels", "x.csv"], "no such scores file"),
+    ],
+)
+def test_bad_input_gives_one_line_errors(scored, args, message):
+    result = vadctl(*args, *(["--store", scored["store"]] if args[0] in ("fit", "score") else []))
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_score_with_a_foreign_model_file(scored, tmp_path: Path):
+    fake = tmp_path / "m.safetensors"
+    fake.write_text("hello")
+    result = vadctl("score", "--model", fake, "--store", scored["store"], "--split", "fast")
+    assert result.exit_code == 2 and "not a vadctl model file" in result.output

@@ -1,0 +1,84 @@
+"""Evaluation against hand-computed values, and refusal of misaligned inputs."""
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from vadctl.errors import UsageError
+from vadctl.metrics import align, equal_error_rate, evaluate, read_labels
+
+
+def table(rows: list[tuple[str, int, float, bool]]) -> pl.DataFrame:
+    video, frame, score, flagged = zip(*rows, strict=True)
+    return pl.DataFrame({"video": video, "frame": frame, "score": score, "is_anomaly": flagged})
+
+
+def labels_file(tmp_path: Path, rows: list[tuple[str, int, int]]) -> Path:
+    path = tmp_path / "labels.csv"
+    path.write_text("video,frame,label\n" + "".join(f"{v},{f},{lab}\n" for v, f, lab in rows))
+    return path
+
+
+def test_hand_computed_metrics(tmp_path: Path):
+    scores = table(
+        [
+            ("01", 0, 0.1, False),
+            ("01", 1, 0.4, False),
+            ("01", 2, 0.35, True),
+            ("01", 3, 0.8, True),
+            ("02", 0, 0.2, False),
+            ("02", 1, 0.3, False),
+        ]
+    )
+    labels = read_labels(
+        labels_file(tmp_path, [("01", 0, 0), ("01", 1, 0), ("01", 2, 1), ("01", 3, 1), ("02", 0, 0), ("02", 1, 0)])
+    )
+    assert labels["video"].to_list()[0] == "01"  # ids keep their leading zeros
+    joined, notes = align(scores, labels)
+    metrics = evaluate(joined)
+    # pooled: positives {0.35, 0.8} vs negatives {0.1, 0.4, 0.2, 0.3}: 0.35 beats 3 of 4, 0.8 beats 4 → 7/8
+    assert metrics.micro_auroc == pytest.approx(7 / 8)
+    assert metrics.macro_auroc == pytest.approx(0.75) and metrics.macro_videos == 1
+    assert metrics.single_class_videos == ["02"]
+    assert metrics.confusion == {"tn": 4, "fp": 0, "fn": 0, "tp": 2}
+    assert metrics.f1 == pytest.approx(1.0)
+    assert metrics.average_precision == pytest.approx((1 + 2 / 3) / 2)
+    assert notes == []
+
+
+def test_equal_error_rate_of_perfect_and_inverted_scores():
+    y = np.array([0, 0, 1, 1])
+    assert equal_error_rate(y, np.array([0.1, 0.2, 0.8, 0.9])) == pytest.approx(0.0)
+    assert equal_error_rate(y, np.array([0.9, 0.8, 0.2, 0.1])) == pytest.approx(1.0)
+
+
+def test_misaligned_scores_and_labels_are_reported(tmp_path: Path):
+    scores = table([("01", 0, 0.1, False), ("01", 1, 0.9, True), ("03", 0, 0.5, False)])
+    labels = read_labels(labels_file(tmp_path, [("01", 0, 0), ("01", 1, 1), ("01", 2, 1), ("02", 0, 1)]))
+    with pytest.raises(UsageError) as info:
+        align(scores, labels)
+    message = str(info.value)
+    assert "labelled but not scored: 02" in message and "scored but not labelled: 03" in message
+    assert "video 01: 2 frames scored, 3 labelled" in message
+    joined, notes = align(scores, labels, partial=True)
+    assert len(joined) == 2 and len(notes) == 3
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("video,frame\n01,0\n", "missing: label"),
+        ("video,frame,label\n01,0,2\n", "must be 0 or 1"),
+        ("video,frame,label\n01,0,1\n01,0,0\n", "more than once"),
+        ("video,frame,label\n01,x,1\n", "integers"),
+    ],
+)
+def test_bad_label_files(tmp_path: Path, content: str, message: str):
+    path = tmp_path / "labels.csv"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=message):
+        read_labels(path)
+    with pytest.raises(UsageError, match="no such labels file"):
+        read_labels(tmp_path / "none.csv")

@@ -1,0 +1,69 @@
+"""Calibration, thresholds and atomic outputs."""
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from vadctl.errors import UsageError
+from vadctl.results import VideoScores
+from vadctl.scoring import Calibration, frames_table, parse_rule, temporal_smooth, write_parquet_atomic
+
+
+def calibration(values: np.ndarray) -> Calibration:
+    return Calibration.from_scores([VideoScores("v", values)], "holdout")
+
+
+def test_sigma_and_percentile_thresholds():
+    values = np.random.default_rng(0).normal(5.0, 2.0, 20_000)
+    cal = calibration(values)
+    assert cal.threshold("sigma:3") == pytest.approx(values.mean() + 3 * values.std())
+    assert cal.threshold("percentile:99") == pytest.approx(np.percentile(values, 99), rel=1e-3)
+    assert cal.normalize(np.array([cal.threshold()]))[0] == pytest.approx(3.0)
+    for bad in ("sigma", "sigma:x", "percentile:101", "mad:3"):
+        with pytest.raises(UsageError):
+            parse_rule(bad)
+
+
+def test_frames_table_columns_and_flags():
+    cal = calibration(np.array([0.0, 1.0, 2.0, 1.0]))
+    table = frames_table(
+        [VideoScores("01", np.array([0.5, 50.0]), extra={"score_minmax": np.array([0, 1])})], cal, "toy"
+    )
+    assert table.columns == [
+        "video",
+        "frame",
+        "score",
+        "score_norm",
+        "is_anomaly",
+        "threshold",
+        "model",
+        "score_minmax",
+    ]
+    assert table["is_anomaly"].to_list() == [False, True]
+    assert table["frame"].to_list() == [0, 1]
+
+
+def test_smoothing_is_gaussian_within_one_series():
+    spike = np.zeros(21)
+    spike[10] = 1.0
+    smooth = temporal_smooth(spike, 3.0)
+    assert smooth.sum() == pytest.approx(1.0, rel=1e-3) and smooth.argmax() == 10  # truncated at 4σ
+    assert np.array_equal(temporal_smooth(spike, 0.0), spike)
+
+
+def test_parquet_write_is_atomic(tmp_path: Path, monkeypatch):
+    target = tmp_path / "scores.parquet"
+    write_parquet_atomic(pl.DataFrame({"a": [1, 2]}), target)
+    before = target.read_bytes()
+
+    def crash(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"PAR1 half written")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_parquet_atomic(pl.DataFrame({"a": [3]}), target)
+    assert target.read_bytes() == before  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]  # no temp file left behind
