@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         folder: Path = typer.Option(Path("stores/demo"), help="Where the demo videos, models and outputs go."),
         store: Path | None = StoreOption,
         seed: int = typer.Option(7, help="Seed of the generated scene."),
+        frames: int = typer.Option(120, min=48, help="Frames per generated video."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ) -> None:
         """Generate a labelled synthetic scene, then extract → fit → score → eval (AI-VAD and FUVAS)."""
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
             "loitering on the lawn)"
         )
         with RichProgress(quiet) as progress:
-            result = demo_lib.run(folder, store_path(store), progress, seed=seed)
+            result = demo_lib.run(folder, store_path(store), progress, seed=seed, n_frames=frames)
         for report in result.extract_reports:
             out.print(
                 f"extract {report.split}: {report.count('extracted')} extracted, "
