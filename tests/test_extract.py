@@ -146,3 +146,20 @@ def test_missing_root_and_foreign_store(video_dir: Path, tmp_path: Path, store_p
     assert old.exit_code == 2 and "schema 0" in old.output
     info = vadctl("store", "info", tmp_path / "nothing.zarr")
     assert info.exit_code == 2 and "no feature store" in info.output
+
+
+def test_cli_default_features_match_the_registry():
+    from vadctl.cli.extract_cmd import DEFAULT_FEATURES
+    from vadctl.features.registry import DEFAULT_FEATURES as REGISTRY_DEFAULTS
+
+    assert DEFAULT_FEATURES.split(",") == list(REGISTRY_DEFAULTS)
+
+
+def test_cli_starts_without_the_heavy_libraries():
+    import subprocess
+    import sys
+
+    heavy = "('sklearn', 'scipy', 'torch', 'polars', 'faiss', 'zarr', 'cv2')"
+    code = f"import sys, vadctl.cli; print(','.join(m for m in {heavy} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "", f"importing the CLI loaded {loaded}"

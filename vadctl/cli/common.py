@@ -13,8 +13,6 @@ import typer
 from rich.console import Console
 
 from vadctl.errors import UsageError, VadctlError
-from vadctl.features import registry
-from vadctl.store import DEFAULT_STORE
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -22,6 +20,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_PARTIAL = 1  # the job ran, but some inputs failed (listed)
 EXIT_ERROR = 2  # the job could not run: bad arguments, missing store, ...
+
+
+DEFAULT_STORE = Path("stores/default.zarr")
 
 
 def default_store() -> Path:
@@ -79,6 +80,8 @@ def parse_assignments(items: list[str], option: str, example: str) -> dict[str, 
 
 def parse_feature_params(items: list[str]) -> dict[str, dict[str, Any]]:
     """['velocity.n_bins=4', 'flow.preset=fast'] → {'velocity': {'n_bins': 4}, 'flow': {'preset': 'fast'}}."""
+    from vadctl.features import registry
+
     params: dict[str, dict[str, Any]] = {}
     for key, value in parse_assignments(items, "--param", "velocity.n_bins=4").items():
         name, dot, param = key.partition(".")

@@ -5,20 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import polars as pl
 import typer
 from rich.table import Table
 
 from vadctl.cli.common import err, one_line_errors, out
 from vadctl.errors import UsageError
-from vadctl.metrics import Metrics, align, evaluate, read_labels
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def print_metrics(metrics: Metrics) -> None:
+def print_metrics(metrics) -> None:
     summary = Table(
         title=f"evaluation of {metrics.column!r} over {metrics.frames} frames ({metrics.anomalous} anomalous)",
         title_justify="left",
@@ -65,6 +63,10 @@ def register(app: typer.Typer) -> None:
         partial: bool = typer.Option(False, help="Evaluate the frames present in both files; list the rest."),
     ) -> None:
         """Compare frame scores with ground truth."""
+        import polars as pl
+
+        from vadctl.metrics import align, evaluate, read_labels
+
         if not scores.is_file():
             raise UsageError(f"{scores}: no such scores file")
         try:

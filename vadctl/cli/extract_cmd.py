@@ -8,7 +8,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vadctl import catalog
 from vadctl.cli.common import (
     EXIT_PARTIAL,
     StoreOption,
@@ -19,10 +18,9 @@ from vadctl.cli.common import (
     parse_feature_params,
     store_path,
 )
-from vadctl.extract import EXTRACTED, FAILED, FAILED_EARLIER, UP_TO_DATE, Extractor, ExtractReport, VideoResult
-from vadctl.features import registry
-from vadctl.store import FeatureStore
-from vadctl.video import ClipSpec, DecodeSpec
+
+# The extraction stack (OpenCV, zarr, decord) loads inside the command, so other commands start fast.
+DEFAULT_FEATURES = "frames,flow,regions,velocity"  # = vadctl.features.registry.DEFAULT_FEATURES (tested)
 
 
 class RichProgress:
@@ -64,13 +62,15 @@ class RichProgress:
         if task.elapsed:
             self.bar.update(self.frames, rate=f"{task.completed / task.elapsed:.0f} frames/s")
 
-    def video_finished(self, result: VideoResult) -> None:
+    def video_finished(self, result) -> None:
         self.bar.advance(self.videos, 1)
-        if result.status == FAILED and not self.quiet:
+        if result.status == "failed" and not self.quiet:
             err.print(f"[red]failed[/] {result.video_id}: {result.error}", soft_wrap=True)
 
 
-def print_report(report: ExtractReport, store: FeatureStore, failures_shown: bool) -> None:
+def print_report(report, store, failures_shown: bool) -> None:
+    from vadctl.extract import EXTRACTED, FAILED, FAILED_EARLIER, UP_TO_DATE
+
     table = Table(title=f"extract → {store.path} (split {report.split})", title_justify="left")
     for column in ("extracted", "up to date", "failed", "frames", "time", "frames/s"):
         table.add_column(column, justify="right")
@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
         roots: list[Path] = typer.Argument(..., help="Video files or folders to search (recursively)."),
         store: Path | None = StoreOption,
         split: str = typer.Option("train", help="Split the videos belong to (train, test, ...)."),
-        features: str = typer.Option(",".join(registry.DEFAULT_FEATURES), help="Comma-separated featurizers."),
+        features: str = typer.Option(DEFAULT_FEATURES, help="Comma-separated featurizers."),
         param: list[str] = typer.Option(
             [],
             "--param",
@@ -128,6 +128,12 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of a table."),
     ) -> None:
         """Decode videos once and cache their features in the store."""
+        from vadctl import catalog
+        from vadctl.extract import Extractor
+        from vadctl.features import registry
+        from vadctl.store import FeatureStore
+        from vadctl.video import ClipSpec, DecodeSpec
+
         names = registry.parse_names(features)
         featurizers = registry.build(names, parse_feature_params(param))
         sources = catalog.discover(roots)
@@ -159,6 +165,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _no_videos(roots: list[Path]) -> int:
+    from vadctl import catalog
     from vadctl.cli.common import fail
 
     where = ", ".join(str(r) for r in roots)

@@ -9,11 +9,8 @@ import typer
 from rich.table import Table
 
 from vadctl.cli.common import StoreOption, human_seconds, one_line_errors, out, parse_assignments, store_path
-from vadctl.models import MODELS, model_class
-from vadctl.models.files import read_header
-from vadctl.pipeline import fit_model
-from vadctl.scoring import DEFAULT_RULE
-from vadctl.store import FeatureStore
+
+DEFAULT_RULE = "sigma:3"  # vadctl.scoring.DEFAULT_RULE, repeated so `--help` needs no heavy imports
 
 
 def default_model_path(name: str) -> Path:
@@ -24,7 +21,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @one_line_errors
     def fit(
-        model: str = typer.Option(..., "--model", "-m", help=f"Model to fit: {', '.join(sorted(MODELS))}."),
+        model: str = typer.Option(..., "--model", "-m", help="Model to fit (list them with `vadctl models`)."),
         store: Path | None = StoreOption,
         split: str = typer.Option("train", help="Split with normal training videos."),
         out_path: Path | None = typer.Option(
@@ -38,6 +35,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed for the held-out video choice."),
     ) -> None:
         """Fit a model on the cached features of a split and save it (safetensors + JSON)."""
+        from vadctl.pipeline import fit_model
+        from vadctl.store import FeatureStore
+
         params = parse_assignments(param, "--param", "n_components_velocity=2")
         feature_store = FeatureStore(store_path(store), read_only=True)
         path = out_path or default_model_path(model)
@@ -70,6 +70,8 @@ def register(app: typer.Typer) -> None:
         file: Path | None = typer.Option(None, "--file", "-f", help="Describe a fitted model file instead."),
     ) -> None:
         """List models, their parameters and the features they need."""
+        from vadctl.models import MODELS, model_class
+
         if file is not None:
             _describe_file(file)
             return
@@ -100,6 +102,8 @@ def _params_table(cls) -> None:
 
 
 def _describe_file(path: Path) -> None:
+    from vadctl.models.files import read_header
+
     header = read_header(path)
     out.print(
         f"[bold]{path}[/]: vadctl model {header['model']} (file format {header['format_version']}, "

@@ -7,10 +7,6 @@ from pathlib import Path
 import typer
 
 from vadctl.cli.common import StoreOption, human_seconds, one_line_errors, out, store_path
-from vadctl.models.files import load_model
-from vadctl.pipeline import score_model
-from vadctl.scoring import write_parquet_atomic
-from vadctl.store import FeatureStore
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +25,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score every frame of a split; writes video, frame, score, score_norm, is_anomaly, threshold, model."""
         import time
+
+        from vadctl.models.files import load_model
+        from vadctl.pipeline import score_model
+        from vadctl.scoring import write_parquet_atomic
+        from vadctl.store import FeatureStore
 
         started = time.perf_counter()
         loaded = load_model(model)

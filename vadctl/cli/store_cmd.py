@@ -8,12 +8,13 @@ import typer
 from rich.table import Table
 
 from vadctl.cli.common import StoreOption, human_bytes, one_line_errors, out, store_path
-from vadctl.store import FeatureStore, canonical_json
 
 store_app = typer.Typer(help="Inspect feature stores.", no_args_is_help=True)
 
 
 def _short_params(params: dict) -> str:
+    from vadctl.store import canonical_json
+
     shown = {k: v for k, v in params.items() if k not in ("decode", "upstream")}
     text = canonical_json(shown)[1:-1].replace('"', "")
     decode = params.get("decode") or {}
@@ -30,6 +31,8 @@ def info(
     videos: bool = typer.Option(False, "--videos", "-v", help="List every video."),
 ) -> None:
     """Splits, videos, feature entries and sizes of a store."""
+    from vadctl.store import FeatureStore
+
     feature_store = FeatureStore(path or store_path(store), read_only=True)
     meta = feature_store.info
     out.print(
