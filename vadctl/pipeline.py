@@ -3,6 +3,9 @@
 Fitting calibrates the threshold on held-out normal frames: cross-fitted scores of every training
 video when the model offers them (AI-VAD, FUVAS), otherwise a validation slice of whole videos
 held out from fitting (chosen by a seeded shuffle and recorded in the model file).
+
+Neural models (FFP, scene-aware AE) also get training options (checkpoints beside the model file,
+resume, progress callback).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import polars as pl
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import VadModel
 from vadctl.models.files import LoadedModel, save_model
+from vadctl.models.neural import NeuralModel
 from vadctl.models.registry import build
 from vadctl.results import VideoScores
 from vadctl.scoring import DEFAULT_RULE, Calibration, frames_table, regions_table
 from vadctl.store import FeatureStore, check_split
+from vadctl.training import TrainOptions, checkpoint_dir_for
 
 
 @dataclass
@@ -70,11 +75,19 @@ def fit_model(
     seed: int = 0,
     rule: str = DEFAULT_RULE,
     out: Path | None = None,
+    training: TrainOptions | None = None,
 ) -> FitResult:
     started = time.perf_counter()
     model = build(name, params)
     videos = usable_videos(store, split)
     model.select_features(store, split)
+    if isinstance(model, NeuralModel):
+        training = training or TrainOptions()
+        if training.checkpoint_dir is None and out is not None:
+            training.checkpoint_dir = checkpoint_dir_for(out)
+        model.set_training(training)
+    elif training is not None and training.resume:
+        raise UsageError(f"model {name} does not train in steps; --resume applies to neural models (ffp, sceneaware)")
     if model.crossfit:
         model.fit(store, split, videos)
         heldout: list[VideoScores] = model.heldout_
@@ -82,10 +95,14 @@ def fit_model(
     else:
         fit_videos, validation = validation_split(videos, validation_fraction, seed)
         model.fit(store, split, fit_videos)
+        if isinstance(model, NeuralModel):
+            model.calibrate_heldout(store, split, validation)
         heldout = list(model.score(store, split, validation))
         method = "holdout"
     calibration = Calibration.from_scores(heldout, method, rule)
     result = FitResult(model, calibration, fit_videos, time.perf_counter() - started)
+    if training is not None:
+        result.notes.extend(training.notes)
     if out is not None:
         provenance = {"store": str(store.path.resolve()), "split": split, "fit_videos": fit_videos, "seed": seed}
         result.path = save_model(out, model, calibration, provenance)
