@@ -1,6 +1,6 @@
 """Models on cached features: one module each, registered by name in `registry.MODELS`."""
 
-from vadctl.models import aivad, ffp, fuvas  # noqa: F401  (registration)
+from vadctl.models import aivad, ffp, fuvas, sceneaware  # noqa: F401  (registration)
 from vadctl.models.base import VadModel
 from vadctl.models.registry import MODELS, build, model_class
 
