@@ -5,7 +5,7 @@ video when the model offers them (AI-VAD, FUVAS), otherwise a validation slice o
 held out from fitting (chosen by a seeded shuffle and recorded in the model file).
 
 Neural models (FFP, scene-aware AE) also get training options (checkpoints beside the model file,
-resume, progress callback).
+resume, progress callback) and may score with an ONNX backend instead of torch.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from vadctl.results import VideoScores
 from vadctl.scoring import DEFAULT_RULE, Calibration, frames_table, regions_table
 from vadctl.store import FeatureStore, check_split
 from vadctl.training import TrainOptions, checkpoint_dir_for
+
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass
@@ -135,10 +137,23 @@ def score_model(
     split: str = "test",
     videos: Sequence[str] | None = None,
     rule: str | None = None,
+    backend: str = "torch",
+    onnx_path: Path | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(frames table, regions table) for every usable video of the split."""
+    """(frames table, regions table) for every usable video of the split.
+
+    backend "onnx" runs a neural model's network through onnxruntime from `onnx_path`.
+    """
+    if backend not in BACKENDS:
+        raise UsageError(f"backend {backend!r}: use {' or '.join(BACKENDS)}")
     chosen = usable_videos(store, split, videos)
     check_features(loaded, store, split, chosen)
+    if backend == "onnx":
+        from vadctl.onnx_export import OnnxBackend
+
+        if onnx_path is None:
+            raise UsageError("the onnx backend needs the exported ONNX file (vadctl export)")
+        loaded.model.use_backend(OnnxBackend(onnx_path, loaded.model))
     scores = list(loaded.model.score(store, split, chosen))
     frames = frames_table(scores, loaded.calibration, loaded.model.name, rule)
     return frames, regions_table(scores)

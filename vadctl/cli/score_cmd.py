@@ -22,6 +22,10 @@ def register(app: typer.Typer) -> None:
         ),
         threshold: str | None = typer.Option(None, help="Override the model's rule: sigma:K or percentile:P."),
         videos: str | None = typer.Option(None, help="Only these comma-separated video ids."),
+        backend: str = typer.Option("torch", help="Neural models: run the network with torch or onnx."),
+        onnx: Path | None = typer.Option(
+            None, help="ONNX file for --backend onnx [default: the model file with suffix .onnx]."
+        ),
     ) -> None:
         """Score every frame of a split; writes video, frame, score, score_norm, is_anomaly, threshold, model."""
         import time
@@ -35,14 +39,18 @@ def register(app: typer.Typer) -> None:
         loaded = load_model(model)
         feature_store = FeatureStore(store_path(store), read_only=True)
         chosen = [v.strip() for v in videos.split(",") if v.strip()] if videos else None
-        frames, regions = score_model(loaded, feature_store, split, chosen, threshold)
+        if backend == "onnx" and onnx is None:
+            from vadctl.onnx_export import default_onnx_path
+
+            onnx = default_onnx_path(model)
+        frames, regions = score_model(loaded, feature_store, split, chosen, threshold, backend, onnx)
         write_parquet_atomic(frames, out_path)
         regions_path = regions_out or out_path.with_name(out_path.stem + ".regions.parquet")
         write_parquet_atomic(regions, regions_path)
         flagged = int(frames["is_anomaly"].sum())
         out.print(
             f"scored {frames['video'].n_unique()} video(s), {len(frames)} frames of split {split!r} with "
-            f"{loaded.model.name} in {human_seconds(time.perf_counter() - started)}; "
+            f"{loaded.model.name} ({backend}) in {human_seconds(time.perf_counter() - started)}; "
             f"{flagged} frames above the threshold ({threshold or loaded.calibration.rule})"
         )
         out.print(f"frames: {out_path}")
