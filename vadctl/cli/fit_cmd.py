@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from vadctl.cli.common import StoreOption, human_seconds, one_line_errors, out, parse_assignments, store_path
+from vadctl.cli.common import StoreOption, err, human_seconds, one_line_errors, out, parse_assignments, store_path
 
 DEFAULT_RULE = "sigma:3"  # vadctl.scoring.DEFAULT_RULE, repeated so `--help` needs no heavy imports
 
@@ -33,24 +33,45 @@ def register(app: typer.Typer) -> None:
             0.2, help="Share of training videos held out to calibrate models that cannot cross-fit."
         ),
         seed: int = typer.Option(0, help="Seed for the held-out video choice."),
+        epochs: float | None = typer.Option(None, help="Neural models: training epochs (= -p epochs=…)."),
+        steps: int | None = typer.Option(None, help="Neural models: training steps, overriding epochs (= -p steps=…)."),
+        device: str | None = typer.Option(None, help="Neural models: auto, cpu or cuda[:i] (= -p device=…)."),
+        resume: bool = typer.Option(False, help="Neural models: continue from the checkpoint in <out>.ckpt/."),
+        checkpoint_every: int = typer.Option(100, help="Neural models: save a checkpoint every N steps."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Fit a model on the cached features of a split and save it (safetensors + JSON)."""
+        from vadctl.cli.train_progress import RichTrainProgress
         from vadctl.pipeline import fit_model
         from vadctl.store import FeatureStore
+        from vadctl.training import TrainOptions
 
         params = parse_assignments(param, "--param", "n_components_velocity=2")
+        for key, value in (("epochs", epochs), ("steps", steps), ("device", device)):
+            if value is not None:
+                params[key] = value
         feature_store = FeatureStore(store_path(store), read_only=True)
         path = out_path or default_model_path(model)
-        result = fit_model(
-            feature_store,
-            model,
-            params,
-            split,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            rule=threshold,
-            out=path,
-        )
+        training = TrainOptions(resume=resume, checkpoint_every=checkpoint_every, progress=RichTrainProgress(quiet))
+        try:
+            result = fit_model(
+                feature_store,
+                model,
+                params,
+                split,
+                validation_fraction=validation_fraction,
+                seed=seed,
+                rule=threshold,
+                out=path,
+                training=training,
+            )
+        except KeyboardInterrupt:
+            for note in training.notes:
+                err.print(note)
+            err.print(f"[yellow]interrupted[/]: no model file written; continue with `vadctl fit … -o {path} --resume`")
+            raise typer.Exit(130) from None
+        for note in result.notes:
+            out.print(note)
         cal = result.calibration
         out.print(
             f"[bold]{model}[/] fitted on {len(result.fit_videos)} video(s) of split {split!r} "
