@@ -81,8 +81,6 @@ def fit_model(
 ) -> FitResult:
     started = time.perf_counter()
     model = build(name, params)
-    videos = usable_videos(store, split)
-    model.select_features(store, split)
     if isinstance(model, NeuralModel):
         training = training or TrainOptions()
         if training.checkpoint_dir is None and out is not None:
@@ -90,6 +88,8 @@ def fit_model(
         model.set_training(training)
     elif training is not None and training.resume:
         raise UsageError(f"model {name} does not train in steps; --resume applies to neural models (ffp, sceneaware)")
+    videos = usable_videos(store, split)
+    model.select_features(store, split)
     if model.crossfit:
         model.fit(store, split, videos)
         heldout: list[VideoScores] = model.heldout_
