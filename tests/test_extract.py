@@ -163,3 +163,28 @@ def test_cli_starts_without_the_heavy_libraries():
     code = f"import sys, vadctl.cli; print(','.join(m for m in {heavy} if m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "", f"importing the CLI loaded {loaded}"
+
+
+def test_cached_upstream_is_read_not_recomputed(video_dir: Path, tmp_path: Path):
+    from vadctl import catalog
+    from vadctl.extract import Extractor
+    from vadctl.features import build
+
+    sources = catalog.discover([video_dir])
+    staged = FeatureStore(tmp_path / "staged.zarr", create=True)
+    Extractor(staged, build(["flow"]), ["flow"], "train").run(sources)
+    later = Extractor(staged, build(["motion", "velocity"]), ["motion"], "train")
+    record = staged.video("train", "a")
+    running, loaded = later._run_plan([later.specs["motion"]], record)
+    assert [f.name for f in running] == ["motion"] and loaded == ["flow"]  # no second flow pass
+    both = [later.specs["motion"], later.specs["velocity"]]
+    running, loaded = later._run_plan(both, record)  # velocity needs full-resolution flow in memory
+    assert {f.name for f in running} == {"flow", "regions", "velocity", "motion"} and loaded == []
+    later.run(sources)
+    together = FeatureStore(tmp_path / "together.zarr", create=True)
+    Extractor(together, build(["motion"]), ["motion"], "train").run(sources)
+    for video in ("a", "b", "cam/c"):
+        a = entry_data(tmp_path / "staged.zarr", "train", video, "motion")
+        b = entry_data(tmp_path / "together.zarr", "train", video, "motion")
+        np.testing.assert_array_equal(a["embedding"], b["embedding"])
+        assert a["embedding"].shape[0] == len(a["clips"]) > 0

@@ -115,3 +115,12 @@ def test_model_parameters_are_checked(model_store):
         fit_model(store, "fuvas", {"feature": "velocity"}, "train")
     with pytest.raises(UsageError, match="no videos"):
         fit_model(store, "aivad", {}, "validation")
+
+
+def test_blas_thread_setting_is_validated(model_store, monkeypatch):
+    store = FeatureStore(model_store["store"], read_only=True)
+    monkeypatch.setenv("VADCTL_BLAS_THREADS", "many")
+    with pytest.raises(UsageError, match="VADCTL_BLAS_THREADS='many'"):
+        fit_model(store, "fuvas", {}, "train")
+    monkeypatch.setenv("VADCTL_BLAS_THREADS", "2")
+    assert fit_model(store, "fuvas", {}, "train").calibration.n_frames == 6 * 40

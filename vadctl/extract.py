@@ -20,7 +20,7 @@ from filelock import Timeout
 
 from vadctl.catalog import Fingerprint, VideoSource
 from vadctl.errors import VideoError
-from vadctl.features.base import Featurizer
+from vadctl.features.base import Featurizer, Output
 from vadctl.store import FeatureSpec, FeatureStore, VideoRecord, check_split
 from vadctl.video import DEFAULT_WINDOW, ClipSpec, DecodeSpec, VideoReader, prefetch
 
@@ -225,19 +225,50 @@ class Extractor:
             self.store.save_video(record)
 
     # ----- extraction --------------------------------------------------------------------------
-    def _needed(self, pending: Sequence[FeatureSpec]) -> list[Featurizer]:
-        """Featurizers to run: the pending ones and, in memory, whatever they depend on."""
-        names: set[str] = set()
+    def _run_plan(self, pending: Sequence[FeatureSpec], record: VideoRecord) -> tuple[list[Featurizer], list[str]]:
+        """(featurizers to compute, upstream entries to read from the store instead).
 
-        def add(name: str) -> None:
-            if name not in names:
-                names.add(name)
-                for dep in self.by_name[name].requires:
-                    add(dep)
+        Pending features are computed. An upstream is read from the store when it is committed,
+        frame-level, and every consumer in this run takes only its stored form; otherwise it is
+        computed too (with its own upstreams).
+        """
+        pending_names = {spec.name for spec in pending}
+        compute: set[str] = set()
+        load: set[str] = set()
+
+        def need(name: str, stored_form_ok: bool) -> None:
+            if name in compute:
+                return
+            spec = self.specs[name]
+            if stored_form_ok and name not in pending_names and record.has(spec) and spec.axis == "frame":
+                load.add(name)
+                return
+            compute.add(name)
+            load.discard(name)
+            featurizer = self.by_name[name]
+            for dep in featurizer.requires:
+                need(dep, dep in featurizer.stored_inputs)
 
         for spec in pending:
-            add(spec.name)
-        return [f for f in self.featurizers if f.name in names]
+            need(spec.name, False)
+        return [f for f in self.featurizers if f.name in compute], sorted(load)
+
+    def _stored_outputs(self, record: VideoRecord, names: Sequence[str]):
+        """Per window, the stored dense arrays of committed upstream entries, as featurizer outputs."""
+        entries = {name: self.store.entry(record, self.specs[name]) for name in names}
+        arrays = {
+            name: {a: entry.array(a) for a in entry.array_names if a != "clips"} for name, entry in entries.items()
+        }
+
+        def window_outputs(start: int, stop: int) -> dict[str, Output]:
+            return {
+                name: Output(
+                    dense={a: arr[start:stop] for a, arr in arrays[name].items()}, params=self.specs[name].params
+                )
+                for name in names
+            }
+
+        return window_outputs
 
     def _extract(self, plan: _Plan, progress: Progress) -> VideoResult:
         video_id = plan.source.video_id
@@ -269,7 +300,8 @@ class Extractor:
             self.store.save_video(record)
         progress.video_started(video_id, info.n_frames)
         pending_names = {spec.name for spec in plan.pending}
-        running = self._needed(plan.pending)
+        running, loaded = self._run_plan(plan.pending, record)
+        stored_outputs = self._stored_outputs(record, loaded)
         writers = {}
         frames_done = 0
         try:
@@ -283,9 +315,10 @@ class Extractor:
                         featurizer.n_index(info, self.clips),
                     )
             for window in prefetch(reader.windows(self.window)):
-                outputs = {}
+                outputs = stored_outputs(window.start, window.stop)
                 for featurizer in running:
                     out = featurizer.process(window, {d: outputs[d] for d in featurizer.requires})
+                    out.params = self.specs[featurizer.name].params
                     outputs[featurizer.name] = out
                     if featurizer.name in writers:
                         writers[featurizer.name].write(out.dense, out.ragged, out.counts)

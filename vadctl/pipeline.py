@@ -10,14 +10,17 @@ resume, progress callback) and may score with an ONNX backend instead of torch.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import VadModel
@@ -30,6 +33,23 @@ from vadctl.store import FeatureStore, check_split
 from vadctl.training import TrainOptions, checkpoint_dir_for
 
 BACKENDS = ("torch", "onnx")
+
+
+@contextlib.contextmanager
+def blas_threads() -> Iterator[None]:
+    """BLAS on one thread unless VADCTL_BLAS_THREADS says otherwise.
+
+    Model matrices here are small, so threads gain little; on a busy machine multi-threaded
+    OpenBLAS spin-waits for cores it does not get (measured: a 320×480 SVD took 3.2 s on 2 threads
+    against 0.023 s on 1, at load 6.8 on 2 cores).
+    """
+    text = os.environ.get("VADCTL_BLAS_THREADS", "1")
+    try:
+        limit = max(1, int(text))
+    except ValueError:
+        raise UsageError(f"VADCTL_BLAS_THREADS={text!r}: expected a whole number of threads") from None
+    with threadpool_limits(limits=limit, user_api="blas"):
+        yield
 
 
 @dataclass
@@ -79,6 +99,11 @@ def fit_model(
     out: Path | None = None,
     training: TrainOptions | None = None,
 ) -> FitResult:
+    with blas_threads():
+        return _fit(store, name, params, split, validation_fraction, seed, rule, out, training)
+
+
+def _fit(store, name, params, split, validation_fraction, seed, rule, out, training) -> FitResult:
     started = time.perf_counter()
     model = build(name, params)
     if isinstance(model, NeuralModel):
@@ -154,6 +179,7 @@ def score_model(
         if onnx_path is None:
             raise UsageError("the onnx backend needs the exported ONNX file (vadctl export)")
         loaded.model.use_backend(OnnxBackend(onnx_path, loaded.model))
-    scores = list(loaded.model.score(store, split, chosen))
+    with blas_threads():
+        scores = list(loaded.model.score(store, split, chosen))
     frames = frames_table(scores, loaded.calibration, loaded.model.name, rule)
     return frames, regions_table(scores)

@@ -25,13 +25,15 @@ class Output:
     """What a featurizer produced for one window.
 
     dense: name → rows for the window's indices; ragged: name → rows, with `counts` rows per
-    index; memory: values for dependent featurizers only (never stored).
+    index; memory: values for dependent featurizers only (never stored); params: the producing
+    entry's parameters (set by the extractor, so consumers can interpret stored values).
     """
 
     dense: dict[str, np.ndarray] = field(default_factory=dict)
     ragged: dict[str, np.ndarray] = field(default_factory=dict)
     counts: np.ndarray | None = None
     memory: dict[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Featurizer(ABC):
@@ -43,6 +45,9 @@ class Featurizer(ABC):
     version: ClassVar[int] = 1
     axis: ClassVar[str] = "frame"
     requires: ClassVar[tuple[str, ...]] = ()
+    # Upstreams consumed only through their stored dense arrays: when such an entry is already in
+    # the store, the extractor reads it instead of recomputing it (the point of the cache).
+    stored_inputs: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""
     weights: ClassVar[str | None] = None  # name of the weight file it needs, if any
 

@@ -2,7 +2,8 @@
 
 The weight-free clip feature: per clip and per spatial cell, the fraction of pixels in each flow
 magnitude bin and, among moving pixels, in each of four directions. It keeps space (channels ×
-rows × cols), so clip models such as FUVAS can both score clips and say where.
+rows × cols), so clip models such as FUVAS can both score clips and say where. It reads flow in
+its stored form, so on a store that has flow it costs a decode pass, not another flow pass.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer, Output
+from vadctl.features.flow import to_pixels
 from vadctl.features.registry import register
 from vadctl.store import ArraySpec
 from vadctl.video import ClipSpec, FrameWindow, VideoInfo
@@ -48,8 +50,10 @@ class Motion(Featurizer):
     """Per clip: the mean over its sampled frames of per-cell flow magnitude/direction fractions."""
 
     name = "motion"
+    version = 2  # 2: computed from stored (downscaled, quantised) flow, in full-resolution px/frame
     axis = "clip"
     requires = ("flow",)
+    stored_inputs = ("flow",)
     summary = "clip-level grid of flow magnitude/direction histograms (weight-free clip feature)"
 
     def __init__(self, rows: int = 6, cols: int = 8, edges: tuple[float, ...] = (0.5, 1, 2, 4, 8)):
@@ -77,8 +81,11 @@ class Motion(Featurizer):
 
     def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:
         edges = np.asarray(self.edges)
-        for flow in upstream["flow"].memory["flow"]:
-            self._per_frame.append(cell_statistics(flow, (self.rows, self.cols), edges, self.edges[0]))
+        flow = upstream["flow"]
+        # stored flow is in pixels of the stored size: back to pixels per frame of the decoded frames
+        pixels = to_pixels(flow.dense["data"], flow.params) / float(flow.params["store_scale"])
+        for field in pixels:
+            self._per_frame.append(cell_statistics(field, (self.rows, self.cols), edges, self.edges[0]))
         return Output(dense={"embedding": self._ready(len(self._per_frame))})
 
     def _ready(self, available: int) -> np.ndarray:

@@ -11,24 +11,13 @@ from typing import Any
 
 from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer
+from vadctl.registry import Registry
 
-FEATURIZERS: dict[str, type[Featurizer]] = {}
+_REGISTRY: Registry[Featurizer] = Registry("feature")
+FEATURIZERS = _REGISTRY.items
+register = _REGISTRY.register
+featurizer_class = _REGISTRY.get
 DEFAULT_FEATURES = ("frames", "flow", "regions", "velocity")
-
-
-def register(cls: type[Featurizer]) -> type[Featurizer]:
-    if cls.name in FEATURIZERS:
-        raise RuntimeError(f"featurizer {cls.name!r} registered twice")
-    FEATURIZERS[cls.name] = cls
-    return cls
-
-
-def featurizer_class(name: str) -> type[Featurizer]:
-    try:
-        return FEATURIZERS[name]
-    except KeyError:
-        known = ", ".join(sorted(FEATURIZERS))
-        raise UsageError(f"unknown feature {name!r} (known: {known})") from None
 
 
 def parse_names(text: str | Iterable[str] | None) -> list[str]:

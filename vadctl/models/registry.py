@@ -8,22 +8,12 @@ from typing import Any
 
 from vadctl.errors import UsageError
 from vadctl.models.base import VadModel
+from vadctl.registry import Registry
 
-MODELS: dict[str, type[VadModel]] = {}
-
-
-def register(cls: type[VadModel]) -> type[VadModel]:
-    if cls.name in MODELS:
-        raise RuntimeError(f"model {cls.name!r} registered twice")
-    MODELS[cls.name] = cls
-    return cls
-
-
-def model_class(name: str) -> type[VadModel]:
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise UsageError(f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})") from None
+_REGISTRY: Registry[VadModel] = Registry("model")
+MODELS = _REGISTRY.items
+register = _REGISTRY.register
+model_class = _REGISTRY.get
 
 
 def build(name: str, params: Mapping[str, Any] | None = None) -> VadModel:
