@@ -3,9 +3,10 @@
 FFP: squares at walking speed in the bottom band of a textured street (train); test videos add a
 square four times faster in the top band nobody uses (labelled where it is visible).
 
-Scene-aware: one street seen as two scenes. Scene A has walkers and, now and then, a large bright
-vehicle; scene B is the same street with walkers only, told apart from A by a static sign in its
-top-right corner. The test videos are scene B with a vehicle passing: normal in A, anomalous in B.
+Scene-aware: one street seen as four scenes, told apart only by a static sign (none, top-left,
+top-middle, top-right). In scenes A, C and D a large bright vehicle passes now and then; scene B
+(sign top-right) has walkers only. The test videos are scene B with a vehicle passing: normal in
+three scenes, anomalous in B.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ SCENE_PARAMS = {
     "heads": 4,
     "layers": 1,
     "dropout": 0.0,
-    "steps": 600,
+    "steps": 1200,
     "batch_size": 32,
     "lr": 1e-3,
     "device": "cpu",
@@ -117,10 +118,15 @@ def _vehicle(start: float) -> Square:
     return Square(start, 16.0, 6.0, 0.0, size=20, value=235)
 
 
+SIGNS = {"A": None, "C": (slice(0, 12), slice(0, 32)), "D": (slice(0, 12), slice(32, 64))}
+SIGNS["B"] = (slice(0, 12), slice(64, 96))
+
+
 def _scene_video(path: Path, scene: str, squares: list[Square]) -> None:
     frames = render(SCENE_FRAMES, squares=squares, seed=7)
-    if scene == "B":  # the same street with a static sign: the only thing that says which scene it is
-        frames[:, 0:12, 64:96] = 225
+    if SIGNS[scene] is not None:  # the same street everywhere; a static sign says which scene it is
+        rows, cols = SIGNS[scene]
+        frames[:, rows, cols] = 225
     write_video(path, frames)
 
 
@@ -129,21 +135,24 @@ def scene_store(factory) -> dict:
         return _cache["scene_store"]
     root = factory.mktemp("scenes")
     rng = np.random.default_rng(0)
-    for i in range(5):
-        start = -22.0 - 6 * int(rng.integers(0, 20))
-        _scene_video(root / "A" / f"a{i}.avi", "A", [*_scene_walkers(rng, 2), _vehicle(start)])
+    for i in range(4):
+        for scene in ("A", "C", "D"):  # vehicles are normal here
+            walkers = _scene_walkers(rng, 2)
+            start = -22.0 - 6 * int(rng.integers(0, 20))
+            _scene_video(root / scene / f"{scene.lower()}{i}.avi", scene, [*walkers, _vehicle(start)])
         _scene_video(root / "B" / f"b{i}.avi", "B", _scene_walkers(rng, 2))
     labels = ["video,frame,label"]
     for i in range(2):
+        walkers = _scene_walkers(rng, 2)
         vehicle = _vehicle(-22.0 - 6 * (8 + 6 * i))
-        _scene_video(root / "testB" / f"tb{i}.avi", "B", [*_scene_walkers(rng, 2), vehicle])
+        _scene_video(root / "testB" / f"tb{i}.avi", "B", [*walkers, vehicle])
         shown = set(visible(vehicle, SCENE_FRAMES))
         labels += [f"tb{i},{t},{int(t in shown)}" for t in range(SCENE_FRAMES)]
     (root / "labels.csv").write_text("\n".join(labels) + "\n")
     store = root / "store.zarr"
     params = {"frames": {"height": 32, "width": 48}}
-    extract(store, root / "A", "train", params, scene="A")
-    extract(store, root / "B", "train", params, scene="B")
+    for scene in ("A", "B", "C", "D"):
+        extract(store, root / scene, "train", params, scene=scene)
     extract(store, root / "testB", "test", params, scene="B")
     _cache["scene_store"] = {"root": root, "store": store, "labels": root / "labels.csv"}
     return _cache["scene_store"]
