@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from vadctl import __version__
-from vadctl.cli import extract_cmd, store_cmd
+from vadctl.cli import extract_cmd, store_cmd, weights_cmd
 from vadctl.cli.common import out
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 app.add_typer(store_cmd.store_app, name="store")
 extract_cmd.register(app)
+weights_cmd.register(app)
 
 
 def _version(value: bool) -> None:

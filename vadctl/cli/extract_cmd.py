@@ -12,8 +12,10 @@ from vadctl import catalog
 from vadctl.cli.common import EXIT_PARTIAL, StoreOption, err, human_seconds, one_line_errors, out, store_path
 from vadctl.extract import EXTRACTED, FAILED, FAILED_EARLIER, UP_TO_DATE, Extractor, ExtractReport, VideoResult
 from vadctl.features import registry
+from vadctl.features.deep import attach_weights
 from vadctl.store import FeatureStore
 from vadctl.video import ClipSpec, DecodeSpec
+from vadctl.weights import WeightResolver, parse_weight_options
 
 
 class RichProgress:
@@ -105,6 +107,13 @@ def register(app: typer.Typer) -> None:
             "-p",
             help="Featurizer parameter FEATURE.PARAM=VALUE (repeatable), e.g. -p velocity.n_bins=4.",
         ),
+        weights: list[str] = typer.Option(
+            [],
+            "--weights",
+            "-w",
+            help="Weight file KEY=PATH (repeatable), e.g. -w clip=/w/clip-ViT-L-14-openai.safetensors; "
+            "see `vadctl weights` for keys and where files are otherwise looked for.",
+        ),
         scene: str | None = typer.Option(None, help="Scene label recorded for these videos."),
         resize: str | None = typer.Option(None, help="Decode at WIDTHxHEIGHT (or WIDTH, keeping aspect)."),
         clip_len: int = typer.Option(16, help="Frames per clip (clip table, clip-level features)."),
@@ -121,6 +130,7 @@ def register(app: typer.Typer) -> None:
         """Decode videos once and cache their features in the store."""
         names = registry.parse_names(features)
         featurizers = registry.build(names, registry.parse_params(param))
+        attach_weights(featurizers, WeightResolver(explicit=parse_weight_options(weights)))
         sources = catalog.discover(roots)
         if not sources:
             raise typer.Exit(_no_videos(roots))

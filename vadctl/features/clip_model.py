@@ -14,6 +14,7 @@ Only the image tower is kept in memory. Embeddings are L2-normalised, then store
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
@@ -82,9 +83,16 @@ def embed_dim(feature: str, model: str) -> int:
 
 
 def _architecture(feature: str, model: str, pretrained: str, device: str) -> Any:
+    """The model without weights (open_clip's 'initialized randomly' warning is expected here: the
+    weights are loaded next, from the local file)."""
     open_clip = open_clip_module(feature)
     quick_gelu = bool(open_clip.get_pretrained_cfg(model, pretrained).get("quick_gelu", False))
-    return open_clip.create_model(model, pretrained=None, force_quick_gelu=quick_gelu, device=device)
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        return open_clip.create_model(model, pretrained=None, force_quick_gelu=quick_gelu, device=device)
+    finally:
+        logging.disable(previous)
 
 
 def check_weights(feature: str, model: str, pretrained: str, weights: ResolvedWeights) -> None:
