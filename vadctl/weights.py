@@ -177,7 +177,7 @@ class WeightResolver:
         alternatives = f" (or {', '.join(wf.names[1:])})" if len(wf.names) > 1 else ""
         where = f"{wf.names[0]}{alternatives} in {self.folder} ($VADCTL_WEIGHTS_DIR)"
         if wf.hf:
-            where += f", {' or '.join(repo for repo, _ in wf.hf)} in the Hugging Face cache"
+            where += f", {' or '.join(dict.fromkeys(repo for repo, _ in wf.hf))} in the Hugging Face cache"
         if wf.torch_hub:
             where += f", {' or '.join(wf.torch_hub)} in the torch hub cache"
         hint = f"; get it from {wf.source}" if wf.source else ""
@@ -197,8 +197,9 @@ def _hf_cached(entries: Iterable[tuple[str, str]]) -> list[Path]:
     except ImportError:
         return []
     found = []
+    cache_dir = os.environ.get("HF_HUB_CACHE")  # read now: huggingface_hub reads it once, at import
     for repo, filename in entries:
-        hit = try_to_load_from_cache(repo, filename)  # a filesystem lookup; never the network
+        hit = try_to_load_from_cache(repo, filename, cache_dir=cache_dir)  # a filesystem lookup, no network
         if isinstance(hit, str):
             found.append(Path(hit))
     return found
