@@ -67,13 +67,14 @@ def has_compiled_ops() -> bool:
     return bool(import_torchvision().extension._has_ops())
 
 
-def require_compiled_ops(what: str) -> None:
-    if not has_compiled_ops():
+def require_compiled_ops(what: str, extra: str = "detector") -> None:
+    torchvision = import_extra("torchvision", what, extra)
+    if not torchvision.extension._has_ops():
         import torch
 
         raise UsageError(
             f"{what} needs torchvision's compiled ops (nms, roi_align), which this torchvision "
-            f"{import_torchvision().__version__} cannot load with torch {torch.__version__}; "
+            f"{torchvision.__version__} cannot load with torch {torch.__version__}; "
             "install the torchvision build that matches torch (e.g. on a CUDA machine)"
         )
 

@@ -13,7 +13,7 @@ import numpy as np
 from vadctl.errors import WeightsError
 from vadctl.features.batching import Pipeline, chunks
 from vadctl.torch_compat import device as pick_device
-from vadctl.torch_compat import import_torchvision, inference_dtype, require_compiled_ops
+from vadctl.torch_compat import import_extra, inference_dtype, require_compiled_ops
 from vadctl.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
 
 # regions.detector → (torchvision builder, published COCO weights file)
@@ -40,7 +40,8 @@ def weight_file(detector: str) -> WeightFile:
 def build(detector: str, box_score_thresh: float, device: str = "cpu"):
     import torch
 
-    builder = getattr(import_torchvision().models.detection, VARIANTS[detector][0])
+    torchvision = import_extra("torchvision", f"regions.detector={detector}", "detector")
+    builder = getattr(torchvision.models.detection, VARIANTS[detector][0])
     with torch.device(device):
         return builder(
             weights=None, weights_backbone=None, box_score_thresh=box_score_thresh, rpn_nms_thresh=RPN_NMS_THRESH

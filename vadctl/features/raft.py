@@ -15,7 +15,7 @@ import numpy as np
 from vadctl.errors import WeightsError
 from vadctl.features.batching import Pipeline, chunks
 from vadctl.torch_compat import device as pick_device
-from vadctl.torch_compat import import_torchvision
+from vadctl.torch_compat import import_extra
 from vadctl.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
 
 # flow.method → (torchvision builder, published weights file AI-VAD/torchvision use by default)
@@ -42,7 +42,8 @@ def weight_file(method: str) -> WeightFile:
 def build(method: str, device: str = "cpu"):
     import torch
 
-    builder = getattr(import_torchvision().models.optical_flow, VARIANTS[method][0])
+    torchvision = import_extra("torchvision", "flow.method=" + method, "raft")
+    builder = getattr(torchvision.models.optical_flow, VARIANTS[method][0])
     with torch.device(device):
         return builder(weights=None)
 
