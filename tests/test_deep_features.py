@@ -232,6 +232,8 @@ def test_clip_every_nth_frame_is_ragged_with_explicit_frames(weights):
     out = featurizer.process(FrameWindow(4, render(5), None), {})
     assert out.counts.tolist() == [0, 0, 1, 0, 0]  # frames 4..8: only frame 6 is a multiple of 3
     assert out.ragged["embedding"].shape == (1, 32)
+    none = featurizer.process(FrameWindow(7, render(2), None), {})  # frames 7, 8: nothing sampled
+    assert none.counts.tolist() == [0, 0] and none.ragged["embedding"].shape == (0, 32)
 
 
 def test_region_crops_map_to_their_boxes(weights):

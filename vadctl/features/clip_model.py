@@ -133,6 +133,7 @@ class ClipEncoder:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise WeightsError(f"{feature}: {weights.path}: cannot load into CLIP {model}: {first}") from None
         self.device = dev
+        self.dim = embed_dim(feature, model)
         self.dtype = inference_dtype(dev)
         self.visual = full.visual.to(dev, self.dtype).eval()
         tag_cfg = open_clip.get_pretrained_cfg(model, pretrained)
@@ -188,10 +189,6 @@ class ClipEncoder:
         batches = chunks(crops, batch_size)
         out = self.pipeline.map(batches, lambda b: self.prepare_crops(b, resize_mode), self.forward)
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float16)
-
-    @property
-    def dim(self) -> int:
-        return int(self.visual.output_dim)
 
 
 def crop(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
