@@ -526,3 +526,13 @@ def test_killed_x3d_extraction_resumes_to_the_same_result(tmp_path: Path, weight
         assert got.keys() == want.keys()
         for name in got:
             np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_pose_without_its_extra_is_a_one_line_error(video_dir: Path, store_path: Path):
+    from vadctl.torch_compat import extra_installed
+
+    if extra_installed("mediapipe"):
+        pytest.skip("mediapipe is installed here")
+    result = vadctl("extract", video_dir, "--store", store_path, "--features", "pose")
+    assert result.exit_code == 2
+    assert "feature pose needs the 'pose' extra" in result.output and "Traceback" not in result.output
