@@ -24,7 +24,7 @@ import numpy as np
 from vadctl.errors import UsageError
 from vadctl.features.batching import Pipeline, chunks
 from vadctl.torch_compat import device as pick_device
-from vadctl.torch_compat import import_extra, inference_dtype
+from vadctl.torch_compat import host_threads, import_extra, inference_dtype
 from vadctl.weights import ResolvedWeights, WeightFile, check_fits, tensor_shapes
 
 RESIZE_MODES = (None, "shortest", "longest", "squash")
@@ -167,11 +167,13 @@ class ClipEncoder:
 
     def prepare_frames(self, frames: np.ndarray, resize_mode: str | None = None):
         """A batch of same-size frames, preprocessed in one go."""
-        return self.transform(resize_mode)(self._to_float(frames)).to(self.dtype)
+        with host_threads(self.device):
+            return self.transform(resize_mode)(self._to_float(frames)).to(self.dtype)
 
     def prepare_crops(self, crops: list[np.ndarray], resize_mode: str | None = "squash"):
         transform = self.transform(resize_mode)
-        return self._torch.stack([transform(self._to_float(crop)) for crop in crops]).to(self.dtype)
+        with host_threads(self.device):
+            return self._torch.stack([transform(self._to_float(crop)) for crop in crops]).to(self.dtype)
 
     def forward(self, batch) -> np.ndarray:
         """L2-normalised embeddings, float16, of a preprocessed batch."""

@@ -15,7 +15,7 @@ import numpy as np
 from vadctl.errors import WeightsError
 from vadctl.features.batching import Pipeline, chunks
 from vadctl.torch_compat import device as pick_device
-from vadctl.torch_compat import import_extra
+from vadctl.torch_compat import host_threads, import_extra
 from vadctl.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
 
 # flow.method → (torchvision builder, published weights file AI-VAD/torchvision use by default)
@@ -94,7 +94,8 @@ class RaftEngine:
                 t = torch.nn.functional.pad(t, (0, pad_w, 0, pad_h), mode="replicate")
             return t.to(self.dtype)
 
-        return tensor(first), tensor(second), first.shape[1:3]
+        with host_threads(self.device):
+            return tensor(first), tensor(second), first.shape[1:3]
 
     def _run(self, prepared) -> np.ndarray:
         first, second, (height, width) = prepared

@@ -28,7 +28,7 @@ from vadctl.features.deep import WeightedFeaturizer
 from vadctl.features.registry import register
 from vadctl.store import ArraySpec
 from vadctl.torch_compat import device as pick_device
-from vadctl.torch_compat import import_extra, inference_dtype
+from vadctl.torch_compat import host_threads, import_extra, inference_dtype
 from vadctl.video import ClipSpec, FrameWindow, VideoInfo
 from vadctl.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
 
@@ -189,12 +189,13 @@ class X3D(WeightedFeaturizer):
         import torch
         import torch.nn.functional as F
 
-        tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(self._dev, non_blocking=True)
-        tensor = tensor.permute(0, 3, 1, 2).float().div_(255)
-        size = self._resized(*frames.shape[1:3])
-        if size != tuple(frames.shape[1:3]):
-            tensor = F.interpolate(tensor, size=size, mode="bilinear", antialias=True, align_corners=False)
-        return ((tensor - self._mean) / self._std).to(self._dtype)
+        with host_threads(self._dev):
+            tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(self._dev, non_blocking=True)
+            tensor = tensor.permute(0, 3, 1, 2).float().div_(255)
+            size = self._resized(*frames.shape[1:3])
+            if size != tuple(frames.shape[1:3]):
+                tensor = F.interpolate(tensor, size=size, mode="bilinear", antialias=True, align_corners=False)
+            return ((tensor - self._mean) / self._std).to(self._dtype)
 
     def _ready(self, upto: int) -> list[int]:
         """Clips not yet emitted whose frames are all below `upto`."""
@@ -211,6 +212,12 @@ class X3D(WeightedFeaturizer):
         frames = self._clips.frame_indices(int(self._table[index, 0]), self._n_frames)
         return torch.stack([self._frames[int(i)] for i in frames], dim=1)  # (3, T, H, W)
 
+    def _batch(self, ids: list[int]):
+        import torch
+
+        with host_threads(self._dev):
+            return torch.stack([self._clip_tensor(i) for i in ids])
+
     def _forward(self, batch):
         import torch
 
@@ -218,13 +225,12 @@ class X3D(WeightedFeaturizer):
             return self._pool(self._net(batch)).float().cpu().numpy()
 
     def _emit(self, ready: list[int]) -> np.ndarray:
-        import torch
 
         dtype = np.float32 if self.spatial_pool else np.float16
         if not ready:
             return np.zeros((0, *self._shape), dtype)
         batches = chunks(ready, self.batch_size)
-        out = self._pipeline.map(batches, lambda ids: torch.stack([self._clip_tensor(i) for i in ids]), self._forward)
+        out = self._pipeline.map(batches, self._batch, self._forward)
         self._next = ready[-1] + 1
         if self._next < len(self._table):  # frames before the next clip are no longer needed
             first = int(self._table[self._next, 0])
