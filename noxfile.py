@@ -1,4 +1,4 @@
-"""Project sessions: `nox -s tests`, `nox -s demo`, `nox -s lint`, `nox -s bench`.
+"""Project sessions: `nox -s tests`, `nox -s tests_pose`, `nox -s demo`, `nox -s lint`, `nox -s bench`.
 
 Every install goes through constraints.txt, which pins torch/torchvision to the CPU build here:
 unpinned, open_clip/timm would pull a multi-GB CUDA torch.
@@ -18,6 +18,13 @@ def tests(session: nox.Session) -> None:
     """The test suite on CPU (installs the package as users get it, with test extras)."""
     session.install(*CONSTRAINTS, ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def tests_pose(session: nox.Session) -> None:
+    """The pose featurizer's tests with mediapipe 0.10.21, which pins numpy<2: its own environment."""
+    session.install(*CONSTRAINTS, ".[test,pose]")
+    session.run("pytest", "tests/test_pose.py", *session.posargs)
 
 
 @nox.session

@@ -107,7 +107,8 @@ def test_cli_fits_and_scores_sceneaware(tmp_path, tmp_path_factory):
     fit = runner.invoke(app, ["fit", "-m", "sceneaware", *common, "-o", str(model), *params, "--steps", "2", "-q"])
     assert fit.exit_code == 2 and "contrastive mode needs a scene for every training video" in fit.output
     fit = runner.invoke(
-        app, ["fit", "-m", "sceneaware", *common, "-o", str(model), *params, "-p", "mode=reconstruction", "--steps", "2"]
+        app,
+        ["fit", "-m", "sceneaware", *common, "-o", str(model), *params, "-p", "mode=reconstruction", "--steps", "2"],
     )
     assert fit.exit_code == 0, fit.output
     done = runner.invoke(app, ["score", "-m", str(model), *common, "--split", "fast", "-o", str(scores)])

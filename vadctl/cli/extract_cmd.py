@@ -114,6 +114,13 @@ def register(app: typer.Typer) -> None:
             "-p",
             help="Featurizer parameter FEATURE.PARAM=VALUE (repeatable), e.g. -p velocity.n_bins=4.",
         ),
+        weights: list[str] = typer.Option(
+            [],
+            "--weights",
+            "-w",
+            help="Weight file KEY=PATH (repeatable), e.g. -w clip=/w/clip-ViT-L-14-openai.safetensors; "
+            "see `vadctl weights` for keys and where files are otherwise looked for.",
+        ),
         scene: str | None = typer.Option(None, help="Scene label recorded for these videos."),
         resize: str | None = typer.Option(None, help="Decode at WIDTHxHEIGHT (or WIDTH, keeping aspect)."),
         clip_len: int = typer.Option(16, help="Frames per clip (clip table, clip-level features)."),
@@ -131,11 +138,14 @@ def register(app: typer.Typer) -> None:
         from vadctl import catalog
         from vadctl.extract import Extractor
         from vadctl.features import registry
+        from vadctl.features.deep import attach_weights
         from vadctl.store import FeatureStore
         from vadctl.video import ClipSpec, DecodeSpec
+        from vadctl.weights import WeightResolver, parse_weight_options
 
         names = registry.parse_names(features)
         featurizers = registry.build(names, parse_feature_params(param))
+        attach_weights(featurizers, WeightResolver(explicit=parse_weight_options(weights)))
         sources = catalog.discover(roots)
         if not sources:
             raise typer.Exit(_no_videos(roots))

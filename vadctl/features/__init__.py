@@ -1,6 +1,15 @@
 """Featurizers: one module each, registered by name in `registry.FEATURIZERS`."""
 
-from vadctl.features import flow, frames, motion, regions, velocity  # noqa: F401  (registration)
+from vadctl.features import (  # noqa: F401  (registration)
+    clip,
+    flow,
+    frames,
+    motion,
+    pose,
+    regions,
+    velocity,
+    x3d,
+)
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.registry import DEFAULT_FEATURES, FEATURIZERS, build, featurizer_class
 

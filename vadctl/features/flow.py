@@ -11,10 +11,13 @@ import cv2
 import numpy as np
 
 from vadctl.errors import UsageError
+from vadctl.features import raft
 from vadctl.features.base import Featurizer, Output
+from vadctl.features.deep import UsesWeights
 from vadctl.features.registry import register
-from vadctl.store import ArraySpec
-from vadctl.video import ClipSpec, FrameWindow, VideoInfo
+from vadctl.store import ArraySpec, FeatureSpec
+from vadctl.video import ClipSpec, DecodeSpec, FrameWindow, VideoInfo
+from vadctl.weights import WeightFile
 
 DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -24,8 +27,12 @@ DIS_PRESETS = {
 
 
 @register
-class Flow(Featurizer):
+class Flow(UsesWeights, Featurizer):
     """Flow from frame t-1 to frame t at full decoded resolution (frame 0 has zero flow).
+
+    `method`: `dis` (OpenCV DIS, `preset` sets its quality), or RAFT from local weights (`raft`,
+    RAFT-large as AI-VAD uses; `raft_small`), see `vadctl.features.raft`. RAFT entries add the
+    weights' sha256 to their identity; DIS entries are unchanged by the RAFT backend's existence.
 
     Full-resolution flow is handed to dependent featurizers (velocity) in memory. The store keeps
     it scaled by `store_scale`, in pixels of the stored size, as int16 multiples of `quantum`
@@ -37,14 +44,16 @@ class Flow(Featurizer):
     name = "flow"
     summary = "dense optical flow (OpenCV DIS), stored downscaled as int16 fixed point"
     workers = min(2, os.cpu_count() or 1)  # pairs are independent; not part of the feature's identity
+    raft_device = "auto"  # how RAFT runs, not what it computes: not part of the identity either
+    raft_batch_size = 4
 
     def __init__(self, method: str = "dis", preset: str = "medium", store_scale: float = 0.5, quantum: float = 1 / 32):
         self.method = method
         self.preset = preset
         self.store_scale = store_scale
         self.quantum = quantum
-        if method != "dis":
-            raise UsageError(f"flow.method={method!r}: only 'dis' is available without model weights")
+        if method != "dis" and method not in raft.VARIANTS:
+            raise UsageError(f"flow.method={method!r}: use dis, raft (RAFT-large, local weights) or raft_small")
         if preset not in DIS_PRESETS:
             raise UsageError(f"flow.preset={preset!r}: use one of {', '.join(DIS_PRESETS)}")
         if not 0 < store_scale <= 1:
@@ -53,6 +62,19 @@ class Flow(Featurizer):
             raise UsageError(f"flow.quantum={quantum}: must be in (0, 1] pixels")
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
+        self._raft: raft.RaftEngine | None = None
+
+    def weight_file(self) -> WeightFile | None:
+        return raft.weight_file(self.method) if self.method in raft.VARIANTS else None
+
+    def spec(self, decode: DecodeSpec, upstream, clips: ClipSpec | None = None) -> FeatureSpec:
+        base = super().spec(decode, upstream, clips)
+        if self.method == "dis":
+            return base
+        raft.check_weights(self.method, self.resolved_weights())
+        return FeatureSpec(
+            base.name, base.version, {**base.params, "weights": self.resolved_weights().identity}, base.axis
+        )
 
     def _stored_size(self, info: VideoInfo) -> tuple[int, int]:
         return max(1, round(info.height * self.store_scale)), max(1, round(info.width * self.store_scale))
@@ -62,7 +84,9 @@ class Flow(Featurizer):
 
     def begin(self, info: VideoInfo, clips: ClipSpec) -> None:
         self._stored = self._stored_size(info)
-        if self._pool is None and self.workers > 1:
+        if self.method != "dis" and self._raft is None:
+            self._raft = raft.RaftEngine(self.method, self.resolved_weights(), self.raft_device, self.raft_batch_size)
+        if self._pool is None and self.workers > 1 and self.method == "dis":
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vadctl-flow")
 
     def _calc(self, pair: tuple[np.ndarray | None, np.ndarray]) -> np.ndarray:
@@ -75,10 +99,21 @@ class Flow(Featurizer):
         return dis.calc(before, current, None)
 
     def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:
-        pairs = [(before, current) for _, before, current in window.gray_pairs()]
-        mapped = self._pool.map(self._calc, pairs) if self._pool else map(self._calc, pairs)
-        flows = np.stack(list(mapped))
+        if self._raft is not None:
+            flows = self._raft_flows(window)
+        else:
+            pairs = [(before, current) for _, before, current in window.gray_pairs()]
+            mapped = self._pool.map(self._calc, pairs) if self._pool else map(self._calc, pairs)
+            flows = np.stack(list(mapped))
         return Output(dense={"data": self._to_stored(flows)}, memory={"flow": flows})
+
+    def _raft_flows(self, window: FrameWindow) -> np.ndarray:
+        befores = [window.previous, *window.frames[:-1]]
+        pairs = [(b, c) for b, c in zip(befores, window.frames, strict=True) if b is not None]
+        flows = self._raft.flows(pairs) if pairs else np.zeros((0, *window.frames.shape[1:3], 2), np.float32)
+        if window.previous is None:  # frame 0 of the video: no frame before it, zero flow
+            flows = np.concatenate([np.zeros((1, *window.frames.shape[1:3], 2), np.float32), flows])
+        return flows
 
     def _to_stored(self, flows: np.ndarray) -> np.ndarray:
         h, w = self._stored

@@ -1,4 +1,5 @@
-"""`regions`: foreground boxes from blurred frame differences, AI-VAD's foreground detections."""
+"""`regions`: foreground boxes from blurred frame differences (AI-VAD's foreground detections), and
+optionally object detector boxes merged with them (AI-VAD's region extractor)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import cv2
 import numpy as np
 
 from vadctl.errors import UsageError
+from vadctl.features import detector as detectors
 from vadctl.features.base import Featurizer, Output
+from vadctl.features.deep import UsesWeights
 from vadctl.features.registry import register
-from vadctl.store import ArraySpec
-from vadctl.video import FrameWindow, VideoInfo
+from vadctl.store import ArraySpec, FeatureSpec
+from vadctl.video import ClipSpec, DecodeSpec, FrameWindow, VideoInfo
+from vadctl.weights import WeightFile
 
 FOREGROUND_LABEL = 0  # detector class ids would be > 0; 0 marks a foreground (motion) region
 FOREGROUND_SCORE = 0.5  # AI-VAD gives foreground detections a fixed confidence of 0.5
@@ -67,13 +71,55 @@ def drop_overlapping(boxes: np.ndarray, max_overlap: float) -> np.ndarray:
     return np.sort(np.asarray(keep, dtype=np.int64))
 
 
+def merge_detections(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    mask: np.ndarray | None,
+    persons_only: bool,
+    min_bbox_area: float,
+    max_bbox_overlap: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """AI-VAD's merge: detector boxes, plus foreground components outside them (each detector box
+    widened by 2 px), then the filters: persons only (drops foreground boxes too, as AI-VAD does),
+    area > `min_bbox_area`, overlap removal. Returns (boxes, scores, labels, fill)."""
+    boxes = boxes.reshape(-1, 4).astype(np.float32)
+    fill = np.zeros(len(boxes), np.float32)
+    if mask is not None:
+        h, w = mask.shape
+        covered = np.zeros_like(mask)
+        for i, box in enumerate(boxes):
+            x1, y1 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
+            x2, y2 = min(int(np.ceil(box[2])), w), min(int(np.ceil(box[3])), h)
+            fill[i] = mask[y1:y2, x1:x2].mean() if x2 > x1 and y2 > y1 else 0.0
+            covered[max(y1 - 2, 0) : y2 + 2, max(x1 - 2, 0) : x2 + 2] = 1
+        extra, extra_fill = mask_boxes(mask * (1 - covered))
+        boxes = np.concatenate([boxes, extra])
+        scores = np.concatenate([scores, np.full(len(extra), FOREGROUND_SCORE, np.float32)])
+        labels = np.concatenate([labels, np.full(len(extra), FOREGROUND_LABEL, np.int16)])
+        fill = np.concatenate([fill, extra_fill])
+    keep = np.flatnonzero((labels == detectors.PERSON_LABEL) if persons_only else np.ones(len(boxes), bool))
+    keep = keep[box_area(boxes[keep]) > min_bbox_area]
+    keep = keep[drop_overlapping(boxes[keep], max_bbox_overlap)]
+    return boxes[keep], scores[keep].astype(np.float32), labels[keep].astype(np.int16), fill[keep]
+
+
+DETECTOR_PARAMS = ("detector", "box_score_thresh", "persons_only", "foreground")
+
+
 @register
-class Regions(Featurizer):
+class Regions(UsesWeights, Featurizer):
     """Connected components of the thresholded difference of blurred consecutive frames.
 
     Frame t's regions come from frames t-1 and t (frame 0 has none). Filters as AI-VAD's
     RegionExtractor: box area > `min_bbox_area`, then overlap removal by `max_bbox_overlap`.
     `dilation` (pixels, 0 = off as in AI-VAD) joins fragments of one object before labelling.
+
+    With `detector` (`maskrcnn_v2` as AI-VAD, or `maskrcnn`; local weights, see
+    `vadctl.features.detector`), frame t's regions are the detector's boxes scoring above
+    `box_score_thresh` plus, with `foreground`, the foreground components outside them, filtered as
+    AI-VAD does (`persons_only` keeps COCO persons only). Detector parameters join the feature's
+    identity only when a detector is set, so foreground-only entries keep their identity.
     """
 
     name = "regions"
@@ -86,12 +132,27 @@ class Regions(Featurizer):
         min_bbox_area: int = 100,
         max_bbox_overlap: float = 0.65,
         dilation: int = 0,
+        detector: str | None = None,
+        box_score_thresh: float = 0.8,
+        persons_only: bool = False,
+        foreground: bool = True,
     ):
         self.kernel_size = kernel_size
         self.binary_threshold = binary_threshold
         self.min_bbox_area = min_bbox_area
         self.max_bbox_overlap = max_bbox_overlap
         self.dilation = dilation
+        self.detector = detector
+        self.box_score_thresh = box_score_thresh
+        self.persons_only = persons_only
+        self.foreground = foreground
+        self._detector: detectors.Detector | None = None
+        if detector is not None and detector not in detectors.VARIANTS:
+            raise UsageError(f"regions.detector={detector!r}: use one of {', '.join(detectors.VARIANTS)}")
+        if detector is None and (persons_only or not foreground or box_score_thresh != 0.8):
+            raise UsageError("regions.persons_only, .foreground and .box_score_thresh need regions.detector")
+        if not 0 <= box_score_thresh <= 1:
+            raise UsageError(f"regions.box_score_thresh={box_score_thresh}: must be in [0, 1]")
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise UsageError(f"regions.kernel_size={kernel_size}: must be a positive odd number")
         if not 0 <= binary_threshold <= 255:
@@ -100,6 +161,27 @@ class Regions(Featurizer):
             raise UsageError(f"regions.max_bbox_overlap={max_bbox_overlap}: must be in (0, 1]")
         if dilation < 0:
             raise UsageError(f"regions.dilation={dilation}: must be ≥ 0")
+
+    def get_params(self) -> dict:
+        params = super().get_params()
+        if self.detector is None:  # foreground-only regions keep the identity they had before detectors
+            params = {k: v for k, v in params.items() if k not in DETECTOR_PARAMS}
+        return params
+
+    def weight_file(self) -> WeightFile | None:
+        return detectors.weight_file(self.detector) if self.detector else None
+
+    def spec(self, decode: DecodeSpec, upstream, clips: ClipSpec | None = None) -> FeatureSpec:
+        base = super().spec(decode, upstream, clips)
+        if self.detector is None:
+            return base
+        detectors.check(self.detector, self.box_score_thresh, self.resolved_weights())
+        weights = self.resolved_weights().identity
+        return FeatureSpec(base.name, base.version, {**base.params, "weights": weights}, base.axis)
+
+    def begin(self, info: VideoInfo, clips: ClipSpec) -> None:
+        if self.detector is not None and self._detector is None:
+            self._detector = detectors.Detector(self.detector, self.resolved_weights(), self.box_score_thresh)
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
         return {
@@ -121,6 +203,8 @@ class Regions(Featurizer):
         return boxes[keep], fill[keep]
 
     def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:
+        if self._detector is not None:
+            return self._process_detected(window)
         per_frame = [self.detect(before, current) for _, before, current in window.gray_pairs()]
         boxes = [b for b, _ in per_frame]
         counts = np.array([len(b) for b in boxes], np.int64)
@@ -135,4 +219,23 @@ class Regions(Featurizer):
             },
             counts=counts,
             memory={"boxes": boxes},
+        )
+
+    def _process_detected(self, window: FrameWindow) -> Output:
+        merged = []
+        for (_, before, current), found in zip(window.gray_pairs(), self._detector.detect(window.frames), strict=True):
+            mask = None
+            if self.foreground and before is not None:
+                mask = foreground_mask(before, current, self.kernel_size, self.binary_threshold, self.dilation)
+            merged.append(merge_detections(*found, mask, self.persons_only, self.min_bbox_area, self.max_bbox_overlap))
+        columns = list(zip(*merged, strict=True))
+        return Output(
+            ragged={
+                "boxes": np.concatenate(columns[0]),
+                "scores": np.concatenate(columns[1]),
+                "labels": np.concatenate(columns[2]),
+                "fill": np.concatenate(columns[3]).astype(np.float32),
+            },
+            counts=np.array([len(b) for b in columns[0]], np.int64),
+            memory={"boxes": list(columns[0])},
         )
