@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from videos import Square, make_video, render
 
 from vadctl.cli import app
-from vadctl.errors import UsageError, WeightsError
+from vadctl.errors import FeatureError, UsageError, WeightsError
 from vadctl.features import build
 from vadctl.features.base import Output
 from vadctl.features.clip import Clip, ClipRegions
@@ -475,6 +475,30 @@ def test_models_use_the_extracted_deep_features(video_dir: Path, store_path: Pat
     assert fuvas.model.features_["clips"].name == "x3d"
     frames, _ = score_model(load_model(tmp_path / "fuvas.safetensors"), store, "train")
     assert frames.height == 24 + 20 + 28 and frames["score"].is_finite().all()
+
+
+def test_sceneaware_reads_subsampled_clip_embeddings(video_dir: Path, store_path: Path, weights, tmp_path: Path):
+    """CLIP every 2nd frame is ragged; the sequence model holds each embedding over the next frame."""
+    register_tiny_clip(weights["folder"])
+    params = ["-p", f"clip.model={TINY_CLIP}", "-p", "clip.pretrained=custom", "-p", "clip.every=2"]
+    args = ["extract", video_dir, "--store", store_path, "-q", "--features", "clip", *params]
+    assert vadctl(*args, "--weights", f"clip={weights['clip']}").exit_code == 0
+    store = FeatureStore(store_path, read_only=True)
+    quick = {"mode": "reconstruction", "d_model": 16, "latent_dim": 4, "heads": 2, "layers": 1, "steps": 2}
+    fitted = fit_model(store, "sceneaware", {**quick, "device": "cpu"}, "train", out=tmp_path / "s.safetensors")
+    assert fitted.model.features_["frames"].name == "clip"
+    frames, _ = score_model(load_model(tmp_path / "s.safetensors"), store, "train")
+    assert frames.height == 24 + 20 + 28 and frames["score"].is_finite().all()
+
+
+def test_held_rows_fill_frames_between_samples():
+    from vadctl.models.frame_embeddings import held_rows
+
+    values = np.arange(3, dtype=np.float32)[:, None]
+    offsets = np.array([0, 0, 1, 1, 2, 2, 3])  # frames 1, 3 and 5 sampled
+    assert held_rows(values, offsets, "clip").ravel().tolist() == [0, 0, 0, 1, 1, 2]
+    with pytest.raises(FeatureError, match="several rows per frame"):
+        held_rows(values, np.array([0, 2, 3]), "clip_regions")
 
 
 def test_extract_with_missing_weights_fails_before_any_video(video_dir: Path, store_path: Path):

@@ -39,9 +39,25 @@ def pool(frames: np.ndarray, thumb: int) -> np.ndarray:
     return pooled.reshape(n, -1)
 
 
+def held_rows(values: np.ndarray, offsets: np.ndarray, key: str) -> np.ndarray:
+    """Per-frame rows of a subsampled entry (at most one row per frame, e.g. `clip.every=4`): each
+    sampled row holds until the next one; frames before the first sample take the first."""
+    counts = np.diff(offsets)
+    if counts.max(initial=0) > 1:
+        raise FeatureError(f"feature {key} has several rows per frame (per region?); a frame-level feature is needed")
+    if not counts.any():
+        raise FeatureError(f"feature {key} has no row in this video")
+    sampled = np.flatnonzero(counts)
+    row_of_frame = np.searchsorted(sampled, np.arange(len(counts)), side="right") - 1
+    return values[np.maximum(row_of_frame, 0)]
+
+
 def embed(entry: Entry, thumb: int, motion: bool) -> np.ndarray:
     """(n_frames, d) float32 vectors of one video's entry."""
     values = entry_array(entry)
+    offsets = entry.offsets
+    if offsets is not None:
+        values = held_rows(values, offsets, entry.spec.key)
     if values.ndim == 2:
         return values.astype(np.float32)
     if values.ndim not in (3, 4):
