@@ -125,7 +125,7 @@ def test_bad_parameters_are_named(tmp_path_factory):
         fit_model(store, "ffp", {**RESUME_PARAMS, "resolution": 30}, "train")
     with pytest.raises(FeatureError, match="resolution 64 exceeds the cached frames"):
         fit_model(store, "ffp", {**RESUME_PARAMS, "resolution": 64}, "train")
-    with pytest.raises(UsageError, match="device 'tpu'"):
+    with pytest.raises(UsageError, match="device='tpu'"):
         fit_model(store, "ffp", {**RESUME_PARAMS, "device": "tpu"}, "train")
     with pytest.raises(UsageError, match="unknown parameter"):
         build("ffp", {"learning_rate": 1})

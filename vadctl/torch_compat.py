@@ -103,7 +103,7 @@ def extra_installed(*modules: str) -> bool:
 
 
 def device(name: str = "auto"):
-    """'auto' → CUDA when available, else CPU; or any torch device string."""
+    """'auto' → CUDA when torch sees a GPU, else CPU; or 'cpu' / 'cuda[:index]' as given."""
     import torch
 
     if name == "auto":
@@ -111,9 +111,11 @@ def device(name: str = "auto"):
     try:
         chosen = torch.device(name)
     except RuntimeError:
-        raise UsageError(f"device={name!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+        chosen = None
+    if chosen is None or chosen.type not in ("cpu", "cuda"):
+        raise UsageError(f"device={name!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
     if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device={name!r}: CUDA is not available here (torch {torch.__version__})")
+        raise UsageError(f"device={name!r}: this torch build ({torch.__version__}) sees no CUDA GPU; use cpu or auto")
     return chosen
 
 

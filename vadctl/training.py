@@ -77,20 +77,10 @@ def checkpoint_dir_for(model_path: Path) -> Path:
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' → CUDA when torch sees a GPU, else CPU; 'cpu' / 'cuda[:i]' as given."""
-    import torch
+    """The training device: one rule for models and featurizers (`torch_compat.device`)."""
+    from vadctl.torch_compat import device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"device {name!r}: use auto, cpu or cuda[:index]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {name!r}: this torch build sees no CUDA GPU (use --device cpu or auto)")
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"device {name!r}: use auto, cpu or cuda[:index]")
-    return device
+    return device(name)
 
 
 def step_seed(seed: int, step: int, stream: int = 0) -> int:

@@ -67,6 +67,19 @@ class WeightFile:
     def stem_names(stem: str, suffixes: Iterable[str] = TENSOR_SUFFIXES) -> tuple[str, ...]:
         return tuple(stem + suffix for suffix in suffixes)
 
+    @classmethod
+    def torchvision(cls, key: str, feature: str, builder: str, official: str, describes: str) -> WeightFile:
+        """A torchvision model's weights: `<builder>.safetensors|.pth|.pt` or its official file name,
+        also found in torch hub's checkpoints folder."""
+        return cls(
+            key=key,
+            feature=feature,
+            describes=describes,
+            names=(*cls.stem_names(builder, (".safetensors", ".pth", ".pt")), official),
+            torch_hub=(official,),
+            source=f"torchvision's model weights ({official})",
+        )
+
 
 @dataclass(frozen=True)
 class ResolvedWeights:

@@ -27,14 +27,7 @@ RPN_NMS_THRESH = 0.3  # AI-VAD's setting
 
 def weight_file(detector: str) -> WeightFile:
     builder, official = VARIANTS[detector]
-    return WeightFile(
-        key=detector,
-        feature="regions",
-        describes=f"torchvision {builder} (COCO)",
-        names=(*WeightFile.stem_names(builder, (".safetensors", ".pth", ".pt")), official),
-        torch_hub=(official,),
-        source=f"torchvision's model weights ({official})",
-    )
+    return WeightFile.torchvision(detector, "regions", builder, official, f"torchvision {builder} (COCO)")
 
 
 def build(detector: str, box_score_thresh: float, device: str = "cpu"):

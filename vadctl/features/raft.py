@@ -29,14 +29,7 @@ MIN_SIDE = 128
 
 def weight_file(method: str) -> WeightFile:
     builder, official = VARIANTS[method]
-    return WeightFile(
-        key=method,
-        feature="flow",
-        describes=f"torchvision {builder}",
-        names=(*WeightFile.stem_names(builder, (".safetensors", ".pth", ".pt")), official),
-        torch_hub=(official,),
-        source=f"torchvision's model weights ({official})",
-    )
+    return WeightFile.torchvision(method, "flow", builder, official, f"torchvision {builder}")
 
 
 def build(method: str, device: str = "cpu"):
