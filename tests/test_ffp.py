@@ -10,7 +10,7 @@ from neural_stores import FFP_PARAMS, ffp_store, fitted_ffp
 from typer.testing import CliRunner
 
 from vadctl.cli import app
-from vadctl.errors import FeatureError, ModelFileError, UsageError
+from vadctl.errors import FeatureError, ModelFileError, UsageError, WeightsError
 from vadctl.metrics import align, evaluate, read_labels
 from vadctl.models import build
 from vadctl.models.files import load_model, save_model
@@ -187,3 +187,34 @@ def test_cli_fits_scores_and_evaluates_ffp(fitted, tmp_path):
     assert "error: ffp: resolution=30 must be a multiple of 8" in bad.output and "Traceback" not in bad.output
     wrong = runner.invoke(app, ["fit", "-m", "fuvas", *common, "--epochs", "3"])
     assert wrong.exit_code == 2 and "unknown parameter(s) epochs" in wrong.output
+
+
+def test_motion_loss_trains_through_a_local_raft(tmp_path, tmp_path_factory, monkeypatch):
+    """motion_flow adds FFP's L_op with RAFT from a local file: the loss is logged, its gradient reaches
+    the generator, and the weights' content (not path) is recorded and guards resuming."""
+    from tiny_models import raft_small_weights
+
+    monkeypatch.setenv("VADCTL_WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    store = FeatureStore(ffp_store(tmp_path_factory)["store"], read_only=True)
+    weights = raft_small_weights(tmp_path)
+    params = {**FFP_PARAMS, "steps": 2, "motion_flow": "raft_small", "flow_iterations": 2}
+    with pytest.raises(WeightsError, match=r"ffp motion loss: .*raft_small.*-p flow_weights=PATH"):
+        fit_model(store, "ffp", params, "train")
+    path = tmp_path / "m.safetensors"
+    fitted = fit_model(store, "ffp", {**params, "flow_weights": str(weights)}, "train", out=path)
+    history = fitted.model.history_
+    assert history and all(np.isfinite(h["op"]) and h["op"] >= 0 for h in history)
+    plain = fit_model(store, "ffp", {**FFP_PARAMS, "steps": 2}, "train")
+    moved = [
+        not torch.equal(a, b)
+        for a, b in zip(generator_state(fitted.model).values(), generator_state(plain.model).values(), strict=True)
+    ]
+    assert any(moved)  # the motion term changed the generator's updates
+    loaded = load_model(path).model
+    assert loaded.flow_weights_sha256_ == fitted.model.flow_weights_sha256_ and len(loaded.flow_weights_sha256_) == 64
+    other = raft_small_weights(tmp_path / "other", seed=1)
+    resume = TrainOptions(resume=True)
+    with pytest.raises(UsageError, match="another run"):
+        fit_model(store, "ffp", {**params, "flow_weights": str(other)}, "train", out=path, training=resume)
+    with pytest.raises(UsageError, match="motion_flow='flownet2'"):
+        fit_model(store, "ffp", {**params, "motion_flow": "flownet2"}, "train")

@@ -47,6 +47,18 @@ def check_weights(method: str, weights: ResolvedWeights) -> None:
     check_fits("flow", weights.path, f"torchvision {VARIANTS[method][0]}", expected, found)
 
 
+def load_network(method: str, weights: ResolvedWeights):
+    """RAFT (CPU, float32) with the weights of a local file; a file that does not fit is a one-line error."""
+    model = build(method, "cpu")
+    state = load_tensors(weights.path, "flow")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise WeightsError(f"flow: {weights.path}: cannot load into RAFT ({method}): {first}") from None
+    return model
+
+
 def padding(height: int, width: int) -> tuple[int, int]:
     """Rows and columns to add (bottom, right) for RAFT's size constraints."""
     target_h = max(MIN_SIDE, -(-height // 8) * 8)
@@ -60,13 +72,7 @@ class RaftEngine:
     def __init__(self, method: str, weights: ResolvedWeights, device: str = "auto", batch_size: int = 4):
         import torch
 
-        model = build(method, "cpu")
-        state = load_tensors(weights.path, "flow")
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            first = str(error).strip().splitlines()[0]
-            raise WeightsError(f"flow: {weights.path}: cannot load into RAFT ({method}): {first}") from None
+        model = load_network(method, weights)
         self.device = pick_device(device)
         self.dtype = torch.float32  # RAFT's iterative refinement is not reliable in half precision
         self.model = model.to(self.device, self.dtype).eval()

@@ -4,8 +4,9 @@ A U-Net predicts frame t from frames t-4..t-1 (pixels in [-1, 1], resized to `re
 a PatchGAN discriminator judges predictions. Generator loss = λ_int·L_int + λ_gd·L_gd +
 λ_adv·L_adv with the published weights (1, 1, 0.05); Adam with the published learning rates
 (gray: 1e-4 generator, 1e-5 discriminator; RGB: 2e-4, 2e-5). The published motion loss compares
-FlowNet2-SD flows of predicted and real frames; no flow network's weights can be had here, so the
-loss is left out (λ_op = 0): the prediction is constrained by appearance and adversarial losses.
+FlowNet2-SD flows of predicted and real frames; here `motion_flow=raft|raft_small` adds it
+(λ_op = 2, published) with a frozen torchvision RAFT from local weights (`nets/motion.py`). Without
+flow weights the loss is left out: appearance and adversarial losses alone constrain the prediction.
 
 Score: PSNR between predicted and real frame. The model's frame score is −PSNR, which `fit`
 calibrates on held-out normal training videos (μ+3σ), so one new video can be scored alone;
@@ -70,6 +71,10 @@ class Ffp(NeuralModel):
         lambda_int: float = 1.0,
         lambda_gd: float = 1.0,
         lambda_adv: float = 0.05,
+        motion_flow: str | None = None,
+        flow_weights: str | None = None,
+        lambda_op: float = 2.0,
+        flow_iterations: int = 12,
         smoothing_sigma: float = 0.0,
         region_sigma: float = 3.0,
         region_blur: int = 3,
@@ -91,6 +96,10 @@ class Ffp(NeuralModel):
         self.lambda_int = lambda_int
         self.lambda_gd = lambda_gd
         self.lambda_adv = lambda_adv
+        self.motion_flow = motion_flow
+        self.flow_weights = flow_weights
+        self.lambda_op = lambda_op
+        self.flow_iterations = flow_iterations
         self.smoothing_sigma = smoothing_sigma
         self.region_sigma = region_sigma
         self.region_blur = region_blur
@@ -147,6 +156,32 @@ class Ffp(NeuralModel):
             raise UsageError(f"ffp: steps={self.steps!r} must be a positive integer")
         if self.region_blur < 1 or self.region_blur % 2 == 0:
             raise UsageError(f"ffp: region_blur={self.region_blur} must be an odd number of pixels")
+        if self.motion_flow not in (None, "raft", "raft_small"):
+            raise UsageError(f"ffp: motion_flow={self.motion_flow!r}: use raft or raft_small (or leave it out)")
+        if self.flow_weights is not None and self.motion_flow is None:
+            raise UsageError("ffp: flow_weights given without motion_flow=raft|raft_small")
+        if not isinstance(self.flow_iterations, int) or self.flow_iterations < 1:
+            raise UsageError(f"ffp: flow_iterations={self.flow_iterations!r} must be a positive integer")
+
+    def _motion_loss(self, device):
+        """FFP's L_op with RAFT from local weights, or None when no flow network is asked for."""
+        self.flow_weights_sha256_: str | None = None
+        if self.motion_flow is None:
+            return None
+        from pathlib import Path
+
+        from vadctl.errors import WeightsError
+        from vadctl.features import raft
+        from vadctl.models.nets.motion import MotionLoss
+        from vadctl.weights import WeightResolver
+
+        explicit = {self.motion_flow: Path(self.flow_weights).expanduser()} if self.flow_weights else {}
+        try:
+            weights = WeightResolver(explicit=explicit).resolve(raft.weight_file(self.motion_flow))
+        except WeightsError as error:
+            raise WeightsError(f"ffp motion loss: {error} (for fit: -p flow_weights=PATH)") from None
+        self.flow_weights_sha256_ = weights.sha256
+        return MotionLoss(raft.load_network(self.motion_flow, weights).to(device), self.flow_iterations)
 
     def learning_rates(self) -> tuple[float, float]:
         """Published: gray 1e-4 / 1e-5 (generator / discriminator), colour 2e-4 / 2e-5."""
@@ -182,6 +217,7 @@ class Ffp(NeuralModel):
         opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g)
         opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d)
         total = self.steps or max(1, math.ceil(self.epochs * len(samples) / self.batch_size))
+        motion_loss = self._motion_loss(device)
 
         def batch(indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
             x, y = [], []
@@ -200,6 +236,11 @@ class Ffp(NeuralModel):
             l_gd = losses.gradient_loss(pred, target)
             l_adv = losses.generator_adversarial_loss(discriminator(pred))
             loss_g = self.lambda_int * l_int + self.lambda_gd * l_gd + self.lambda_adv * l_adv
+            extra = {}
+            if motion_loss is not None:
+                l_op = motion_loss(inputs[:, -channels:], pred, target)
+                loss_g = loss_g + self.lambda_op * l_op
+                extra["op"] = l_op.item()
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -207,9 +248,13 @@ class Ffp(NeuralModel):
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-            return {"g": loss_g.item(), "int": l_int.item(), "gd": l_gd.item(), "adv": l_adv.item(), "d": loss_d.item()}
+            losses_now = {"g": loss_g.item(), "int": l_int.item(), "gd": l_gd.item(), "adv": l_adv.item()}
+            return {**losses_now, **extra, "d": loss_d.item()}
 
         identity = self.run_identity({r: s.key for r, s in self.features_.items()}, videos)
+        if self.flow_weights_sha256_:  # the flow weights' content is what counts, not their path
+            identity["params"].pop("flow_weights", None)
+            identity["flow_weights_sha256"] = self.flow_weights_sha256_
         run = Run(
             "ffp",
             total,
@@ -317,6 +362,7 @@ class Ffp(NeuralModel):
             "steps": self.steps_,
             "train_seconds": round(self.train_seconds_, 3),
             "history": self.history_,
+            "flow_weights_sha256": self.flow_weights_sha256_,
         }
         return module_arrays("generator", self.generator_), meta
 
@@ -335,6 +381,7 @@ class Ffp(NeuralModel):
         self.steps_ = int(meta["steps"])
         self.train_seconds_ = float(meta["train_seconds"])
         self.history_ = list(meta.get("history", []))
+        self.flow_weights_sha256_ = meta.get("flow_weights_sha256")
 
 
 def _init_weights(module) -> None:
