@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from commands import extract_cmd
 from tiny_models import TINY_CLIP, raft_small_weights, register_tiny_clip, tiny_clip_weights, x3d_weights
 from typer.testing import CliRunner
 from videos import Square, make_video, render
@@ -542,20 +543,7 @@ def test_killed_x3d_extraction_resumes_to_the_same_result(tmp_path: Path, weight
     shutil.copy(weights["x3d"], tmp_path / "w" / "x3d-x3d_s.safetensors")
 
     def command(store: Path) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "vadctl",
-            "extract",
-            str(root),
-            "--store",
-            str(store),
-            "--features",
-            "x3d",
-            "--window",
-            "8",
-            "--json",
-        ]
+        return extract_cmd(root, store, "--features", "x3d")
 
     subprocess.run(command(tmp_path / "ref.zarr"), check=True, capture_output=True, env=env)
     store = tmp_path / "killed.zarr"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from commands import extract_cmd
 from videos import Square, make_video
 
 from vadctl.store import FeatureStore
@@ -28,22 +29,6 @@ def archive(root: Path, n: int = 6, frames: int = 90) -> Path:
             squares=[Square(5 + 7 * i, 30, 3.0, 0.5, size=20), Square(140, 80, -2.5, -0.5, size=18)],
         )
     return root
-
-
-def extract_cmd(root: Path, store: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "vadctl",
-        "extract",
-        str(root),
-        "--store",
-        str(store),
-        "--window",
-        "8",
-        "--json",
-        *extra,
-    ]
 
 
 def snapshot(store: Path) -> dict:
