@@ -198,8 +198,13 @@ def test_motion_loss_trains_through_a_local_raft(tmp_path, tmp_path_factory, mon
     store = FeatureStore(ffp_store(tmp_path_factory)["store"], read_only=True)
     weights = raft_small_weights(tmp_path)
     params = {**FFP_PARAMS, "steps": 2, "motion_flow": "raft_small", "flow_iterations": 2}
-    with pytest.raises(WeightsError, match=r"ffp motion loss: .*raft_small.*-p flow_weights=PATH"):
+    with pytest.raises(WeightsError, match=r"ffp motion loss: .*raft_small.*pass -p flow_weights=PATH"):
         fit_model(store, "ffp", params, "train")
+    with pytest.raises(WeightsError, match=r"flow_weights=.*missing.safetensors: no such file"):
+        fit_model(store, "ffp", {**params, "flow_weights": str(tmp_path / "missing.safetensors")}, "train")
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(WeightsError, match=r"ffp motion loss: .*junk.safetensors: not a readable"):
+        fit_model(store, "ffp", {**params, "flow_weights": str(tmp_path / "junk.safetensors")}, "train")
     path = tmp_path / "m.safetensors"
     fitted = fit_model(store, "ffp", {**params, "flow_weights": str(weights)}, "train", out=path)
     history = fitted.model.history_

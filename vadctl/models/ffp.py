@@ -175,13 +175,19 @@ class Ffp(NeuralModel):
         from vadctl.models.nets.motion import MotionLoss
         from vadctl.weights import WeightResolver
 
-        explicit = {self.motion_flow: Path(self.flow_weights).expanduser()} if self.flow_weights else {}
+        explicit = {}
+        if self.flow_weights:
+            explicit[self.motion_flow] = Path(self.flow_weights).expanduser()
+            if not explicit[self.motion_flow].is_file():
+                raise WeightsError(f"ffp: flow_weights={self.flow_weights}: no such file")
         try:
             weights = WeightResolver(explicit=explicit).resolve(raft.weight_file(self.motion_flow))
+            network = raft.load_network(self.motion_flow, weights)
         except WeightsError as error:
-            raise WeightsError(f"ffp motion loss: {error} (for fit: -p flow_weights=PATH)") from None
+            hint = str(error).replace(f"pass --weights {self.motion_flow}=PATH", "pass -p flow_weights=PATH")
+            raise WeightsError(f"ffp motion loss: {hint}") from None
         self.flow_weights_sha256_ = weights.sha256
-        return MotionLoss(raft.load_network(self.motion_flow, weights).to(device), self.flow_iterations)
+        return MotionLoss(network.to(device), self.flow_iterations)
 
     def learning_rates(self) -> tuple[float, float]:
         """Published: gray 1e-4 / 1e-5 (generator / discriminator), colour 2e-4 / 2e-5."""

@@ -38,9 +38,11 @@ class MotionLoss:
         self.iterations = iterations
 
     def flow(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        return self.network(raft_input(first), raft_input(second), num_flow_updates=self.iterations)[-1]
+        """Flow between two RAFT-ready batches (see `raft_input`)."""
+        return self.network(first, second, num_flow_updates=self.iterations)[-1]
 
     def __call__(self, previous: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        start = raft_input(previous)
         with torch.no_grad():
-            real = self.flow(previous, target)
-        return torch.mean((self.flow(previous, pred) - real).abs())
+            real = self.flow(start, raft_input(target))
+        return torch.mean((self.flow(start, raft_input(pred)) - real).abs())
