@@ -18,11 +18,12 @@ import numpy as np
 import polars as pl
 from scipy.ndimage import gaussian_filter1d
 
+from vadctl import defaults
 from vadctl.errors import UsageError
 from vadctl.results import VideoScores
 
 QUANTILE_STEPS = np.linspace(0.0, 100.0, 1001)
-DEFAULT_RULE = "sigma:3"
+DEFAULT_RULE = defaults.THRESHOLD_RULE
 
 
 def temporal_smooth(scores: np.ndarray, sigma: float) -> np.ndarray:
@@ -93,6 +94,7 @@ class Calibration:
             "videos": self.videos,
             "method": self.method,
             "rule": self.rule,
+            "threshold": self.threshold(),
             "extra": self.extra,
         }
 

@@ -48,9 +48,9 @@ def register(app: typer.Typer) -> None:
         for video, kind in kinds.items():
             table.add_column(f"{video} {kind}", justify="right")
         for name, metrics in result.metrics.items():
-            per_video = {v.video: v.auroc for v in metrics.videos}
+            per_video = {v["video"]: v["auroc"] for v in metrics["videos"]}
             cells = [f"{per_video[v]:.3f}" if per_video.get(v) is not None else "–" for v in kinds]
-            table.add_row(name, f"{metrics.micro_auroc:.3f}", f"{metrics.macro_auroc:.3f}", *cells)
+            table.add_row(name, f"{metrics['micro_auroc']:.3f}", f"{metrics['macro_auroc']:.3f}", *cells)
         out.print(table)
         out.print(f"store:  {result.store}")
         for name in result.models:

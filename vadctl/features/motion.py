@@ -16,8 +16,8 @@ from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.flow import to_pixels
 from vadctl.features.registry import register
-from vadctl.store import ArraySpec
-from vadctl.video import ClipSpec, FrameWindow, VideoInfo
+from vadctl.specs import ArraySpec, ClipSpec
+from vadctl.video import FrameWindow, VideoInfo
 
 DIRECTIONS = 4  # right, down, left, up
 
