@@ -8,7 +8,6 @@ for velocity) without storing them.
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from vadctl.params import param_names
 from vadctl.specs import ArraySpec, ClipSpec, DecodeSpec, FeatureSpec
 from vadctl.video import FrameWindow, VideoInfo
 
@@ -51,8 +51,7 @@ class Featurizer(ABC):
     summary: ClassVar[str] = ""
 
     def get_params(self) -> dict[str, Any]:
-        signature = inspect.signature(type(self).__init__)
-        return {name: getattr(self, name) for name in signature.parameters if name != "self"}
+        return {name: getattr(self, name) for name in param_names(type(self))}
 
     def spec(
         self, decode: DecodeSpec, upstream: Mapping[str, FeatureSpec], clips: ClipSpec | None = None

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vadctl.errors import FeatureError
+from vadctl.params import param_names
 from vadctl.results import VideoScores
 from vadctl.specs import DecodeSpec, FeatureSpec
 from vadctl.store import FeatureStore, VideoRecord
@@ -52,13 +53,12 @@ class VadModel(ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
 
     def get_params(self) -> dict[str, Any]:
-        signature = inspect.signature(type(self).__init__)
-        return {name: getattr(self, name) for name in signature.parameters if name != "self"}
+        return {name: getattr(self, name) for name in param_names(type(self))}
 
     @classmethod
     def param_defaults(cls) -> dict[str, Any]:
         signature = inspect.signature(cls.__init__)
-        return {n: p.default for n, p in signature.parameters.items() if n != "self"}
+        return {name: signature.parameters[name].default for name in param_names(cls)}
 
     @abstractmethod
     def select_features(self, store: FeatureStore, split: str) -> dict[str, FeatureSpec]:
