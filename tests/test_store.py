@@ -14,7 +14,7 @@ SPEC = FeatureSpec("toy", 1, {"k": 3})
 
 def new_video(store: FeatureStore, video_id: str = "v1", split: str = "train", n: int = 10) -> VideoRecord:
     record = VideoRecord(split, video_id, f"/data/{video_id}.mp4", Fingerprint(1, 2, "ab"), n_frames=n, fps=10.0)
-    store.save_video(record, clips=np.array([[0, n]]))
+    store.add_video(record, np.array([[0, n]]))
     return record
 
 
@@ -34,7 +34,7 @@ def write_toy(store: FeatureStore, record: VideoRecord, windows: list[int], comm
         start += size
     summary = writer.finish()
     if commit:
-        store.commit(record, SPEC, summary)
+        store.commit_entry(record, writer, summary)
     return summary
 
 
@@ -42,7 +42,7 @@ def test_create_then_reopen_and_reject_foreign_folders(tmp_path: Path):
     with pytest.raises(StoreError, match="no feature store"):
         FeatureStore(tmp_path / "missing.zarr")
     FeatureStore(tmp_path / "s.zarr", create=True)
-    assert FeatureStore(tmp_path / "s.zarr").info["schema"] == 1
+    assert FeatureStore(tmp_path / "s.zarr").info["schema"] == 2
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(StoreError, match="not an empty folder"):
@@ -120,7 +120,7 @@ def test_specs_hash_and_resolution(store_path: Path):
         store.resolve("flow")
     writer = store.entry_writer(record, other, {"dense": ArraySpec((1,), "float32")}, 10)
     writer.write(dense={"dense": np.zeros((10, 1))})
-    store.commit(record, other, writer.finish())
+    store.commit_entry(record, writer, writer.finish())
     with pytest.raises(FeatureError, match="ambiguous"):
         store.resolve("toy")
 
