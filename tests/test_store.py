@@ -132,3 +132,28 @@ def test_delete_video_forgets_everything(store_path: Path):
     store.delete_video("train", "v1")
     assert store.video("train", "v1") is None
     assert store.videos("train") == []
+
+
+def test_other_clients_open_the_store_as_it_is(video_dir: Path, tmp_path: Path):
+    """xarray and zarr's own walkers read the store with no vadctl code and no warning."""
+    import warnings
+
+    import xarray as xr
+
+    from vadctl import api
+
+    store = tmp_path / "s.zarr"
+    api.extract([video_dir], store, "test", ["flow", "regions", "velocity"])
+    record = FeatureStore(store, read_only=True).video("test", "a")
+    flow_key = next(key for key in record.features if key.startswith("flow@"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        list(zarr.open_group(store, mode="r").members(max_depth=None))
+        video = xr.open_zarr(store, group="videos/test/a", consolidated=False)
+        flow = xr.open_zarr(store, group=f"videos/test/a/{record.group_of(flow_key)}", consolidated=False)
+        tree = xr.open_datatree(store, engine="zarr", consolidated=False)
+    assert video["clips"].dims == ("clip", "bound")
+    assert flow["data"].dims == ("frame", "y", "x", "component") and flow["data"].dtype.kind == "f"
+    entry = FeatureStore(store, read_only=True).entry(record, FeatureSpec.from_dict(record.features[flow_key]))
+    np.testing.assert_allclose(flow["data"].values, entry["data"] * entry.attrs("data")["scale_factor"])
+    assert "videos/test/a" in tree.groups or "/videos/test/a" in tree.groups
