@@ -117,7 +117,8 @@ def _fit(store, name, params, split, validation_fraction, seed, rule, out, train
         neural = ", ".join(names_with("trains_in_steps"))
         raise UsageError(f"model {name} does not train in steps; --resume applies to models that do ({neural})")
     videos = usable_videos(store, split)
-    model.select_features(store, split)
+    chosen = model.select_features(store, split)
+    store.require_intact(split, videos, [spec.key for spec in chosen.values()])  # before any training
     if can.crossfit:
         model.fit(store, split, videos)
         heldout: list[VideoScores] = model.heldout_
@@ -176,6 +177,7 @@ def score_model(
         raise UsageError(f"backend {backend!r}: use {' or '.join(BACKENDS)}")
     chosen = usable_videos(store, split, videos)
     check_features(loaded, store, split, chosen)
+    store.require_intact(split, chosen, [spec.key for spec in loaded.features.values()])
     if backend == "onnx":
         from vadctl.onnx_export import OnnxBackend
 
