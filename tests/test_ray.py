@@ -1,0 +1,65 @@
+"""`--executor ray` on a local Ray cluster (2 CPUs): the store equals a serial one, long videos
+split into segments included, and a Ray worker killed mid-task is retried to a complete store."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from scale_helpers import archive, assert_identical
+
+from vadctl import api
+
+ray = pytest.importorskip("ray")
+
+FEATURES = ("frames", "flow", "regions", "velocity")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = archive(tmp_path_factory.mktemp("ray") / "videos", n=3, frames=40, long_frames=136)
+    reference = root.parent / "serial.zarr"
+    assert not api.extract([root], reference, "train", FEATURES).failed
+    ray.init(num_cpus=2, logging_level="ERROR", log_to_driver=False)
+    yield root, reference
+    ray.shutdown()
+
+
+def running_ray_tasks() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"ray::_run_task"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_ray_tasks_write_the_serial_store_with_segments(cluster, tmp_path: Path):
+    root, reference = cluster
+    store = tmp_path / "s.zarr"
+    report = api.extract([root], store, "train", FEATURES, executor="ray", segment_frames=64)
+    assert not report.failed and report.count("extracted") == 4
+    assert {r.video_id: r.segments for r in report.results}["long"] == 3
+    assert_identical(store, reference)
+
+
+def test_a_killed_ray_worker_is_retried_and_the_store_ends_complete(cluster, tmp_path: Path):
+    root, reference = cluster
+    killed: list[int] = []
+
+    def kill_a_worker(event, **fields):
+        if event == "frames_done" and not killed:
+            pids = running_ray_tasks()
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+
+    report = api.extract([root], tmp_path / "s.zarr", "train", FEATURES, executor="ray", progress=kill_a_worker)
+    assert killed, "no Ray worker was running a task"
+    assert not report.failed and report.count("extracted") == 4
+    assert_identical(tmp_path / "s.zarr", reference)
