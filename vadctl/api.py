@@ -325,14 +325,18 @@ def score(
     videos: Sequence[str] | None = None,
     backend: str = "torch",
     onnx: PathLike | None = None,
+    workers: int = 1,
     progress: ProgressArg = None,
 ) -> Path:
     """Score every usable video of `split` with a fitted model; writes frame scores to `out` and
-    region scores beside it (or to `regions_out`), each atomically; returns `out`."""
+    region scores beside it (or to `regions_out`), each atomically; returns `out`. `workers` > 1
+    scores videos in that many processes (same tables as serial)."""
+    from vadctl.executors.choose import check_workers
     from vadctl.models.files import load_model
     from vadctl.pipeline import score_model
     from vadctl.scoring import write_parquet_atomic
 
+    check_workers(workers)
     loaded = load_model(Path(model_path))
     if backend == "onnx" and onnx is None:
         from vadctl.onnx_export import default_onnx_path
@@ -347,6 +351,8 @@ def score(
         backend,
         Path(onnx) if onnx is not None else None,
         progress=as_progress(progress),
+        workers=workers,
+        model_path=Path(model_path),
     )
     written = write_parquet_atomic(frames, Path(out))
     write_parquet_atomic(regions, Path(regions_out) if regions_out is not None else regions_path(out))
