@@ -9,14 +9,12 @@ then waited for, so two runs over one archive share the work instead of collidin
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 from filelock import Timeout
 
 from vadctl import defaults
@@ -25,10 +23,10 @@ from vadctl.errors import StoreError, VideoError
 from vadctl.faults import fault_point
 from vadctl.features.base import Featurizer, Output
 from vadctl.progress import Progress
+from vadctl.segments import Segment, SegmentDone, SegmentedVideo, Split, plan_segments, rows_in, rows_inside
 from vadctl.specs import ClipSpec, DecodeSpec, FeatureSpec, Fingerprint
 from vadctl.store import FeatureStore, VideoRecord, check_split
-from vadctl.store.writer import array_chunk_rows
-from vadctl.video import VideoInfo, VideoReader, prefetch
+from vadctl.video import VideoReader, prefetch
 
 EXTRACTED, UP_TO_DATE, FAILED, FAILED_EARLIER = "extracted", "up to date", "failed", "failed earlier"
 
@@ -99,56 +97,6 @@ class _Plan:
     action: str  # "new", "replace", "update", "refresh", "skip", "failed earlier"
     fingerprint: Fingerprint | None
     pending: list[FeatureSpec]
-    error: str | None = None
-
-
-@dataclass
-class Split:
-    """Outcome of a whole-video task: the video is long; extract it in segments (nothing written)."""
-
-    plan: _Plan
-    n_frames: int
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Part of a long video: its rows of frame-level (`frames`) and clip-level (`clips`) entries,
-    and the frames decoded for them (`decode`: with the context its featurizers need)."""
-
-    index: int
-    frames: tuple[int, int]
-    clips: tuple[int, int]
-    decode: tuple[int, int]
-
-
-@dataclass
-class SegmentedVideo:
-    """A new version of a long video being written in segments: the record it will commit, the
-    entry groups prepared for the whole video (spec key → group), and what each segment covers."""
-
-    plan: _Plan
-    record: dict
-    info: VideoInfo
-    segments: list[Segment]
-    groups: dict[str, str]
-    tag: str
-    running: list[str]
-    loaded: list[str]
-    started: float  # wall clock, for the video's time across its segments
-
-    def part(self, key: str, index: int) -> str:
-        """The group holding segment `index`'s ragged rows of an entry until they are joined."""
-        return f"{self.groups[key]}.part{index:05d}"
-
-    def all_parts(self) -> list[str]:
-        return [self.part(key, s.index) for key in self.groups for s in self.segments]
-
-
-@dataclass
-class SegmentDone:
-    index: int
-    frames: int
-    seconds: float
     error: str | None = None
 
 
@@ -372,7 +320,7 @@ class Extractor:
             return self._fail(plan, previous, str(error), started)
         info = reader.info
         running, loaded = self._run_plan(plan.pending, previous)
-        if self._segments(info, running, plan.pending) is not None:
+        if self._plan_segments(info, running, plan.pending) is not None:
             reader.close()
             return Split(plan, info.n_frames)
         pending_names = {spec.name for spec in plan.pending}
@@ -455,66 +403,19 @@ class Extractor:
         return frames_done
 
     def _write_rows(self, writer, featurizer: Featurizer, out: Output, start: int | None, segment, emitted) -> None:
-        """Write the rows of `out` that fall inside the segment (all of them for a whole video):
-        frame rows in `segment.frames`, clip rows in `segment.clips`."""
-        n = len(next(iter(out.dense.values()))) if out.dense else len(out.counts if out.counts is not None else [])
-        if featurizer.axis == "clip":
-            first = segment.clips[0] + emitted[featurizer.name]
+        """Write the rows of `out` that fall inside the segment (all of them for a whole video)."""
+        if featurizer.axis == "clip":  # clip rows come in order from the segment's first clip
+            n = rows_in(out)
+            start = segment.clips[0] + emitted[featurizer.name]
             emitted[featurizer.name] += n
-            lo, hi = segment.clips
-        else:
-            first = start
-            lo, hi = segment.frames
-        keep_from, keep_to = max(lo - first, 0), max(min(hi - first, n), 0)
-        if keep_from == 0 and keep_to == n:
-            writer.write(out.dense, out.ragged, out.counts)
-            return
-        dense = {name: rows[keep_from:keep_to] for name, rows in out.dense.items()}
-        ragged, counts = out.ragged, out.counts
-        if counts is not None:
-            ends = np.concatenate([[0], np.cumsum(counts)])
-            ragged = {name: rows[ends[keep_from] : ends[keep_to]] for name, rows in out.ragged.items()}
-            counts = counts[keep_from:keep_to]
-        writer.write(dense, ragged, counts)
+        writer.write(*rows_inside(out, start, segment.clips if featurizer.axis == "clip" else segment.frames))
 
     # ----- long videos in segments -------------------------------------------------------------
-    def _segments(self, info, running: Sequence[Featurizer], pending: Sequence[FeatureSpec]) -> list[Segment] | None:
-        """The video's segments when it is longer than `segment_frames` and every running
-        featurizer can be split, else None. Boundaries fall on chunk boundaries of every dense
-        array written (chunk rows are powers of two), on decode windows, and on clip starts."""
-        if not self.segment_frames or info.n_frames <= self.segment_frames:
+    def _plan_segments(self, info, running, pending) -> list[Segment] | None:
+        if not self.segment_frames:
             return None
-        if not all(f.segmentable for f in running):
-            return None
-        pending_names = {spec.name for spec in pending}
-        table = self.clips.table(info.n_frames)
-        align = self.window
-        for featurizer in running:
-            if featurizer.name not in pending_names:
-                continue
-            n_index = featurizer.n_index(info, self.clips)
-            for aspec in featurizer.arrays(info).values():
-                if aspec.ragged:
-                    continue
-                rows = array_chunk_rows(aspec, n_index)
-                align = math.lcm(align, rows * self.clips.stride if featurizer.axis == "clip" else rows)
-        length = -(-self.segment_frames // align) * align
-        if info.n_frames <= length:
-            return None
-        before = max((f.context_before for f in running if f.axis == "frame"), default=0)
-        has_clips = any(f.axis == "clip" for f in running)
-        segments = []
-        for index, first in enumerate(range(0, info.n_frames, length)):
-            stop = min(first + length, info.n_frames)
-            clip_lo = int(np.searchsorted(table[:, 0], first))
-            clip_hi = len(table) if stop == info.n_frames else int(np.searchsorted(table[:, 0], stop))
-            decode_to = stop
-            if has_clips and clip_hi > clip_lo:
-                last = self.clips.frame_indices(int(table[clip_hi - 1, 0]), info.n_frames).max()
-                decode_to = max(stop, int(last) + 1)
-            decode_from = max(0, first - max(before - 1, 0))
-            segments.append(Segment(index, (first, stop), (clip_lo, clip_hi), (decode_from, decode_to)))
-        return segments
+        names = {spec.name for spec in pending}
+        return plan_segments(info, running, names, self.clips, self.window, self.segment_frames)
 
     def prepare_segments(self, plan: _Plan, progress: Progress) -> SegmentedVideo | VideoResult:
         """Re-plan, then create the new version's entries for the whole video beside what is
@@ -533,7 +434,7 @@ class Extractor:
         try:
             info = reader.info
             running, loaded = self._run_plan(plan.pending, previous)
-            segments = self._segments(info, running, plan.pending)
+            segments = self._plan_segments(info, running, plan.pending)
             if segments is None:  # re-planned: nothing left that is worth splitting; do it here
                 reader.close()
                 return self._extract(plan, progress)
