@@ -60,20 +60,51 @@ def descendants_cpu(root: int) -> dict[int, float]:
 
 
 class CpuMeter:
-    """CPU seconds of this process and everything under it between `start` and `stop`."""
+    """CPU seconds of this process and everything under it between `start` and `stop`.
+
+    Local pools: this process, its reaped children (RUSAGE_CHILDREN: pool workers are reaped when
+    the pool shuts down) and whatever is still alive under it. Ray (`poll=True`): Ray's workers
+    are not ours to reap (their parent is the raylet, which may stop idle ones), so every process
+    under this one is polled each `interval` seconds and the last CPU time seen of each counts: a
+    process that exits loses at most one interval of its time.
+    """
+
+    def __init__(self, poll: bool, interval: float = 0.5):
+        self.poll = poll
+        self.interval = interval
 
     def _own(self) -> float:
         me = resource.getrusage(resource.RUSAGE_SELF)
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+        total = me.ru_utime + me.ru_stime
+        if not self.poll:
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            total += children.ru_utime + children.ru_stime
+        return total
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.interval):
+            self.seen.update(descendants_cpu(os.getpid()))
 
     def start(self) -> None:
+        import threading
+
         self.own = self._own()
-        self.live = descendants_cpu(os.getpid())
+        self.baseline = descendants_cpu(os.getpid())
+        self.seen = dict(self.baseline)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        if self.poll:
+            self._thread.start()
 
     def stop(self) -> float:
-        live = descendants_cpu(os.getpid())
-        grown = sum(seconds - self.live.get(pid, 0.0) for pid, seconds in live.items())
+        self._done.set()
+        if self.poll:
+            self._thread.join()
+            self.seen.update(descendants_cpu(os.getpid()))
+            grown = sum(cpu - self.baseline.get(pid, 0.0) for pid, cpu in self.seen.items())
+        else:
+            live = descendants_cpu(os.getpid())
+            grown = sum(cpu - self.baseline.get(pid, 0.0) for pid, cpu in live.items())
         return self._own() - self.own + grown
 
 
@@ -93,7 +124,7 @@ def run_config(data: Path, config: str, features: str, ray_cpus: int) -> dict:
         options = {"workers": int(config.split(":")[1])}
     with tempfile.TemporaryDirectory(prefix="vadctl-scaling-") as tmp:
         store = Path(tmp) / "ped2.zarr"
-        meter = CpuMeter()
+        meter = CpuMeter(poll=config == "ray")
         load_before = load_average()
         meter.start()
         began = time.perf_counter()

@@ -46,11 +46,16 @@ def assert_identical(store: Path, reference: Path, split: str = "train") -> None
     assert [k for k in got if got[k] != expected[k]] == []
 
 
-def worker_pids() -> list[int]:
-    """This process's spawned pool workers (not multiprocessing's resource tracker)."""
+def worker_pids(parent: int | None = None) -> list[int]:
+    """The spawned pool workers of a process (default: this one), not multiprocessing's resource tracker."""
     pids = []
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
+    tasks = Path(f"/proc/{parent or os.getpid()}/task")
+    for task in tasks.iterdir() if tasks.exists() else []:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for pid in children:
             try:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:

@@ -100,3 +100,39 @@ def test_executor_ray_without_ray_installed_is_a_one_line_error(tmp_path: Path, 
     result = CliRunner().invoke(app, ["extract", str(root), "--store", str(tmp_path / "s.zarr"), "--executor", "ray"])
     assert result.exit_code == 2 and "pip install 'vadctl[ray]'" in result.output
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_what_is_committed(serial, tmp_path: Path):
+    import subprocess
+    import time
+
+    from commands import extract_cmd
+    from snapshots import snapshot
+
+    root, reference = serial
+    store = tmp_path / "s.zarr"
+    proc = subprocess.Popen(extract_cmd(root, store, "--workers", "2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    workers: set[int] = set()
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:  # interrupt once a video is committed
+        workers.update(worker_pids(proc.pid))
+        if (store / "zarr.json").exists() and FeatureStore(store, read_only=True).videos("train"):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert b"interrupted" in stderr
+    left = list(workers)
+    for _ in range(100):  # orphans are reaped by init: give it a moment on a loaded machine
+        left = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert workers and not left, "workers left running"
+    committed = snapshot(store)
+    expected = snapshot(reference)
+    assert committed and all((committed[k] == expected[k]).all() for k in committed)
+    rerun = api.extract([root], store, "train", FEATURES, workers=2)
+    assert not rerun.failed
+    assert_identical(store, reference)
