@@ -408,6 +408,9 @@ class Extractor:
             n = rows_in(out)
             start = segment.clips[0] + emitted[featurizer.name]
             emitted[featurizer.name] += n
+        elif start is None:  # a frame-level featurizer's own tail rows: it places them itself
+            writer.write(out.dense, out.ragged, out.counts)
+            return
         writer.write(*rows_inside(out, start, segment.clips if featurizer.axis == "clip" else segment.frames))
 
     # ----- long videos in segments -------------------------------------------------------------

@@ -120,11 +120,11 @@ def drive(extractor: Extractor, sources: Sequence[VideoSource], pool: Pool, prog
     """Extract `sources` with `pool`; returns the run's report (videos in the order given)."""
     started = time.perf_counter()
     run = _Run(extractor, pool, progress)
-    plans = extractor.plans(sources)
-    progress.planned(len(plans), sum(p.action in ("new", "replace", "update") for p in plans))
-    pool.start(progress)
     interrupted = True
     try:
+        plans = extractor.plans(sources)
+        progress.planned(len(plans), sum(p.action in ("new", "replace", "update") for p in plans))
+        pool.start(progress)
         for plan in plans:
             if plan.action in TRIVIAL:
                 run.finish(VideoResult(plan.source.video_id, TRIVIAL[plan.action], error=plan.error))
