@@ -14,7 +14,9 @@ callable receiving `fn(event, **fields)`).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,69 @@ def feature_params(params: Mapping[str, Any] | Iterable[str] | None) -> dict[str
     return nested
 
 
+@dataclass(frozen=True)
+class ExtractJob:
+    """Everything that defines an extraction run, picklable: each worker process (local pool, Ray)
+    rebuilds the run's extractor from it, once (`worker_extractor`)."""
+
+    store: Path
+    split: str
+    names: tuple[str, ...]
+    params: dict[str, dict[str, Any]]
+    weights: dict[str, Path]
+    scene: str | None
+    resize: str | None
+    clip_len: int
+    clip_stride: int
+    frame_step: int
+    window: int
+    force: bool
+    retry_failed: bool
+    wait: float
+    debug: bool
+    segment_frames: int | None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def build_extractor(job: ExtractJob, store: FeatureStore | None = None):
+    """The run's `Extractor`: featurizers built and their weights found, store opened for writing."""
+    from vadctl.extract import Extractor
+    from vadctl.features import registry
+    from vadctl.features.deep import attach_weights
+    from vadctl.specs import ClipSpec, DecodeSpec
+    from vadctl.weights import WeightResolver
+
+    featurizers = registry.build(job.names, job.params)
+    attach_weights(featurizers, WeightResolver(explicit=dict(job.weights)))
+    return Extractor(
+        store if store is not None else _writable(job.store, create=False),
+        featurizers,
+        job.names,
+        job.split,
+        scene=job.scene,
+        decode=DecodeSpec.parse(job.resize),
+        clips=ClipSpec(job.clip_len, job.clip_stride, job.frame_step),
+        window=job.window,
+        force=job.force,
+        retry_failed=job.retry_failed,
+        wait_timeout=job.wait,
+        debug=job.debug,
+        segment_frames=job.segment_frames,
+    )
+
+
+_WORKER_EXTRACTORS: dict[str, Any] = {}
+
+
+def worker_extractor(job: ExtractJob):
+    """This process's extractor for `job`, built on first use: a worker loads its featurizers'
+    models once for all the videos it is given (`features.loaded` keeps them across runs)."""
+    if job.run_id not in _WORKER_EXTRACTORS:
+        _WORKER_EXTRACTORS.clear()
+        _WORKER_EXTRACTORS[job.run_id] = build_extractor(job)
+    return _WORKER_EXTRACTORS[job.run_id]
+
+
 def extract(
     roots: PathLike | Sequence[PathLike],
     store: PathLike | FeatureStore | None = None,
@@ -115,47 +180,81 @@ def extract(
     retry_failed: bool = False,
     wait: float = defaults.WAIT_SECONDS,
     debug: bool = False,
+    workers: int = defaults.WORKERS,
+    executor: str = "local",
+    ray_address: str | None = None,
+    segment_frames: int | None = None,
     progress: ProgressArg = None,
 ):
     """Featurize every video under `roots` into `split` of the store, doing only new or changed
-    work; returns an `extract.ExtractReport` (failed videos are listed there, not raised)."""
+    work; returns an `extract.ExtractReport` (failed videos are listed there, not raised).
+
+    `workers`: videos extracted at once, in that many processes (`executor="local"`; 1 runs here)
+    or Ray tasks (`executor="ray"`, on the cluster at `ray_address`, else a local one). Videos
+    longer than `segment_frames` frames are cut into chunk-aligned segments that run in parallel
+    (default: `defaults.SEGMENT_FRAMES` when running in parallel, never when serial; 0: never).
+    The store written is the same, array for array, whatever the executor."""
     from vadctl import catalog
-    from vadctl.extract import Extractor
+    from vadctl.executors.choose import check_executor, make_pool
     from vadctl.features import registry
-    from vadctl.features.deep import attach_weights
     from vadctl.specs import ClipSpec, DecodeSpec
     from vadctl.store import check_split
-    from vadctl.weights import WeightResolver, parse_weight_options
+    from vadctl.weights import parse_weight_options
 
     check_split(split)
+    check_executor(executor, workers, ray_address, segment_frames)
     if isinstance(roots, str | Path):
         roots = [roots]
     names = registry.parse_names(features)
-    featurizers = registry.build(names, feature_params(params))
+    nested, resources = split_resources(feature_params(params))
     explicit = parse_weight_options(weights) if weights is not None and not isinstance(weights, Mapping) else weights
-    attach_weights(featurizers, WeightResolver(explicit={k: Path(v) for k, v in (explicit or {}).items()}))
-    clips = ClipSpec(clip_len, clip_stride, frame_step)
-    decode = DecodeSpec.parse(resize)
+    ClipSpec(clip_len, clip_stride, frame_step)  # checked before anything is written
+    DecodeSpec.parse(resize)
     sources = catalog.discover([Path(r) for r in roots])
     if not sources:
         where = ", ".join(str(r) for r in roots)
         suffixes = ", ".join(sorted(catalog.VIDEO_SUFFIXES))
         raise UsageError(f"{where}: no videos found (looked for {suffixes} and folders of numbered frames)")
-    extractor = Extractor(
-        _writable(store),
-        featurizers,
-        names,
+    parallel = executor == "ray" or workers > 1
+    if segment_frames is None:
+        segment_frames = defaults.SEGMENT_FRAMES if parallel else 0
+    job = ExtractJob(
+        defaults.store_path(store.path if isinstance(store, FeatureStore) else store),
         split,
-        scene=scene,
-        decode=decode,
-        clips=clips,
-        window=window,
-        force=force,
-        retry_failed=retry_failed,
-        wait_timeout=wait,
-        debug=debug,
+        tuple(names),
+        nested,
+        {k: Path(v) for k, v in (explicit or {}).items()},
+        scene,
+        resize,
+        clip_len,
+        clip_stride,
+        frame_step,
+        window,
+        force,
+        retry_failed,
+        wait,
+        debug,
+        segment_frames or None,
     )
-    return extractor.run(sources, as_progress(progress))
+    extractor = build_extractor(job, _writable(store))  # featurizers and weights checked before any video
+    pool = make_pool(extractor, job, executor, workers, ray_address, resources)
+    return extractor.run(sources, as_progress(progress), pool)
+
+
+def split_resources(params: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+    """(featurizer parameters, GPUs per feature): `-p FEATURE.num_gpus=0.25` says what a Ray actor
+    holding that feature's model reserves; it is where a feature runs, not what it computes, so it
+    never reaches the featurizer or the feature's identity."""
+    nested, gpus = {}, {}
+    for name, values in params.items():
+        values = dict(values)
+        if "num_gpus" in values:
+            value = values.pop("num_gpus")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise UsageError(f"--param {name}.num_gpus={value!r}: a number of GPUs ≥ 0 (fractions allowed)")
+            gpus[name] = float(value)
+        nested[name] = values
+    return nested, gpus
 
 
 def fit(
@@ -226,14 +325,18 @@ def score(
     videos: Sequence[str] | None = None,
     backend: str = "torch",
     onnx: PathLike | None = None,
+    workers: int = 1,
     progress: ProgressArg = None,
 ) -> Path:
     """Score every usable video of `split` with a fitted model; writes frame scores to `out` and
-    region scores beside it (or to `regions_out`), each atomically; returns `out`."""
+    region scores beside it (or to `regions_out`), each atomically; returns `out`. `workers` > 1
+    scores videos in that many processes (same tables as serial)."""
+    from vadctl.executors.choose import check_workers
     from vadctl.models.files import load_model
     from vadctl.pipeline import score_model
     from vadctl.scoring import write_parquet_atomic
 
+    check_workers(workers)
     loaded = load_model(Path(model_path))
     if backend == "onnx" and onnx is None:
         from vadctl.onnx_export import default_onnx_path
@@ -248,6 +351,8 @@ def score(
         backend,
         Path(onnx) if onnx is not None else None,
         progress=as_progress(progress),
+        workers=workers,
+        model_path=Path(model_path),
     )
     written = write_parquet_atomic(frames, Path(out))
     write_parquet_atomic(regions, Path(regions_out) if regions_out is not None else regions_path(out))

@@ -17,6 +17,15 @@ FEATURES = ("frames", "flow", "regions", "velocity")  # what `vadctl extract` co
 WINDOW = 32  # frames decoded at a time (bounds memory)
 CLIP_LENGTH, CLIP_STRIDE, FRAME_STEP = 16, 8, 1
 WAIT_SECONDS = 3600.0  # how long extract waits for videos another run holds
+# Worker processes for extract (and score): 1, not the number of cores. One process already keeps
+# ~1.35 cores busy (decoding on a second thread, flow on two), each worker holds its own copy of
+# every weighted model (CLIP ViT-L/14 is ~1.7 GB in float32, plus a CUDA context per GPU worker),
+# and the batch jobs this tool runs share machines with others: using every core is a choice
+# (`--workers N`), not a surprise.
+WORKERS = 1
+# Parallel runs cut videos longer than this into segments (5 minutes at 30 fps), rounded up to the
+# store's chunk boundaries; a 10-hour video then keeps every worker busy instead of one.
+SEGMENT_FRAMES = 9000
 
 THRESHOLD_RULE = "sigma:3"  # μ+3σ of held-out normal frames (the PLOVAD-based system's rule)
 VALIDATION_FRACTION = 0.2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from vadctl.errors import StoreError, VideoError
 from vadctl.faults import fault_point
 from vadctl.features.base import Featurizer, Output
 from vadctl.progress import Progress
+from vadctl.segments import Segment, SegmentDone, SegmentedVideo, Split, plan_segments, rows_in, rows_inside
 from vadctl.specs import ClipSpec, DecodeSpec, FeatureSpec, Fingerprint
 from vadctl.store import FeatureStore, VideoRecord, check_split
 from vadctl.video import VideoReader, prefetch
@@ -42,6 +44,7 @@ class VideoResult:
     error: str | None = None
     computed: list[str] = field(default_factory=list)
     read: list[str] = field(default_factory=list)
+    segments: int = 0  # a long video extracted in this many segments (0: in one piece)
 
 
 @dataclass
@@ -80,6 +83,7 @@ class ExtractReport:
                     "written": r.written,
                     "computed": r.computed,
                     "read": r.read,
+                    "segments": r.segments,
                     "error": r.error,
                 }
                 for r in self.results
@@ -114,6 +118,7 @@ class Extractor:
         retry_failed: bool = False,
         wait_timeout: float = defaults.WAIT_SECONDS,
         debug: bool = False,
+        segment_frames: int | None = None,
     ):
         self.store = store
         self.featurizers = list(featurizers)
@@ -127,6 +132,7 @@ class Extractor:
         self.retry_failed = retry_failed
         self.wait_timeout = wait_timeout
         self.debug = debug
+        self.segment_frames = segment_frames  # split videos longer than this (None: never)
         self.specs: dict[str, FeatureSpec] = {}
         for featurizer in self.featurizers:
             self.specs[featurizer.name] = featurizer.spec(self.decode, self.specs, self.clips)
@@ -155,43 +161,30 @@ class Extractor:
             return _Plan(source, "update", fingerprint, pending)
         return _Plan(source, "refresh" if state == "touched" else "skip", fingerprint, [])
 
-    def _intact(self, record: VideoRecord, spec: FeatureSpec) -> bool:
+    def _intact(self, record: VideoRecord | None, spec: FeatureSpec) -> bool:
         """Committed and passing the cheap integrity check (damaged entries are redone)."""
-        return record.has(spec) and self.store.entry_problem(record, spec.key) is None
+        return record is not None and record.has(spec) and self.store.entry_problem(record, spec.key) is None
 
-    def run(self, sources: Sequence[VideoSource], progress: Progress | None = None) -> ExtractReport:
-        progress = progress or Progress()
-        started = time.perf_counter()
+    def run(self, sources: Sequence[VideoSource], progress: Progress | None = None, pool=None) -> ExtractReport:
+        """Extract every source; `pool` (an executor from `vadctl.executors`) decides where each
+        video's work runs: by default here, one video after another."""
+        from vadctl.executors.driver import drive
+        from vadctl.executors.serial import SerialPool
+
+        return drive(self, sources, pool or SerialPool(self), progress or Progress())
+
+    def plans(self, sources: Sequence[VideoSource]) -> list[_Plan]:
+        """What each video needs, against the store as it is now (re-planned under each video's lock)."""
         records = {r.video_id: r for r in self.store.videos(self.split, damaged_ok=True)}
-        plans = [self._plan(source, records.get(source.video_id)) for source in sources]
-        progress.planned(len(plans), sum(p.action in ("new", "replace", "update") for p in plans))
-        results: dict[str, VideoResult] = {}
-        deferred: list[_Plan] = []
-        for plan in plans:
-            if plan.action in ("skip", "failed earlier", "failed"):
-                status = {"skip": UP_TO_DATE, "failed earlier": FAILED_EARLIER, "failed": FAILED}[plan.action]
-                results[plan.source.video_id] = VideoResult(plan.source.video_id, status, error=plan.error)
-                progress.video_finished(results[plan.source.video_id])
-                continue
-            result = self._locked(plan, timeout=0, progress=progress)
-            if result is None:
-                deferred.append(plan)
-            else:
-                results[plan.source.video_id] = result
-        for plan in deferred:  # another process held these: wait for it, then see what is left
-            result = self._locked(plan, timeout=self.wait_timeout, progress=progress)
-            if result is None:
-                result = VideoResult(
-                    plan.source.video_id,
-                    FAILED,
-                    error=f"video locked by another process for over {self.wait_timeout:.0f} s",
-                )
-                progress.video_finished(result)
-            results[plan.source.video_id] = result
-        ordered = [results[source.video_id] for source in sources]
-        return ExtractReport(self.split, ordered, time.perf_counter() - started, list(self.requested))
+        return [self._plan(source, records.get(source.video_id)) for source in sources]
 
-    def _locked(self, plan: _Plan, timeout: float, progress: Progress) -> VideoResult | None:
+    def report(self, results: list[VideoResult], seconds: float) -> ExtractReport:
+        return ExtractReport(self.split, results, seconds, list(self.requested))
+
+    # ----- units of work (run wherever an executor puts them) ----------------------------------
+    def extract_whole(self, plan: _Plan, timeout: float, progress: Progress) -> VideoResult | Split | None:
+        """Extract one video under its lock. None: another process holds it (try again later);
+        `Split`: the video is long, extract it in segments instead (nothing written)."""
         lock = self.store.video_lock(self.split, plan.source.video_id)
         try:
             lock.acquire(timeout=timeout)
@@ -201,16 +194,34 @@ class Extractor:
             # Re-plan under the lock: another process may have done (part of) the work meanwhile.
             plan = self._plan(plan.source, self._current(plan.source.video_id))
             if plan.action in ("skip", "failed earlier", "failed", "refresh"):
-                if plan.action == "refresh":
-                    self._refresh(plan)
-                status = {"failed earlier": FAILED_EARLIER, "failed": FAILED}.get(plan.action, UP_TO_DATE)
-                result = VideoResult(plan.source.video_id, status, error=plan.error)
-            else:
-                result = self._extract(plan, progress)
+                return self._nothing_to_do(plan)
+            fault_point("extract.started", plan.source.video_id)
+            return self._extract(plan, progress)
         finally:
             lock.release()
-        progress.video_finished(result)
-        return result
+
+    def _nothing_to_do(self, plan: _Plan) -> VideoResult:
+        if plan.action == "refresh":
+            self._refresh(plan)
+        status = {"failed earlier": FAILED_EARLIER, "failed": FAILED}.get(plan.action, UP_TO_DATE)
+        return VideoResult(plan.source.video_id, status, error=plan.error)
+
+    def record_crash(self, plan: _Plan, reason: str, timeout: float | None) -> VideoResult:
+        """A video whose extraction kept killing its worker: recorded as failed, with the reason,
+        so later runs skip it unless asked to retry (`--retry-failed`). `timeout` None: the
+        caller's driver holds the video's lock already."""
+        lock = self.store.video_lock(self.split, plan.source.video_id)
+        if timeout is not None:
+            try:
+                lock.acquire(timeout=timeout)
+            except Timeout:
+                return VideoResult(plan.source.video_id, FAILED, error=reason)
+        try:
+            self.store.clean_video(self.split, plan.source.video_id)
+            return self._fail(plan, self.store.video(self.split, plan.source.video_id), reason, time.perf_counter())
+        finally:
+            if timeout is not None:
+                lock.release()
 
     def _current(self, video_id: str) -> VideoRecord | None:
         """The video's record (caller holds its lock); an unreadable one is moved out of the store
@@ -228,7 +239,9 @@ class Extractor:
             self.store.save_video(record)
 
     # ----- extraction --------------------------------------------------------------------------
-    def _run_plan(self, pending: Sequence[FeatureSpec], record: VideoRecord) -> tuple[list[Featurizer], list[str]]:
+    def _run_plan(
+        self, pending: Sequence[FeatureSpec], record: VideoRecord | None
+    ) -> tuple[list[Featurizer], list[str]]:
         """(featurizers to compute, upstream entries to read from the store instead).
 
         Pending features are computed. An upstream is read from the store when it is committed,
@@ -271,7 +284,30 @@ class Extractor:
 
         return window_outputs
 
-    def _extract(self, plan: _Plan, progress: Progress) -> VideoResult:
+    def _new_record(self, plan: _Plan, previous: VideoRecord | None, info) -> VideoRecord:
+        """The record the new version will commit: the committed one with pending entries added
+        (an update), or new facts and a new clip table (a new video or a new version of one)."""
+        if plan.action == "update" and previous is not None:
+            record = VideoRecord.from_attrs(previous.to_attrs())
+            record.scene = self.scene if self.scene is not None else record.scene
+            return record
+        self.store.prepare_video(self.split, plan.source.video_id)
+        record = VideoRecord(
+            self.split,
+            plan.source.video_id,
+            str(plan.source.path.resolve()),
+            plan.fingerprint,
+            n_frames=info.n_frames,
+            fps=info.fps,
+            height=info.source_height,
+            width=info.source_width,
+            scene=self.scene,
+            clip_spec=self.clips.to_dict(),
+        )
+        self.store.write_clips(record, self.clips.table(info.n_frames))
+        return record
+
+    def _extract(self, plan: _Plan, progress: Progress) -> VideoResult | Split:
         """Write the new version of a video beside whatever is committed, then switch to it in one
         record update (`FeatureStore.commit_video`); caller holds the video's lock."""
         video_id = plan.source.video_id
@@ -283,31 +319,17 @@ class Extractor:
         except VideoError as error:
             return self._fail(plan, previous, str(error), started)
         info = reader.info
-        if plan.action == "update" and previous is not None:
-            record = VideoRecord.from_attrs(previous.to_attrs())
-            record.scene = self.scene if self.scene is not None else record.scene
-        else:  # a new video, or a new version of one: new facts, new clip table
-            self.store.prepare_video(self.split, video_id)
-            record = VideoRecord(
-                self.split,
-                video_id,
-                str(plan.source.path.resolve()),
-                plan.fingerprint,
-                n_frames=info.n_frames,
-                fps=info.fps,
-                height=info.source_height,
-                width=info.source_width,
-                scene=self.scene,
-                clip_spec=self.clips.to_dict(),
-            )
-            self.store.write_clips(record, self.clips.table(info.n_frames))
-        progress.video_started(video_id, info.n_frames)
+        running, loaded = self._run_plan(plan.pending, previous)
+        if self._plan_segments(info, running, plan.pending) is not None:
+            reader.close()
+            return Split(plan, info.n_frames)
         pending_names = {spec.name for spec in plan.pending}
-        running, loaded = self._run_plan(plan.pending, previous or record)
-        stored_outputs = self._stored_outputs(previous or record, loaded)
-        writers = {}
         frames_done = 0
         try:
+            record = self._new_record(plan, previous, info)
+            progress.video_started(video_id, info.n_frames)
+            stored_outputs = self._stored_outputs(previous or record, loaded)
+            writers = {}
             for featurizer in running:
                 featurizer.begin(info, self.clips)
                 if featurizer.name in pending_names:
@@ -317,28 +339,15 @@ class Extractor:
                         featurizer.arrays(info),
                         featurizer.n_index(info, self.clips),
                     )
-            for window in prefetch(reader.windows(self.window)):
-                outputs = stored_outputs(window.start, window.stop)
-                for featurizer in running:
-                    out = featurizer.process(window, {d: outputs[d] for d in featurizer.requires})
-                    out.params = self.specs[featurizer.name].params
-                    outputs[featurizer.name] = out
-                    if featurizer.name in writers:
-                        writers[featurizer.name].write(out.dense, out.ragged, out.counts)
-                frames_done += len(window)
-                progress.frames_done(len(window))
+            n_clips = len(self.clips.table(info.n_frames))
+            whole = Segment(0, (0, info.n_frames), (0, n_clips), (0, info.n_frames))
+            frames_done = self._featurize(reader, whole, running, writers, stored_outputs, progress)
             written = {}
             for featurizer in running:
                 if featurizer.name not in writers:
                     continue
-                tail = featurizer.finish()
                 writer = writers[featurizer.name]
-                if tail is not None:
-                    writer.write(tail.dense, tail.ragged, tail.counts)
-                extra = featurizer.extra_arrays()
-                if featurizer.axis == "clip":  # clip-level entries carry the clip table they index
-                    extra = {"clips": self.clips.table(info.n_frames), **extra}
-                summary = writer.finish(extra)
+                summary = writer.finish(self._extra_arrays(featurizer, info))
                 summary["frame_size"] = [info.width, info.height]  # what pixel coordinates refer to
                 spec = self.specs[featurizer.name]
                 written[spec.key] = (spec, summary, writer.group_name)
@@ -349,13 +358,199 @@ class Extractor:
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as error:  # a featurizer bug or odd input must not sink the whole batch
-            detail = traceback.format_exc() if self.debug else f"{type(error).__name__}: {error}"
-            return self._fail(plan, previous, f"{plan.source.path}: {detail}", started, frames_done)
+            return self._fail(plan, previous, self._reason(plan, error), started, frames_done)
         finally:
             reader.close()
         result = VideoResult(video_id, EXTRACTED, list(written), frames_done, time.perf_counter() - started)
         result.computed = [f.name for f in running]
         result.read = [self.specs[name].key for name in loaded]
+        return result
+
+    def _reason(self, plan: _Plan, error: Exception) -> str:
+        detail = traceback.format_exc() if self.debug else f"{type(error).__name__}: {error}"
+        return f"{plan.source.path}: {detail}"
+
+    def _extra_arrays(self, featurizer: Featurizer, info) -> dict:
+        extra = featurizer.extra_arrays()
+        if featurizer.axis == "clip":  # clip-level entries carry the clip table they index
+            extra = {"clips": self.clips.table(info.n_frames), **extra}
+        return extra
+
+    def _featurize(self, reader, segment: Segment, running, writers, stored_outputs, progress: Progress) -> int:
+        """Feed the segment's frames (with their context) to every running featurizer, write the
+        rows that belong to the segment; returns the segment's frames done."""
+        for featurizer in running:
+            featurizer.start_at(segment.decode[0], segment.clips[0])
+        emitted = dict.fromkeys(writers, 0)  # clip rows written so far, per clip-level entry
+        frames_done = 0
+        for window in prefetch(reader.windows(self.window, *segment.decode)):
+            outputs = stored_outputs(window.start, window.stop)
+            for featurizer in running:
+                out = featurizer.process(window, {d: outputs[d] for d in featurizer.requires})
+                out.params = self.specs[featurizer.name].params
+                outputs[featurizer.name] = out
+                if featurizer.name in writers:
+                    self._write_rows(writers[featurizer.name], featurizer, out, window.start, segment, emitted)
+            inside = min(window.stop, segment.frames[1]) - max(window.start, segment.frames[0])
+            if inside > 0:
+                frames_done += inside
+                progress.frames_done(inside)
+        for featurizer in running:
+            if featurizer.name in writers:
+                tail = featurizer.finish()
+                if tail is not None:
+                    self._write_rows(writers[featurizer.name], featurizer, tail, None, segment, emitted)
+        return frames_done
+
+    def _write_rows(self, writer, featurizer: Featurizer, out: Output, start: int | None, segment, emitted) -> None:
+        """Write the rows of `out` that fall inside the segment (all of them for a whole video)."""
+        if featurizer.axis == "clip":  # clip rows come in order from the segment's first clip
+            n = rows_in(out)
+            start = segment.clips[0] + emitted[featurizer.name]
+            emitted[featurizer.name] += n
+        elif start is None:  # a frame-level featurizer's own tail rows: it places them itself
+            writer.write(out.dense, out.ragged, out.counts)
+            return
+        writer.write(*rows_inside(out, start, segment.clips if featurizer.axis == "clip" else segment.frames))
+
+    # ----- long videos in segments -------------------------------------------------------------
+    def _plan_segments(self, info, running, pending) -> list[Segment] | None:
+        if not self.segment_frames:
+            return None
+        names = {spec.name for spec in pending}
+        return plan_segments(info, running, names, self.clips, self.window, self.segment_frames)
+
+    def prepare_segments(self, plan: _Plan, progress: Progress) -> SegmentedVideo | VideoResult:
+        """Re-plan, then create the new version's entries for the whole video beside what is
+        committed, for segments to fill. The video's lock is held by the caller's driver."""
+        plan = self._plan(plan.source, self._current(plan.source.video_id))
+        if plan.action in ("skip", "failed earlier", "failed", "refresh"):
+            return self._nothing_to_do(plan)
+        video_id = plan.source.video_id
+        started = time.perf_counter()
+        self.store.clean_video(self.split, video_id)
+        previous = self.store.video(self.split, video_id)
+        try:
+            reader = VideoReader(plan.source, self.decode)
+        except VideoError as error:
+            return self._fail(plan, previous, str(error), started)
+        try:
+            info = reader.info
+            running, loaded = self._run_plan(plan.pending, previous)
+            segments = self._plan_segments(info, running, plan.pending)
+            if segments is None:  # re-planned: nothing left that is worth splitting; do it here
+                reader.close()
+                return self._extract(plan, progress)
+            record = self._new_record(plan, previous, info)
+            tag = uuid.uuid4().hex[:8]
+            groups = {}
+            pending = {spec.key for spec in plan.pending}
+            for featurizer in running:
+                spec = self.specs[featurizer.name]
+                if spec.key in pending:
+                    arrays = featurizer.arrays(info)
+                    groups[spec.key] = self.store.prepare_entry(
+                        record, spec, arrays, featurizer.n_index(info, self.clips), tag
+                    )
+            fault_point("extract.segments.prepared")
+        except VideoError as error:
+            return self._fail(plan, previous, str(error), started)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:
+            return self._fail(plan, previous, self._reason(plan, error), started)
+        finally:
+            reader.close()
+        progress.video_started(video_id, info.n_frames)
+        return SegmentedVideo(
+            plan, record.to_attrs(), info, segments, groups, tag, [f.name for f in running], loaded, time.time()
+        )
+
+    def extract_segment(self, job: SegmentedVideo, index: int, progress: Progress) -> SegmentDone:
+        """Featurize one segment: dense rows into the prepared arrays, ragged rows into its part."""
+        segment = job.segments[index]
+        started = time.perf_counter()
+        record = VideoRecord.from_attrs(job.record)
+        previous = self.store.video(self.split, record.video_id)
+        running = [self.by_name[name] for name in job.running]
+        frames = 0
+        try:
+            with VideoReader(job.plan.source, self.decode) as reader:
+                info = job.info
+                if reader.info != info:
+                    raise VideoError(job.plan.source.path, "the video changed while it was extracted")
+                stored_outputs = self._stored_outputs(previous or record, job.loaded)
+                writers = {}
+                for featurizer in running:
+                    featurizer.begin(info, self.clips)
+                    spec = self.specs[featurizer.name]
+                    if spec.key in job.groups:
+                        rows = segment.clips if featurizer.axis == "clip" else segment.frames
+                        writers[featurizer.name] = self.store.segment_writer(
+                            record,
+                            spec,
+                            featurizer.arrays(info),
+                            featurizer.n_index(info, self.clips),
+                            job.groups[spec.key],
+                            rows,
+                            job.part(spec.key, index),
+                        )
+                frames = self._featurize(reader, segment, running, writers, stored_outputs, progress)
+                for writer in writers.values():
+                    writer.finish_part()
+            fault_point("extract.segment.written")
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:
+            reason = str(error) if isinstance(error, VideoError) else self._reason(job.plan, error)
+            return SegmentDone(index, frames, time.perf_counter() - started, reason)
+        return SegmentDone(index, frames, time.perf_counter() - started)
+
+    def join_segments(self, job: SegmentedVideo, done: Sequence[SegmentDone]) -> VideoResult:
+        """After the last segment: ragged parts joined, then the one commit of the whole video
+        (or, when a segment failed, the failure recorded and this version's data removed)."""
+        record = VideoRecord.from_attrs(job.record)
+        video_id = record.video_id
+        previous = self.store.video(self.split, video_id)
+        frames = sum(d.frames for d in done)
+        started = time.perf_counter() - (time.time() - job.started)  # the video's wall time, all segments
+        failed = [d for d in sorted(done, key=lambda d: d.index) if d.error]
+        if failed or len(done) != len(job.segments):
+            reason = failed[0].error if failed else "not every segment was extracted"
+            return self._fail(job.plan, previous, reason, started, frames)
+        try:
+            info = job.info
+            written = {}
+            for name in job.running:
+                featurizer, spec = self.by_name[name], self.specs[name]
+                if spec.key not in job.groups:
+                    continue
+                parts = [job.part(spec.key, segment.index) for segment in job.segments]
+                summary = self.store.join_entry(
+                    record,
+                    spec,
+                    featurizer.arrays(info),
+                    featurizer.n_index(info, self.clips),
+                    job.groups[spec.key],
+                    parts,
+                    self._extra_arrays(featurizer, info),
+                )
+                summary["frame_size"] = [info.width, info.height]
+                written[spec.key] = (spec, summary, job.groups[spec.key])
+            fault_point("extract.segments.joined")
+            self.store.commit_video(record, written, previous)
+            fault_point("extract.segments.committed")
+            self.store.discard_nodes(self.split, video_id, job.all_parts())
+        except VideoError as error:
+            return self._fail(job.plan, previous, str(error), started, frames)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:
+            return self._fail(job.plan, previous, self._reason(job.plan, error), started, frames)
+        result = VideoResult(video_id, EXTRACTED, list(written), frames, time.perf_counter() - started)
+        result.computed = list(job.running)
+        result.read = [self.specs[name].key for name in job.loaded]
+        result.segments = len(job.segments)
         return result
 
     def _fail(

@@ -2,7 +2,9 @@
 
 Code that changes data calls `fault_point("name")` between its steps. With the environment variable
 `VADCTL_FAULT=name` (or `name@N`: the N-th time that point is reached) the process dies there at
-once, as `kill -9` would (no cleanup, no flush). Without the variable it costs one dict lookup.
+once, as `kill -9` would (no cleanup, no flush). A point may carry a detail (`fault_point(name,
+video_id)`): `VADCTL_FAULT=name:detail` fires only there, e.g. in whichever worker extracts that
+video. Without the variable it costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ _counts: dict[str, int] = {}
 _lock = threading.Lock()
 
 
-def fault_point(name: str) -> None:
+def fault_point(name: str, detail: str | None = None) -> None:
     wanted = os.environ.get("VADCTL_FAULT")
     if not wanted:
         return
     point, _, nth = wanted.partition("@")
-    if point != name:
+    point, _, only = point.partition(":")
+    if point != name or (only and only != detail):
         return
     with _lock:
         _counts[name] = _counts.get(name, 0) + 1

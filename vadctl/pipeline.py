@@ -168,10 +168,14 @@ def score_model(
     backend: str = "torch",
     onnx_path: Path | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
+    model_path: Path | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(frames table, regions table) for every usable video of the split.
 
     backend "onnx" runs a neural model's network through onnxruntime from `onnx_path`.
+    `workers` > 1 scores videos in that many processes, each loading `model_path` once; the
+    tables are the same as serial ones (videos are scored independently, then put in order).
     """
     if backend not in BACKENDS:
         raise UsageError(f"backend {backend!r}: use {' or '.join(BACKENDS)}")
@@ -186,9 +190,17 @@ def score_model(
         loaded.model.use_backend(OnnxBackend(onnx_path, loaded.model))
     progress = progress or Progress()
     scores = []
-    with blas_threads():
-        for item in loaded.model.score(store, split, chosen):
-            scores.append(item)
-            progress.video_scored(item.video_id, len(item.frame_scores))
+    if workers > 1 and len(chosen) > 1:
+        from vadctl.executors.scoring import score_in_workers
+
+        if model_path is None:
+            raise UsageError("scoring in worker processes needs the model file's path")
+        workers = min(workers, len(chosen))
+        scores = score_in_workers(model_path, store.path, split, chosen, backend, onnx_path, workers, progress)
+    else:
+        with blas_threads():
+            for item in loaded.model.score(store, split, chosen):
+                scores.append(item)
+                progress.video_scored(item.video_id, len(item.frame_scores))
     frames = frames_table(scores, loaded.calibration, loaded.model.name, rule)
     return frames, regions_table(scores)

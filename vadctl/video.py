@@ -183,12 +183,14 @@ class VideoReader:
             batch = np.stack([self._resize(frame) for frame in batch])
         return batch
 
-    def windows(self, size: int) -> Iterator[FrameWindow]:
-        """Every frame once, in order, `size` at a time."""
-        previous = None
-        for start in range(0, self.info.n_frames, size):
-            frames = self._read_range(start, min(start + size, self.info.n_frames))
-            yield FrameWindow(start, frames, previous)
+    def windows(self, size: int, start: int = 0, stop: int | None = None) -> Iterator[FrameWindow]:
+        """Frames [start, stop) (default: all) once, in order, `size` at a time; the first window
+        carries the frame before `start` as `previous`, so a segment sees what the whole video would."""
+        stop = self.info.n_frames if stop is None else min(stop, self.info.n_frames)
+        previous = self._read_range(start - 1, start)[0] if start > 0 else None
+        for first in range(start, stop, size):
+            frames = self._read_range(first, min(first + size, stop))
+            yield FrameWindow(first, frames, previous)
             previous = frames[-1]
 
     def close(self) -> None:

@@ -28,7 +28,8 @@ DEFAULT_FEATURES = ",".join(defaults.FEATURES)
 
 
 class RichProgress(Progress):
-    """Bars over videos and over the current video's frames, with throughput."""
+    """Bars over videos and over frames of all videos being extracted (by any number of workers),
+    with throughput across them."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
@@ -44,8 +45,7 @@ class RichProgress(Progress):
         )
         self.videos = self.bar.add_task("videos", total=0, rate="")
         self.frames = self.bar.add_task("frames", total=0, rate="", visible=False)
-        self._frames_total = 0
-        self._elapsed_start = None
+        self.running: list[str] = []
 
     def __enter__(self) -> RichProgress:
         self.bar.__enter__()
@@ -57,8 +57,16 @@ class RichProgress(Progress):
     def planned(self, n_videos: int, n_work: int) -> None:
         self.bar.update(self.videos, total=n_videos, description=f"videos ({n_work} to extract)")
 
+    def _describe(self) -> None:
+        shown = escape(self.running[-1]) if self.running else ""
+        more = f" +{len(self.running) - 1}" if len(self.running) > 1 else ""
+        self.bar.update(self.frames, description=f"  {shown}{more}")
+
     def video_started(self, video_id: str, n_frames: int) -> None:
-        self.bar.reset(self.frames, total=n_frames, visible=True, description=f"  {escape(video_id)}", rate="")
+        task = self.bar.tasks[self.frames]
+        self.bar.update(self.frames, total=(task.total or 0) + n_frames, visible=True)
+        self.running.append(video_id)
+        self._describe()
 
     def frames_done(self, n: int) -> None:
         self.bar.advance(self.frames, n)
@@ -68,6 +76,9 @@ class RichProgress(Progress):
 
     def video_finished(self, result) -> None:
         self.bar.advance(self.videos, 1)
+        if result.video_id in self.running:
+            self.running.remove(result.video_id)
+            self._describe()
         if result.status == "failed" and not self.quiet:
             err.print(f"[red]failed[/] {escape(result.video_id)}: {escape(str(result.error))}", soft_wrap=True)
 
@@ -78,8 +89,8 @@ def print_report(report, store_path, failures_shown: bool) -> None:
     table = Table(title=escape(f"extract → {store_path} (split {report.split})"), title_justify="left")
     for column in ("extracted", "up to date", "failed", "frames", "time", "frames/s"):
         table.add_column(column, justify="right")
-    extracted_time = sum(r.seconds for r in report.results if r.status == EXTRACTED)
-    rate = f"{report.frames / extracted_time:.0f}" if extracted_time > 0 else "–"
+    # throughput of the run (all workers together), over its wall time
+    rate = f"{report.frames / report.seconds:.0f}" if report.frames and report.seconds > 0 else "–"
     table.add_row(
         str(report.count(EXTRACTED)),
         str(report.count(UP_TO_DATE)),
@@ -135,6 +146,23 @@ def register(app: typer.Typer) -> None:
         retry_failed: bool = typer.Option(False, help="Try again videos that failed in an earlier run."),
         wait: float = typer.Option(defaults.WAIT_SECONDS, help="Seconds to wait for videos locked by another run."),
         debug: bool = typer.Option(False, help="Record full tracebacks for unexpected failures."),
+        workers: int = typer.Option(
+            defaults.WORKERS,
+            "--workers",
+            "-j",
+            help="Videos extracted at once, each in its own process (1: in this process). "
+            "With --executor ray, N > 1 caps the tasks in flight.",
+        ),
+        executor: str = typer.Option("local", help="Where work runs: local (processes here) or ray (a Ray cluster)."),
+        ray_address: str | None = typer.Option(
+            None, help="Ray cluster to join: auto (started with `ray start`) or ray://HOST:PORT [default: a local one]."
+        ),
+        segment_frames: int | None = typer.Option(
+            None,
+            help="Split videos longer than this many frames into segments extracted in parallel "
+            f"(rounded up to chunk boundaries; 0: never) [default: {defaults.SEGMENT_FRAMES} when parallel].",
+            show_default=False,
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of a table."),
     ) -> None:
@@ -159,6 +187,10 @@ def register(app: typer.Typer) -> None:
                 retry_failed=retry_failed,
                 wait=wait,
                 debug=debug,
+                workers=workers,
+                executor=executor,
+                ray_address=ray_address,
+                segment_frames=segment_frames,
                 progress=progress,
             )
         if as_json:

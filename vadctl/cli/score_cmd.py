@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         onnx: Path | None = typer.Option(
             None, help="ONNX file for --backend onnx [default: the model file with suffix .onnx]."
         ),
+        workers: int = typer.Option(
+            1, "--workers", "-j", help="Videos scored at once, each worker process loading the model once."
+        ),
     ) -> None:
         """Score every frame of a split; writes video, frame, score, score_norm, is_anomaly, threshold, model."""
         import time
@@ -50,6 +53,7 @@ def register(app: typer.Typer) -> None:
             videos=chosen,
             backend=backend,
             onnx=onnx,
+            workers=workers,
         )
         frames = pl.read_parquet(written, columns=["video", "is_anomaly"])
         n_boxes = pl.scan_parquet(regions_path).select(pl.len()).collect().item()

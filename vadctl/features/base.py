@@ -49,6 +49,14 @@ class Featurizer(ABC):
     # the store, the extractor reads it instead of recomputing it (the point of the cache).
     stored_inputs: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""
+    # Context a value depends on, so a long video can be cut into segments that workers extract
+    # apart: `context_before` frames before a frame (flow and frame differences: 1, the frame
+    # handed in as `FrameWindow.previous`). Clip-level featurizers need the frames after a
+    # segment up to its last clip's end; the extractor derives that from the clip table.
+    context_before: ClassVar[int] = 0
+    # False when a value depends on more than the declared context (state over the whole video,
+    # or batches that would be cut differently at a segment's edge): such videos are not split.
+    segmentable: ClassVar[bool] = True
 
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in param_names(type(self))}
@@ -81,6 +89,10 @@ class Featurizer(ABC):
 
     def begin(self, info: VideoInfo, clips: ClipSpec) -> None:  # noqa: B027 - optional hook
         """Reset per-video state before the first window (clip-level featurizers get the clip spec)."""
+
+    def start_at(self, frame: int, clip: int) -> None:  # noqa: B027 - optional hook
+        """After `begin`: the first window starts at `frame` and the first clip to emit is `clip`
+        (a segment of a long video); featurizers with per-video state skip ahead."""
 
     @abstractmethod
     def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:

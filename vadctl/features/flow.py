@@ -44,6 +44,7 @@ class Flow(UsesWeights, Featurizer):
 
     name = "flow"
     summary = "dense optical flow (OpenCV DIS), stored downscaled as int16 fixed point"
+    context_before = 1  # flow at frame t needs frame t-1
     workers = min(2, os.cpu_count() or 1)  # pairs are independent; not part of the feature's identity
     raft_device = "auto"  # how RAFT runs, not what it computes: not part of the identity either
     raft_batch_size = 4

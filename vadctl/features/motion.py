@@ -82,17 +82,25 @@ class Motion(Featurizer):
         self._clips = clips
         self._n_frames = info.n_frames
         self._table = clips.table(info.n_frames)
-        self._per_frame: list[np.ndarray] = []
+        self._per_frame: dict[int, np.ndarray] = {}  # frame index → cell statistics, while a clip needs it
+        self._seen = 0  # frames below this have been seen
         self._next_clip = 0
+
+    def start_at(self, frame: int, clip: int) -> None:
+        self._seen = frame
+        self._next_clip = clip
 
     def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:
         edges = np.asarray(self.edges)
         flow = upstream["flow"]
         # stored flow is in pixels of the stored size: back to pixels per frame of the decoded frames
         pixels = to_pixels(flow.dense["data"], flow.params) / float(flow.params["store_scale"])
-        for field in pixels:
-            self._per_frame.append(cell_statistics(field, (self.rows, self.cols), edges, self.edges[0]))
-        return Output(dense={"embedding": self._ready(len(self._per_frame))})
+        for offset, field in enumerate(pixels):
+            self._per_frame[window.start + offset] = cell_statistics(
+                field, (self.rows, self.cols), edges, self.edges[0]
+            )
+        self._seen = window.stop
+        return Output(dense={"embedding": self._ready(self._seen)})
 
     def _ready(self, available: int) -> np.ndarray:
         """Clips whose sampled frames have all been seen, in clip order."""
@@ -104,9 +112,13 @@ class Motion(Featurizer):
                 break
             done.append(np.mean([self._per_frame[i] for i in frames], axis=0))
             self._next_clip += 1
+        if self._next_clip < len(self._table):  # frames before the next clip are no longer needed
+            first = int(self._table[self._next_clip, 0])
+            for index in [i for i in self._per_frame if i < first]:
+                del self._per_frame[index]
         return np.stack(done) if done else np.zeros((0, self.channels, self.rows, self.cols), np.float32)
 
     def finish(self) -> Output | None:
-        rest = self._ready(len(self._per_frame))
-        self._per_frame = []
+        rest = self._ready(self._seen)
+        self._per_frame = {}
         return Output(dense={"embedding": rest}) if len(rest) else None

@@ -124,6 +124,7 @@ class Regions(UsesWeights, Featurizer):
     """
 
     name = "regions"
+    context_before = 1  # frame differences need frame t-1
     summary = "foreground boxes from blurred frame differences (AI-VAD filters)"
 
     def __init__(

@@ -64,6 +64,7 @@ class X3D(WeightedFeaturizer):
 
     name = "x3d"
     axis = "clip"
+    segmentable = False  # clips are batched as windows complete them: a segment edge would batch them otherwise
     extra = "x3d"
     extra_modules = ("pytorchvideo",)
     summary = "X3D clip embeddings (pytorchvideo; x3d_s, layer blocks.4), pooled or spatial maps"

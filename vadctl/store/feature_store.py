@@ -44,7 +44,7 @@ from vadctl.store import integrity
 from vadctl.store.entry import Entry
 from vadctl.store.records import VideoRecord, check_split, legacy_key, video_key
 from vadctl.store.sidecar import Sidecar, remove_stale_partials
-from vadctl.store.writer import EntryWriter
+from vadctl.store.writer import PART_COUNTS, EntryWriter, create_entry_arrays
 from vadctl.store.zarrio import create_array, open_root
 
 SCHEMA_VERSION = 2
@@ -292,6 +292,55 @@ class FeatureStore:
         writer = EntryWriter(group, spec, arrays, n_index)
         writer.group_name = name
         return writer
+
+    # ----- writing a version in segments (a long video extracted by several workers) ----------
+    def prepare_entry(self, record: VideoRecord, spec: FeatureSpec, arrays, n_index: int, tag: str) -> str:
+        """Create an entry's group and empty arrays for the whole video, beside what is committed,
+        under a name of this version's own (`tag`), so nothing but this version's segments writes
+        there; returns the group's name. Caller holds (or is lent) the video's lock."""
+        name = self.free_name(record.split, record.video_id, f"{spec.key}~{tag}")
+        group = self.writable[self._node(record.split, record.video_id)].create_group(name)
+        group.attrs["spec"] = spec.to_dict()
+        create_entry_arrays(group, spec, arrays, n_index)
+        return name
+
+    def segment_writer(
+        self, record: VideoRecord, spec: FeatureSpec, arrays, n_index: int, group: str, rows: tuple[int, int], part: str
+    ) -> EntryWriter:
+        """Write rows [first, stop) of a prepared entry: dense rows in place (chunk-aligned), ragged
+        rows into the part group `part` (a sibling no record refers to), joined by `join_entry`."""
+        video = self.writable[self._node(record.split, record.video_id)]
+        ragged = any(a.ragged for a in arrays.values())
+        part_group = video.create_group(part) if ragged else None
+        first, stop = rows
+        return EntryWriter(
+            video[group], spec, arrays, n_index, first=first, stop=stop, ragged_group=part_group, create=False
+        )
+
+    def join_entry(
+        self, record: VideoRecord, spec: FeatureSpec, arrays, n_index: int, group: str, parts: list[str], extra=None
+    ) -> dict[str, Any]:
+        """Append the segments' ragged parts in order to the prepared entry, write its offsets and
+        extra arrays: the same arrays, chunk for chunk, as one writer would have written."""
+        video = self.writable[self._node(record.split, record.video_id)]
+        ragged = {name: a for name, a in arrays.items() if a.ragged}
+        writer = EntryWriter(video[group], spec, ragged, n_index, create=False)
+        for part in parts if ragged else []:
+            source = video[part]
+            counts = np.asarray(source[PART_COUNTS][...])
+            ends = np.cumsum(counts)
+            step = 4096  # indices per read: bounded memory for parts of any length
+            for lo in range(0, len(counts), step):
+                hi = min(lo + step, len(counts))
+                row_lo, row_hi = (int(ends[lo - 1]) if lo else 0), int(ends[hi - 1])
+                writer.write(ragged={n: source[n][row_lo:row_hi] for n in ragged}, counts=counts[lo:hi])
+        return writer.finish(extra)
+
+    def discard_nodes(self, split: str, video_id: str, names) -> None:
+        """Remove children of a video folder that no record refers to (segments' parts), each in one step."""
+        folder = self.video_dir(split, video_id)
+        for name in names:
+            self.sidecar.discard(folder / name)
 
     def commit_video(
         self,

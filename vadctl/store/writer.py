@@ -14,7 +14,7 @@ import numpy as np
 import zarr
 
 from vadctl.specs import ArraySpec, FeatureSpec
-from vadctl.store.zarrio import chunk_rows, create_array
+from vadctl.store.zarrio import ARRAY_CONFIG, chunk_rows, create_array
 
 
 def first_dimension(spec: FeatureSpec, aspec: ArraySpec) -> str:
@@ -22,32 +22,73 @@ def first_dimension(spec: FeatureSpec, aspec: ArraySpec) -> str:
     return "row" if aspec.ragged else spec.axis
 
 
+def array_chunk_rows(aspec: ArraySpec, n_index: int) -> int:
+    """Rows per chunk of one array of an entry (ragged arrays grow, so they are not sized to the index)."""
+    row_bytes = int(np.prod(aspec.tail, dtype=np.int64)) * np.dtype(aspec.dtype).itemsize
+    return chunk_rows(row_bytes, None if aspec.ragged else n_index)
+
+
+def create_entry_arrays(
+    group: zarr.Group, spec: FeatureSpec, arrays: Mapping[str, ArraySpec], n_index: int
+) -> dict[str, zarr.Array]:
+    """An entry's arrays, empty: dense ones sized to the index, ragged ones with no rows yet."""
+    created = {}
+    for name, aspec in arrays.items():
+        rows = array_chunk_rows(aspec, n_index)
+        created[name] = create_array(
+            group,
+            name,
+            shape=(0 if aspec.ragged else n_index, *aspec.tail),
+            chunks=(rows, *aspec.tail),
+            dtype=aspec.dtype,
+            dims=aspec.dimension_names(first_dimension(spec, aspec)),
+            attrs=aspec.attrs,
+        )
+    return created
+
+
 class EntryWriter:
-    def __init__(self, group: zarr.Group, spec: FeatureSpec, arrays: Mapping[str, ArraySpec], n_index: int):
+    """Writes an entry's rows in order. By default the whole entry into fresh arrays; a segment of
+    a long video writes dense rows [first, stop) into arrays prepared for the whole video
+    (`create=False`, `first` on a chunk boundary, so every chunk has one writer) and its ragged
+    rows into a part group of its own (`ragged_group`), joined in order at the end."""
+
+    def __init__(
+        self,
+        group: zarr.Group,
+        spec: FeatureSpec,
+        arrays: Mapping[str, ArraySpec],
+        n_index: int,
+        *,
+        first: int = 0,
+        stop: int | None = None,
+        ragged_group: zarr.Group | None = None,
+        create: bool = True,
+    ):
         self.group = group
         self.spec = spec
         self.specs = dict(arrays)
         self.n_index = n_index
+        self.first = first
+        self.stop = n_index if stop is None else stop
+        self.ragged_group = ragged_group
         self._counts: list[np.ndarray] = []
         self._buffers: dict[str, list[np.ndarray]] = {name: [] for name in self.specs}
         self._buffered: dict[str, int] = dict.fromkeys(self.specs, 0)
-        self._written: dict[str, int] = dict.fromkeys(self.specs, 0)
-        self._arrays: dict[str, zarr.Array] = {}
-        self._chunk_rows: dict[str, int] = {}
-        for name, aspec in self.specs.items():
-            row_bytes = int(np.prod(aspec.tail, dtype=np.int64)) * np.dtype(aspec.dtype).itemsize
-            rows = chunk_rows(row_bytes, None if aspec.ragged else n_index)
-            self._chunk_rows[name] = rows
-            self._arrays[name] = create_array(
-                group,
-                name,
-                shape=(0 if aspec.ragged else n_index, *aspec.tail),
-                chunks=(rows, *aspec.tail),
-                dtype=aspec.dtype,
-                dims=aspec.dimension_names(first_dimension(spec, aspec)),
-                attrs=aspec.attrs,
-            )
-        self._ragged = any(a.ragged for a in self.specs.values())
+        self._written: dict[str, int] = {name: 0 if a.ragged else first for name, a in self.specs.items()}
+        self._chunk_rows = {name: array_chunk_rows(aspec, n_index) for name, aspec in self.specs.items()}
+        dense = {name: a for name, a in self.specs.items() if not a.ragged}
+        ragged = {name: a for name, a in self.specs.items() if a.ragged}
+        for name in dense:
+            if first % self._chunk_rows[name] and first != self.stop:
+                raise ValueError(f"{spec.key}.{name}: rows start at {first}, not on a chunk boundary")
+        if create:
+            self._arrays = create_entry_arrays(group, spec, self.specs, n_index)
+        else:  # arrays made earlier: open them with vadctl's config again (every chunk written, even zeros)
+            self._arrays = {name: group[name].with_config(ARRAY_CONFIG) for name in self.specs}
+        if ragged_group is not None:  # a segment's ragged rows go to its part
+            self._arrays.update(create_entry_arrays(ragged_group, spec, ragged, n_index))
+        self._ragged = bool(ragged)
 
     def write(
         self,
@@ -90,23 +131,20 @@ class EntryWriter:
         if self.specs[name].ragged:
             array.append(out)
         else:
-            if start + n_out > self.n_index:
-                raise ValueError(f"{self.spec.key}.{name}: more rows than the {self.n_index} expected")
+            if start + n_out > self.stop:
+                raise ValueError(f"{self.spec.key}.{name}: more rows than the {self.stop} expected")
             array[start : start + n_out] = out
         self._written[name] = start + n_out
         self._buffers[name] = [rest] if len(rest) else []
         self._buffered[name] = len(rest)
 
     def finish(self, extra: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
-        """Flush everything, write offsets and extra arrays; returns the entry summary to commit."""
-        for name in self.specs:
-            self._flush(name, final=True)
-        for name, aspec in self.specs.items():
-            if not aspec.ragged and self._written[name] != self.n_index:
-                raise ValueError(f"{self.spec.key}.{name}: wrote {self._written[name]} of {self.n_index} rows")
+        """Flush everything, write offsets and extra arrays; returns the entry summary to commit.
+        A segment's writer instead keeps its per-index row counts in its part (`finish_part`)."""
+        self._flush_all()
         summary: dict[str, Any] = {"index": self.n_index}
         if self._ragged:
-            counts = np.concatenate(self._counts) if self._counts else np.zeros(0, np.int64)
+            counts = self.counts()
             if len(counts) != self.n_index:
                 raise ValueError(f"{self.spec.key}: counts for {len(counts)} of {self.n_index} indices")
             offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -125,3 +163,27 @@ class EntryWriter:
             dims = (self.spec.axis, "bound") if name == "clips" else (f"{name}_{i}" for i in range(values.ndim))
             create_array(self.group, name, shape=values.shape, dtype=str(values.dtype), dims=dims, data=values)
         return summary
+
+    def finish_part(self) -> None:
+        """A segment's end: dense rows flushed, ragged rows' per-index counts stored in its part."""
+        self._flush_all()
+        if self._ragged:
+            counts = self.counts()
+            if len(counts) != self.stop - self.first:
+                raise ValueError(f"{self.spec.key}: counts for {len(counts)} of {self.stop - self.first} indices")
+            create_array(
+                self.ragged_group, PART_COUNTS, shape=counts.shape, dtype="int64", dims=("index",), data=counts
+            )
+
+    def counts(self) -> np.ndarray:
+        return np.concatenate(self._counts) if self._counts else np.zeros(0, np.int64)
+
+    def _flush_all(self) -> None:
+        for name in self.specs:
+            self._flush(name, final=True)
+        for name, aspec in self.specs.items():
+            if not aspec.ragged and self._written[name] != self.stop:
+                raise ValueError(f"{self.spec.key}.{name}: wrote rows up to {self._written[name]} of {self.stop}")
+
+
+PART_COUNTS = "counts"

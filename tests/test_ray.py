@@ -1,0 +1,95 @@
+"""`--executor ray` on a local Ray cluster (2 CPUs): the store equals a serial one, long videos
+split into segments included, and a Ray worker killed mid-task is retried to a complete store."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from scale_helpers import archive, assert_identical
+
+from vadctl import api
+
+ray = pytest.importorskip("ray")
+
+FEATURES = ("frames", "flow", "regions", "velocity")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = archive(tmp_path_factory.mktemp("ray") / "videos", n=3, frames=40, long_frames=136)
+    reference = root.parent / "serial.zarr"
+    assert not api.extract([root], reference, "train", FEATURES).failed
+    ray.init(num_cpus=2, logging_level="ERROR", log_to_driver=False)
+    yield root, reference
+    ray.shutdown()
+
+
+def running_ray_tasks() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"ray::_run_task"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_ray_tasks_write_the_serial_store_with_segments(cluster, tmp_path: Path):
+    root, reference = cluster
+    store = tmp_path / "s.zarr"
+    report = api.extract([root], store, "train", FEATURES, executor="ray", segment_frames=64)
+    assert not report.failed and report.count("extracted") == 4
+    assert {r.video_id: r.segments for r in report.results}["long"] == 3
+    assert_identical(store, reference)
+
+
+def test_a_killed_ray_worker_is_retried_and_the_store_ends_complete(cluster, tmp_path: Path):
+    root, reference = cluster
+    killed: list[int] = []
+
+    def kill_a_worker(event, **fields):
+        if event == "frames_done" and not killed:
+            pids = running_ray_tasks()
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+
+    report = api.extract([root], tmp_path / "s.zarr", "train", FEATURES, executor="ray", progress=kill_a_worker)
+    assert killed, "no Ray worker was running a task"
+    assert not report.failed and report.count("extracted") == 4
+    assert_identical(tmp_path / "s.zarr", reference)
+
+
+def test_weighted_features_run_in_actors_and_num_gpus_keeps_the_identity(cluster, tmp_path: Path):
+    from tiny_models import raft_small_weights
+
+    from vadctl.executors import ray_pool
+    from vadctl.store import FeatureStore
+
+    root = archive(tmp_path / "videos", n=2, frames=6)
+    weights = {"raft_small": raft_small_weights(tmp_path / "weights")}
+    params = {"flow": {"method": "raft_small"}}
+    serial = api.extract([root], tmp_path / "serial.zarr", "train", ["flow"], params, weights)
+    started = []
+    original = ray_pool.RayPool._start_actors
+    ray_pool.RayPool._start_actors = lambda self, ray: (started.append(True), original(self, ray))[1]
+    try:
+        gpus = {"flow": {"method": "raft_small", "num_gpus": 0}}  # where it runs, not what it computes
+        report = api.extract([root], tmp_path / "ray.zarr", "train", ["flow"], gpus, weights, executor="ray")
+    finally:
+        ray_pool.RayPool._start_actors = original
+    assert started and not report.failed and report.count("extracted") == 2
+    assert [s.key for s in report.specs] == [s.key for s in serial.specs]
+    for video in ("v0", "v1"):
+        entries = []
+        for path in (tmp_path / "serial.zarr", tmp_path / "ray.zarr"):
+            fs = FeatureStore(path, read_only=True)
+            record = fs.video("train", video)
+            entries.append(fs.entry(record, serial.specs[0])["data"].astype(int))
+        # torch on one thread (a Ray CPU) against two: equal up to the last bit of the fixed point
+        assert abs(entries[0] - entries[1]).max() <= 1

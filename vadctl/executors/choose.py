@@ -1,0 +1,62 @@
+"""Checking executor options (before anything is written) and building the chosen pool."""
+
+from __future__ import annotations
+
+import re
+from importlib.util import find_spec
+from typing import TYPE_CHECKING
+
+from vadctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from vadctl.api import ExtractJob
+    from vadctl.executors.base import Pool
+    from vadctl.extract import Extractor
+
+EXECUTORS = ("local", "ray")
+RAY_ADDRESS = re.compile(r"^(auto|ray://[\w.\-\[\]:]+:\d{1,5}|[\w.\-]+:\d{1,5})$")
+
+
+def check_workers(workers: object, option: str = "--workers") -> int:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UsageError(f"{option} {workers!r}: must be a whole number of processes ≥ 1")
+    return workers
+
+
+def check_executor(executor: str, workers: int, ray_address: str | None, segment_frames: int | None) -> None:
+    """One-line errors naming the option, for values that cannot work."""
+    if executor not in EXECUTORS:
+        raise UsageError(f"--executor {executor!r}: use local (processes on this machine) or ray")
+    check_workers(workers)
+    if segment_frames is not None and (
+        isinstance(segment_frames, bool) or not isinstance(segment_frames, int) or segment_frames < 0
+    ):
+        raise UsageError(f"--segment-frames {segment_frames!r}: a number of frames ≥ 0 (0: never split)")
+    if ray_address is not None and executor != "ray":
+        raise UsageError("--ray-address applies to --executor ray")
+    if executor == "ray":
+        if ray_address is not None and not RAY_ADDRESS.match(ray_address):
+            raise UsageError(f"--ray-address {ray_address!r}: use auto, ray://HOST:PORT or HOST:PORT")
+        if find_spec("ray") is None:
+            raise UsageError("--executor ray needs Ray, which is not installed: pip install 'vadctl[ray]'")
+
+
+def make_pool(
+    extractor: Extractor,
+    job: ExtractJob,
+    executor: str,
+    workers: int,
+    ray_address: str | None,
+    gpus: dict[str, float],
+) -> Pool:
+    if executor == "ray":
+        from vadctl.executors.ray_pool import RayPool
+
+        return RayPool(job, ray_address, gpus, max_in_flight=workers if workers > 1 else None)
+    if workers == 1:
+        from vadctl.executors.serial import SerialPool
+
+        return SerialPool(extractor)
+    from vadctl.executors.local import LocalPool
+
+    return LocalPool(job, workers)

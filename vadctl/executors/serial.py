@@ -1,0 +1,28 @@
+"""Work in this process, one item after another: `--workers 1`, and the reference every parallel
+executor must equal."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from vadctl.executors.base import Pool
+from vadctl.executors.work import perform
+from vadctl.extract import Extractor
+
+
+class SerialPool(Pool):
+    def __init__(self, extractor: Extractor):
+        self.extractor = extractor
+        self.queue: deque = deque()
+
+    def submit(self, item: Any) -> None:
+        self.queue.append(item)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue)
+
+    def completed(self) -> list[tuple[Any, Any]]:
+        item = self.queue.popleft()
+        return [(item, perform(self.extractor, item, self.progress))]
