@@ -88,6 +88,89 @@ def extract(
 ):
     """Featurize every video under `roots` into `split` of the store, doing only new or changed
     work; returns an `extract.ExtractReport` (failed videos are listed there, not raised)."""
+    extractor, sources = _extractor(
+        roots,
+        _writable(store),
+        split,
+        features,
+        params,
+        weights,
+        scene=scene,
+        resize=resize,
+        clip_len=clip_len,
+        clip_stride=clip_stride,
+        frame_step=frame_step,
+        window=window,
+        force=force,
+        retry_failed=retry_failed,
+        wait=wait,
+        debug=debug,
+    )
+    return extractor.run(sources, as_progress(progress))
+
+
+def plan_extract(
+    roots: PathLike | Sequence[PathLike],
+    store: PathLike | FeatureStore | None = None,
+    split: str = defaults.TRAIN_SPLIT,
+    features: str | Sequence[str] | None = None,
+    params: Mapping[str, Any] | Iterable[str] | None = None,
+    weights: Mapping[str, PathLike] | Iterable[str] | None = None,
+    *,
+    scene: str | None = None,
+    resize: str | None = None,
+    clip_len: int = defaults.CLIP_LENGTH,
+    clip_stride: int = defaults.CLIP_STRIDE,
+    frame_step: int = defaults.FRAME_STEP,
+    force: bool = False,
+    retry_failed: bool = False,
+    **execution: Any,
+):
+    """What `extract` with the same arguments would do, doing none of it (nothing is written, not
+    even a new store): a list of `extract.PlannedVideo`. Keywords that only change how extraction
+    runs (window, wait, debug, progress, workers, ...) are accepted and ignored."""
+    path = store.path if isinstance(store, FeatureStore) else defaults.store_path(store)
+    existing = store if isinstance(store, FeatureStore) else None
+    if existing is None and (path / "zarr.json").exists():
+        existing = open_store(path)
+    extractor, sources = _extractor(
+        roots,
+        existing,
+        split,
+        features,
+        params,
+        weights,
+        scene=scene,
+        resize=resize,
+        clip_len=clip_len,
+        clip_stride=clip_stride,
+        frame_step=frame_step,
+        force=force,
+        retry_failed=retry_failed,
+    )
+    return extractor.plan(sources, records=None if existing is not None else {})
+
+
+def _extractor(
+    roots,
+    store,
+    split,
+    features,
+    params,
+    weights,
+    *,
+    scene,
+    resize,
+    clip_len,
+    clip_stride,
+    frame_step,
+    window=defaults.WINDOW,
+    force=False,
+    retry_failed=False,
+    wait=defaults.WAIT_SECONDS,
+    debug=False,
+):
+    """The extractor and the videos found, for `extract` and `plan_extract` alike."""
     from vadctl import catalog
     from vadctl.extract import Extractor
     from vadctl.features import registry
@@ -111,7 +194,7 @@ def extract(
         suffixes = ", ".join(sorted(catalog.VIDEO_SUFFIXES))
         raise UsageError(f"{where}: no videos found (looked for {suffixes} and folders of numbered frames)")
     extractor = Extractor(
-        _writable(store),
+        store,
         featurizers,
         names,
         split,
@@ -124,7 +207,7 @@ def extract(
         wait_timeout=wait,
         debug=debug,
     )
-    return extractor.run(sources, as_progress(progress))
+    return extractor, sources
 
 
 def fit(
@@ -198,9 +281,13 @@ def score(
     progress: ProgressArg = None,
 ) -> Path:
     """Score every usable video of `split` with a fitted model; writes frame scores to `out` and
-    region scores beside it (or to `regions_out`), each atomically; returns `out`."""
+    region scores beside it (or to `regions_out`), each atomically; returns `out`.
+
+    Rows carry their provenance (model_sha256, video_fingerprint, run_id, scored_at, split) and the
+    files' Parquet metadata holds the vadctl version, store, split, feature entries and threshold."""
     from vadctl.models.files import load_model
     from vadctl.pipeline import score_model
+    from vadctl.provenance import Provenance, with_provenance_frames, with_provenance_regions
     from vadctl.scoring import write_parquet_atomic
 
     loaded = load_model(Path(model_path))
@@ -208,9 +295,10 @@ def score(
         from vadctl.onnx_export import default_onnx_path
 
         onnx = default_onnx_path(Path(model_path))
+    feature_store = _readable(store)
     frames, regions = score_model(
         loaded,
-        _readable(store),
+        feature_store,
         split,
         list(videos) if videos is not None else None,
         threshold,
@@ -218,8 +306,13 @@ def score(
         Path(onnx) if onnx is not None else None,
         progress=as_progress(progress),
     )
-    written = write_parquet_atomic(frames, Path(out))
-    write_parquet_atomic(regions, Path(regions_out) if regions_out is not None else regions_path(out))
+    provenance = Provenance.of(loaded, Path(model_path), feature_store.path, split, rule=threshold)
+    records = {r.video_id: r for r in feature_store.videos(split)}
+    frames = with_provenance_frames(frames, provenance, records)
+    regions = with_provenance_regions(regions, provenance, records)
+    written = write_parquet_atomic(frames, Path(out), provenance.metadata("frames"))
+    regions_file = Path(regions_out) if regions_out is not None else regions_path(out)
+    write_parquet_atomic(regions, regions_file, provenance.metadata("regions"))
     return written
 
 
@@ -246,3 +339,51 @@ def evaluate(
 
         result["plots"] = [str(p) for p in write_plots(joined, metrics, Path(plots))]
     return result
+
+
+def run(
+    job: PathLike,
+    *,
+    dry_run: bool = False,
+    wait: float = 0.0,
+    progress: ProgressArg = None,
+):
+    """Run a job file (`vadctl run`): extract new videos, score what is unscored into the results
+    dataset, log it; returns a `jobs.RunReport` (`exit_code` 0, or 1 when videos failed, listed in
+    `failed`). `dry_run` says what would be extracted and scored and touches nothing. When another
+    run holds the results dataset, waits up to `wait` seconds, then raises `StoreBusyError`."""
+    from vadctl.jobfile import load_job
+    from vadctl.jobs import run_job
+
+    return run_job(load_job(job), dry_run=dry_run, wait=wait, progress=as_progress(progress))
+
+
+def events(
+    results: PathLike,
+    *,
+    since: str | Any = None,
+    model: str | None = None,
+    min_len: int | None = None,
+    min_gap: int | None = None,
+    thumbs: PathLike | None = None,
+    store: PathLike | None = None,
+    progress: ProgressArg = None,
+):
+    """Events as a polars DataFrame: from a results dataset folder (as `vadctl run` found them), or
+    computed from a scores file of `vadctl score` (with `min_len`/`min_gap`, regions read beside it).
+
+    `since` (a date, YYYY-MM-DD, today, yesterday or Nd) keeps events of runs on or after that day;
+    `thumbs` writes a PNG of each event's peak frame there (column `thumbnail`), decoded from the
+    source the store recorded (`store` overrides the store named in the files' metadata)."""
+    from vadctl.event_reader import read_events
+
+    return read_events(
+        Path(results),
+        since=since,
+        model=model,
+        min_len=min_len,
+        min_gap=min_gap,
+        thumbs=Path(thumbs) if thumbs is not None else None,
+        store=Path(store) if store is not None else None,
+        progress=as_progress(progress),
+    )

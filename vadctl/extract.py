@@ -88,6 +88,21 @@ class ExtractReport:
 
 
 @dataclass
+class PlannedVideo:
+    """What a run would do with one video: action is new, replace (changed), update (features
+    missing), refresh (touched, same content), skip (up to date), failed earlier or failed."""
+
+    video_id: str
+    action: str
+    pending: list[str]
+    error: str | None = None
+
+    @property
+    def extracts(self) -> bool:
+        return self.action in ("new", "replace", "update")
+
+
+@dataclass
 class _Plan:
     source: VideoSource
     action: str  # "new", "replace", "update", "refresh", "skip", "failed earlier"
@@ -150,6 +165,14 @@ class Extractor:
         if pending:
             return _Plan(source, "update", fingerprint, pending)
         return _Plan(source, "refresh" if state == "touched" else "skip", fingerprint, [])
+
+    def plan(self, sources: Sequence[VideoSource], records: dict[str, VideoRecord] | None = None) -> list[PlannedVideo]:
+        """What `run` would do with each video, doing none of it (dry runs); `records` stand in for
+        the store's (e.g. {} when there is no store yet)."""
+        if records is None:
+            records = {r.video_id: r for r in self.store.videos(self.split)}
+        plans = (self._plan(source, records.get(source.video_id)) for source in sources)
+        return [PlannedVideo(p.source.video_id, p.action, [s.key for s in p.pending], p.error) for p in plans]
 
     def run(self, sources: Sequence[VideoSource], progress: Progress | None = None) -> ExtractReport:
         progress = progress or Progress()
