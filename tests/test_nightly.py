@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 import pyarrow.dataset as ds
 import pytest
-from nightly import build_archive, camera_video, copy_archive, frame_counts, vadctl_run
+from nightly import camera_video, copy_archive, frame_counts, vadctl_run
 from typer.testing import CliRunner
 
 from vadctl import api, faults
@@ -33,14 +33,9 @@ VOLATILE = ["run_id", "scored_at", "date"]
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory) -> Path:
-    return build_archive(tmp_path_factory.mktemp("nightly") / "base")
-
-
 @pytest.fixture
-def job(archive: Path, tmp_path: Path) -> Path:
-    return copy_archive(archive, tmp_path / "site")
+def job(nightly_archive: Path, tmp_path: Path) -> Path:
+    return copy_archive(nightly_archive, tmp_path / "site")
 
 
 def dataset_tables(results: Path) -> dict[str, pl.DataFrame]:
@@ -55,9 +50,9 @@ def dataset_tables(results: Path) -> dict[str, pl.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def reference(archive: Path, tmp_path_factory) -> dict[str, pl.DataFrame]:
+def reference(nightly_archive: Path, tmp_path_factory) -> dict[str, pl.DataFrame]:
     """The dataset an uninterrupted run writes."""
-    job = copy_archive(archive, tmp_path_factory.mktemp("reference") / "site")
+    job = copy_archive(nightly_archive, tmp_path_factory.mktemp("reference") / "site")
     assert api.run(job).exit_code == 0
     return dataset_tables(job.parent / "results")
 
@@ -71,8 +66,9 @@ def test_first_run_scores_videos_extracted_before_it_then_only_new_ones(job: Pat
     second = api.run(job)
     assert second.sources[0].extracted == 1
     assert second.models[0].scored == ["test/c9"] and second.models[0].up_to_date == 4
-    third = api.run(job)
-    assert third.sources[0].extracted == 0 and third.models[0].scored == [] and third.models[0].up_to_date == 5
+    third = runner.invoke(app, ["run", str(job)])  # as a person reads it
+    assert third.exit_code == 0, third.output
+    assert "already scored" in third.stdout and "│ aivad │      0 │              5 │" in third.stdout
     assert frame_counts(job.parent / "results") == (5 * 40, 5 * 40)
 
 
@@ -205,8 +201,9 @@ def test_dry_run_says_what_would_happen_and_changes_nothing(job: Path):
     assert not (job.parent / "results").exists() and not (job.parent / "vadctl.log").exists()
     assert sorted(p.name for p in (job.parent / "archive.zarr" / "videos" / "test").iterdir()) == store_before
     api.run(job)
-    again = api.run(job, dry_run=True)
-    assert again.sources[0].to_extract == [] and again.models[0].planned == [] and again.models[0].up_to_date == 5
+    again = runner.invoke(app, ["run", str(job), "--dry-run"])
+    assert again.exit_code == 0, again.output
+    assert "0 of 5 video(s) to extract" in again.stdout and "0 video(s) to score, 5 already scored" in again.stdout
 
 
 def test_events_as_table_json_and_thumbnails(job: Path, tmp_path: Path):

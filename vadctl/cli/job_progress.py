@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
+from vadctl.cli.common import err
 from vadctl.cli.extract_cmd import RichProgress
 
 
@@ -11,7 +12,7 @@ class JobProgress(RichProgress):
     """Bars for `vadctl run` and `vadctl score`: what extract shows, then videos scored per model."""
 
     def __init__(self, quiet: bool):
-        super().__init__(quiet)
+        super().__init__(quiet or not err.is_terminal)  # no bars into cron mails or pipes
         self.scoring = None
         self.bar.update(self.videos, visible=False)  # shown once an extraction plans its videos
 

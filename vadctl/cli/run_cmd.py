@@ -19,7 +19,7 @@ def _listing(items: list[str]) -> str:
 
 
 def print_plan(report) -> None:
-    out.print(f"dry run of {escape(report.job)}: nothing was changed")
+    out.print(f"dry run of {escape(report.job)}: nothing was changed", soft_wrap=True)
     for source in report.sources:
         out.print(
             f"extract {escape(source.root)} (split {escape(source.split)}): {len(source.to_extract)} of "
@@ -29,7 +29,8 @@ def print_plan(report) -> None:
         out.print(
             f"score with {escape(model.name)} ({escape(model.kind)}, sha256 {model.sha256[:12]}): "
             f"{len(model.planned)} video(s) to score, {model.up_to_date} already scored"
-            + (f": {_listing(model.planned)}" if model.planned else "")
+            + (f": {_listing(model.planned)}" if model.planned else ""),
+            soft_wrap=True,
         )
     _print_failures_and_notes(report)
 
