@@ -94,6 +94,17 @@ def test_reports_as_json_and_dash_as_stdout(scored):
     assert json.loads(vadctl("weights", "--json", "--no-verify").stdout)["features"]
 
 
+def test_events_of_a_scores_file_with_thumbnails(scored):
+    out = scored["out"]
+    listed = vadctl("events", out / "scores.parquet", "--json", "--min-len", "2", "--thumbs", out / "thumbs")
+    assert listed.exit_code == 0, listed.output
+    events = json.loads(listed.stdout)
+    assert {e["video"] for e in events} == {"f0", "f1", "f2"}  # each holds a fast square
+    assert all(Path(e["thumbnail"]).stat().st_size > 0 and e["split"] == "fast" for e in events)
+    refused = vadctl("events", out, "--min-len", "2")  # a folder is a results dataset: its events are fixed
+    assert refused.exit_code == 2 and "apply to a scores file" in refused.stderr
+
+
 def test_eval_prints_metrics_and_writes_json_and_plots(scored):
     out = scored["out"]
     result = vadctl(

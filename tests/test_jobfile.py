@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+from videos import make_video
 
 from vadctl import api
 from vadctl.cli import app
@@ -97,9 +98,10 @@ def test_extract_keys_follow_the_api_so_a_new_keyword_is_a_job_key_at_once(site:
         return real(*args, **kwargs)
 
     monkeypatch.setattr(api, "extract", extract_with_workers)
-    job = load_job(
-        write(site, GOOD.replace('[[models]]\npath = "models/m.safetensors"\n', "") + "[extract]\nworkers = 3\n")
-    )
-    assert job.extract == {"workers": 3}
+    make_video(site / "cam1" / "v.avi", 12)
+    path = write(site, GOOD.replace('[[models]]\npath = "models/m.safetensors"\n', "") + "[extract]\nworkers = 3\n")
+    assert load_job(path).extract == {"workers": 3}
+    report = api.run(path)
+    assert seen == {"workers": 3} and report.sources[0].extracted == 1
     with pytest.raises(UsageError, match="unknown key 'worker'"):
         load_job(write(site, GOOD + "[extract]\nworker = 3\n"))

@@ -58,7 +58,10 @@ def reference(nightly_archive: Path, tmp_path_factory) -> dict[str, pl.DataFrame
 
 
 def test_first_run_scores_videos_extracted_before_it_then_only_new_ones(job: Path):
+    (job.parent / "cam2").mkdir()  # a camera with no videos yet is no error
+    job.write_text(job.read_text() + '[[sources]]\nroot = "cam2"\n')
     first = api.run(job)
+    assert first.notes == [f"sources[2] {job.parent / 'cam2'}: no videos yet"]
     assert first.exit_code == 0 and first.sources[0].extracted == 0  # the archive was extracted before
     assert sorted(first.models[0].scored) == ["test/c0", "test/c1", "test/c2", "test/c3"]
     assert len(first.models[0].units) == 2  # part_videos = 2
@@ -134,11 +137,28 @@ def test_results_read_with_polars_duckdb_and_pyarrow(job: Path):
     assert meta["vadctl.store"] == str(job.parent / "archive.zarr") and "vadctl.version" in meta
 
 
+@pytest.fixture(scope="module")
+def killed_runs(nightly_archive: Path, tmp_path_factory) -> dict[str, tuple[Path, subprocess.Popen]]:
+    """A `vadctl run` process per fault point, each on its own copy of the archive, all started at
+    once (they are independent; the tests below wait for each in turn)."""
+    runs = {}
+    for i, point in enumerate(FAULT_POINTS):
+        job = copy_archive(nightly_archive, tmp_path_factory.mktemp(f"killed{i}") / "site")
+        command = [sys.executable, "-m", "vadctl", "run", str(job), "--json"]
+        env = {**os.environ, faults.ENV: point, "OMP_NUM_THREADS": "1"}
+        runs[point] = job, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    yield runs
+    for _, proc in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+
+
 @pytest.mark.parametrize("point", FAULT_POINTS)
-def test_killed_at_every_commit_point_then_rerun_scores_everything_exactly_once(job: Path, reference, point: str):
-    killed = vadctl_run(job, env={**os.environ, faults.ENV: point})
-    assert killed.returncode == faults.EXIT_CODE, killed.stderr
-    assert f"injected fault at {point.split(':')[0]}" in killed.stderr
+def test_killed_at_every_commit_point_then_rerun_scores_everything_exactly_once(killed_runs, reference, point: str):
+    job, proc = killed_runs[point]
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == faults.EXIT_CODE, stderr
+    assert f"injected fault at {point.split(':')[0]}" in stderr
     rerun = api.run(job)
     assert rerun.exit_code == 0
     results = job.parent / "results"

@@ -38,7 +38,7 @@ from pathlib import Path
 import polars as pl
 from filelock import FileLock, Timeout
 
-from vadctl.errors import StoreBusyError, UsageError
+from vadctl.errors import StoreBusyError, StoreError, UsageError
 from vadctl.faults import fault_point
 from vadctl.ledger import Ledger, Unit
 from vadctl.provenance import read_metadata
@@ -119,11 +119,14 @@ class ResultsDataset:
     @contextlib.contextmanager
     def writer(self, wait: float = 0.0, who: Mapping[str, object] | None = None) -> Iterator[None]:
         """Hold the dataset's run lock (released by the OS if the process dies); busy → StoreBusyError."""
-        self.meta_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.meta_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"{self.root}: cannot write results here: {error.strerror or error}") from None
         lock = FileLock(self.meta_dir / "run.lock")
         owner_file = self.meta_dir / "run.owner"
         try:
-            lock.acquire(timeout=max(wait, 0.0) if wait > 0 else 0)
+            lock.acquire(timeout=max(wait, 0.0))
         except Timeout:
             owner = {}
             with contextlib.suppress(OSError, ValueError):

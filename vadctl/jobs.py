@@ -184,9 +184,6 @@ class JobRunner:
 
         outcome = SourceOutcome(str(source.root), source.split, source.scene)
         self.report.sources.append(outcome)
-        if not catalog.discover([source.root]):
-            self._note(f"sources[{index}] {source.root}: no videos yet", log)
-            return
         log.event("extract_started", root=str(source.root), split=source.split)
         try:
             report = api.extract(
@@ -198,6 +195,9 @@ class JobRunner:
                 **self.job.extract,
             )
         except UsageError as error:
+            if not catalog.discover([source.root]):  # an empty camera folder is no error for a nightly job
+                self._note(f"sources[{index}] {source.root}: no videos yet", log)
+                return
             raise UsageError(f"{self.job.path}: [extract] for sources[{index}]: {error}") from None
         outcome.videos = len(report.results)
         outcome.extracted = report.count(EXTRACTED)
@@ -231,14 +231,14 @@ class JobRunner:
         for index, source in enumerate(self.job.sources, 1):
             outcome = SourceOutcome(str(source.root), source.split, source.scene)
             self.report.sources.append(outcome)
-            if not catalog.discover([source.root]):
-                self.report.notes.append(f"sources[{index}] {source.root}: no videos yet")
-                continue
             try:
                 planned = api.plan_extract(
                     [source.root], self.job.store, source.split, scene=source.scene, **self.job.extract
                 )
             except UsageError as error:
+                if not catalog.discover([source.root]):
+                    self.report.notes.append(f"sources[{index}] {source.root}: no videos yet")
+                    continue
                 raise UsageError(f"{self.job.path}: [extract] for sources[{index}]: {error}") from None
             actions = Counter(p.action for p in planned)
             outcome.videos = len(planned)

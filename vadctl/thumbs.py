@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from vadctl.catalog import VideoSource
+from vadctl.defaults import TEST_SPLIT
 from vadctl.errors import VadctlError
 from vadctl.store import FeatureStore
 from vadctl.video import VideoReader
@@ -68,9 +69,9 @@ def write_thumbnails(
     readers: dict[tuple[str, str, str], VideoReader | str] = {}
     for event in events.iter_rows(named=True):
         try:
-            key = (event["store"], event["split"], event["video"])
+            key = (event["store"], event.get("split") or TEST_SPLIT, event["video"])
             if key not in readers:
-                readers[key] = _reader(stores, store_of[event["store"]], event["split"], event["video"])
+                readers[key] = _reader(stores, store_of[key[0]], key[1], key[2])
             reader = readers[key]
             if isinstance(reader, str):
                 raise VadctlError(reader)
