@@ -119,19 +119,23 @@ class ModelScorer:
         self.entry_keys = sorted(FeatureSpec.from_dict(spec).key for spec in header["features"].values())
         self.entries = ",".join(self.entry_keys)
         self.loaded = None
+        self.store: FeatureStore | None = None  # given to `run`; planning needs none
         self.outcome = ModelOutcome(ref.name, str(header.get("model")), str(ref.path), self.sha256, list(ref.splits))
 
-    def load(self):
-        """The model, checked against its digest and against what planning read from its header."""
+    def load(self, log: JobLog | None = None):
+        """The model, checked against its digest (planning read only its header)."""
         from vadctl.models.files import load_model
         from vadctl.pipeline import use_backend
 
         if self.loaded is None:
+            started = time.perf_counter()
             loaded = load_model(self.ref.path)
             if file_sha256(self.ref.path) != self.sha256:
                 raise ModelFileError(f"{self.ref.path}: the model file changed during the run; run again")
             use_backend(loaded, self.ref.backend, self.ref.onnx)
             self.loaded = loaded
+            if log is not None:
+                log.event("model_loaded", model=self.ref.name, seconds=time.perf_counter() - started)
         return self.loaded
 
     def plan(self, ledger: Ledger, records: Mapping[str, dict[str, VideoRecord]]) -> list[_SplitPlan]:
@@ -184,7 +188,7 @@ class ModelScorer:
                 if not plan.todo:
                     continue
                 plan.provenance = Provenance.of(
-                    self.load(),
+                    self.load(log),
                     self.ref.path,
                     self.store_path,
                     plan.split,

@@ -108,6 +108,8 @@ class RunReport:
 
 
 class JobRunner:
+    """One run (or dry run) of a job; its `report` fills in as it goes."""
+
     def __init__(self, job: Job, progress: Progress | None = None):
         self.job = job
         self.progress = progress or Progress()
@@ -136,6 +138,12 @@ class JobRunner:
             raise
         except VadctlError as error:
             log.event("run_failed", "error", error=str(error), seconds=time.perf_counter() - started)
+            raise
+        except KeyboardInterrupt:
+            log.event("run_interrupted", "warning", seconds=time.perf_counter() - started)
+            raise
+        except Exception as error:  # a bug: logged for whoever reads the log, then the traceback
+            log.event("run_failed", "error", error=f"{type(error).__name__}: {error}")
             raise
         self.report.seconds = time.perf_counter() - started
         summary = {
