@@ -27,7 +27,7 @@ FAULT_POINTS = [
     "score.events_published",
     "score.frames_published",
     "score.ledger_appended",
-    "score.frames_published:2",  # the second unit, after the first one is committed
+    "score.frames_published@2",  # the second unit, after the first one is committed
 ]
 VOLATILE = ["run_id", "scored_at", "date"]
 runner = CliRunner()
@@ -158,7 +158,7 @@ def test_killed_at_every_commit_point_then_rerun_scores_everything_exactly_once(
     job, proc = killed_runs[point]
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == faults.EXIT_CODE, stderr
-    assert f"injected fault at {point.split(':')[0]}" in stderr
+    assert f"injected fault at {point.split('@')[0]}" in stderr
     rerun = api.run(job)
     assert rerun.exit_code == 0
     results = job.parent / "results"

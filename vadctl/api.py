@@ -33,10 +33,41 @@ def open_store(path: PathLike | None = None, *, create: bool = False, read_only:
     return FeatureStore(defaults.store_path(path), create=create, read_only=read_only and not create)
 
 
-def _writable(store: PathLike | FeatureStore | None) -> FeatureStore:
+def verify(store: PathLike | FeatureStore | None = None, *, deep: bool = False, forget_damaged: bool = False):
+    """(entries checked, problems): every committed entry holds what was written (cheap: file
+    counts and sizes; `deep`: every file re-hashed) and every record is readable. With
+    `forget_damaged`, damaged data is taken out of use (quarantined) so `extract` redoes it."""
+    if not forget_damaged:
+        return _readable(store).verify(deep=deep)
+    from vadctl.store.maintenance import forget_damaged as forget
+
+    writable = _writable(store, create=False)
+    checked, problems = writable.verify(deep=deep)
+    forget(writable, problems)
+    return checked, problems
+
+
+def gc(store: PathLike | FeatureStore | None = None, *, apply: bool = False):
+    """Entries superseded by newer parameters and data no record refers to: listed, and removed
+    with `apply=True` (a `store.maintenance.MaintenanceReport`)."""
+    from vadctl.store.maintenance import gc as collect
+
+    return collect(_writable(store, create=False), apply=apply)
+
+
+def prune(store: PathLike | FeatureStore | None = None, *, missing_sources: bool = True, apply: bool = False):
+    """Videos whose source file is gone: listed, and forgotten with `apply=True`."""
+    from vadctl.store.maintenance import MaintenanceReport, prune_missing_sources
+
+    if not missing_sources:
+        return MaintenanceReport(applied=apply)
+    return prune_missing_sources(_writable(store, create=False), apply=apply)
+
+
+def _writable(store: PathLike | FeatureStore | None, create: bool = True) -> FeatureStore:
     if isinstance(store, FeatureStore):
         return store
-    return open_store(store, create=True, read_only=False)
+    return open_store(store, create=create, read_only=False)
 
 
 def _readable(store: PathLike | FeatureStore | None) -> FeatureStore:
@@ -90,7 +121,7 @@ def extract(
     work; returns an `extract.ExtractReport` (failed videos are listed there, not raised)."""
     extractor, sources = _extractor(
         roots,
-        _writable(store),
+        lambda: _writable(store),  # opened (or created) only once the arguments and videos check out
         split,
         features,
         params,
@@ -135,7 +166,7 @@ def plan_extract(
         existing = open_store(path)
     extractor, sources = _extractor(
         roots,
-        existing,
+        lambda: existing,
         split,
         features,
         params,
@@ -170,7 +201,8 @@ def _extractor(
     wait=defaults.WAIT_SECONDS,
     debug=False,
 ):
-    """The extractor and the videos found, for `extract` and `plan_extract` alike."""
+    """The extractor and the videos found, for `extract` and `plan_extract` alike; `store()` gives
+    the store, called after every argument is checked and videos are found."""
     from vadctl import catalog
     from vadctl.extract import Extractor
     from vadctl.features import registry
@@ -194,7 +226,7 @@ def _extractor(
         suffixes = ", ".join(sorted(catalog.VIDEO_SUFFIXES))
         raise UsageError(f"{where}: no videos found (looked for {suffixes} and folders of numbered frames)")
     extractor = Extractor(
-        store,
+        store(),
         featurizers,
         names,
         split,

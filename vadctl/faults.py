@@ -1,31 +1,33 @@
-"""Fault injection at named commit points, so tests can prove a crash anywhere loses nothing.
+"""Fault injection at commit points, so tests can prove every data-changing path is crash-safe.
 
-`VADCTL_FAULT=<point>` makes the process die (`os._exit`, no cleanup, no `finally`, like kill -9)
-the first time it reaches `fault_point("<point>")`; `<point>:N` dies the N-th time instead. Unset,
-a fault point costs one dictionary lookup.
+Code that changes data calls `fault_point("name")` between its steps. With the environment variable
+`VADCTL_FAULT=name` (or `name@N`: the N-th time that point is reached) the process dies there at
+once, as `kill -9` would (no cleanup, no flush). Without the variable it costs one dict lookup.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 
 ENV = "VADCTL_FAULT"
-EXIT_CODE = 86  # what a process killed by an injected fault exits with (tests check it)
-
-_hits: dict[str, int] = {}
+EXIT_CODE = 86  # what a killed-by-fault process exits with, for tests to recognise
+_counts: dict[str, int] = {}
+_lock = threading.Lock()
 
 
 def fault_point(name: str) -> None:
-    """Die here when $VADCTL_FAULT names this point (and this is the hit it asks for)."""
     wanted = os.environ.get(ENV)
     if not wanted:
         return
-    point, _, nth = wanted.partition(":")
+    point, _, nth = wanted.partition("@")
     if point != name:
         return
-    _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] >= (int(nth) if nth.isdigit() else 1):
-        sys.stderr.write(f"vadctl: injected fault at {name}\n")
+    with _lock:
+        _counts[name] = _counts.get(name, 0) + 1
+        reached = _counts[name]
+    if reached >= (int(nth) if nth else 1):
+        sys.stderr.write(f"vadctl: injected fault at {name}\n")  # one line naming the point, for tests
         sys.stderr.flush()
         os._exit(EXIT_CODE)

@@ -8,8 +8,6 @@ data are never used here.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from vadctl import defaults
+from vadctl.atomic import write_atomic
 from vadctl.errors import UsageError
 from vadctl.results import VideoScores
 
@@ -170,14 +169,4 @@ def write_parquet_atomic(table: pl.DataFrame, path: Path, metadata: Mapping[str,
     """Write beside the target, then rename: a killed run never leaves half a file at `path`.
 
     `metadata` becomes the file's Parquet key-value metadata (provenance)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        table.write_parquet(tmp, metadata=dict(metadata) if metadata else None)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, lambda tmp: table.write_parquet(tmp, metadata=dict(metadata) if metadata else None))
