@@ -76,3 +76,11 @@ def build_model_store(root: Path) -> dict:
 @pytest.fixture(scope="session")
 def model_store(tmp_path_factory) -> dict:
     return build_model_store(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def nightly_archive(tmp_path_factory) -> Path:
+    """A camera folder already extracted, a fitted AI-VAD model and a job file (tests/nightly.py)."""
+    from nightly import build_archive
+
+    return build_archive(tmp_path_factory.mktemp("nightly") / "base")

@@ -1,5 +1,6 @@
 """fit → score → eval through the command line, and what consumers read back."""
 
+import io
 import json
 from pathlib import Path
 
@@ -39,14 +40,69 @@ def test_fit_reports_features_threshold_and_file(scored):
 def test_scores_read_back_in_polars_pandas_and_duckdb(scored):
     path = scored["out"] / "scores.parquet"
     frames = pl.read_parquet(path)
-    assert frames.columns[:7] == ["video", "frame", "score", "score_norm", "is_anomaly", "threshold", "model"]
+    assert frames.columns == [
+        "video",
+        "frame",
+        "time_s",
+        "score",
+        "score_norm",
+        "is_anomaly",
+        "threshold",
+        "model",
+        "model_sha256",
+        "video_fingerprint",
+        "run_id",
+        "scored_at",
+        "split",
+    ]
     assert len(frames) == 3 * 40 and frames["frame"].min() == 0
+    assert frames.schema["scored_at"] == pl.Datetime("us", "UTC") and frames["run_id"].n_unique() == 1
+    assert frames["video_fingerprint"].n_unique() == 3 and frames["split"].unique().to_list() == ["fast"]
+    meta = pl.read_parquet_metadata(path)
+    assert meta["vadctl.store"] == str(Path(scored["store"]).resolve()) and meta["vadctl.split"] == "fast"
+    assert meta["vadctl.threshold_rule"] == "sigma:3" and "velocity" in json.loads(meta["vadctl.features"])
+    assert meta["vadctl.model_sha256"] == frames["model_sha256"][0] and meta["vadctl.version"]
     assert pd.read_parquet(path).shape == frames.shape
     con = duckdb.connect()
     per_video = con.execute(f"select video, count(*) from '{path}' group by video order by video").fetchall()
     assert per_video == [("f0", 40), ("f1", 40), ("f2", 40)]
     regions = pl.read_parquet(scored["out"] / "scores.regions.parquet")
-    assert regions.columns == ["video", "frame", "x1", "y1", "x2", "y2", "score"] and len(regions) > 0
+    assert regions.columns[:8] == ["video", "frame", "x1", "y1", "x2", "y2", "score", "model"] and len(regions) > 0
+    assert {"model_sha256", "video_fingerprint", "run_id", "scored_at"} <= set(regions.columns)
+
+
+def test_reports_as_json_and_dash_as_stdout(scored):
+    out, store = scored["out"], scored["store"]
+    model = out / "m.safetensors"
+    score = vadctl("score", "-m", model, "-s", store, "--split", "fast", "-o", out / "s2.parquet", "--json")
+    assert score.exit_code == 0, score.output
+    summary = json.loads(score.stdout)
+    assert (summary["videos"], summary["frames"], summary["model_kind"]) == (3, 120, "aivad")
+    piped = vadctl("score", "-m", model, "-s", store, "--split", "fast", "-o", "-", "-q")
+    assert piped.exit_code == 0 and piped.stdout_bytes.startswith(b"PAR1")
+    assert pl.read_parquet(io.BytesIO(piped.stdout_bytes)).height == 120 and "scored 3 video(s)" in piped.stderr
+    metrics = vadctl(
+        "eval", "--scores", out / "scores.parquet", "--labels", scored["labels"], "--partial", "--json", "-"
+    )
+    assert metrics.exit_code == 0 and json.loads(metrics.stdout)["frames"] == 120
+    info = json.loads(vadctl("store", "info", store, "--json", "--videos").stdout)
+    assert {s["split"] for s in info["splits"]} == {"train", "fast", "zone", "same"} and len(info["videos"]) == 15
+    assert json.loads(vadctl("models", "--json").stdout)[0]["model"] == "aivad"
+    assert "n_velocity_bins" in json.loads(vadctl("models", "aivad", "--json").stdout)["params"]
+    described = json.loads(vadctl("models", "--file", model, "--json").stdout)
+    assert described["model"] == "aivad" and described["sha256"] == summary["model_sha256"]
+    assert json.loads(vadctl("weights", "--json", "--no-verify").stdout)["features"]
+
+
+def test_events_of_a_scores_file_with_thumbnails(scored):
+    out = scored["out"]
+    listed = vadctl("events", out / "scores.parquet", "--json", "--min-len", "2", "--thumbs", out / "thumbs")
+    assert listed.exit_code == 0, listed.output
+    events = json.loads(listed.stdout)
+    assert {e["video"] for e in events} == {"f0", "f1", "f2"}  # each holds a fast square
+    assert all(Path(e["thumbnail"]).stat().st_size > 0 and e["split"] == "fast" for e in events)
+    refused = vadctl("events", out, "--min-len", "2")  # a folder is a results dataset: its events are fixed
+    assert refused.exit_code == 2 and "apply to a scores file" in refused.stderr
 
 
 def test_eval_prints_metrics_and_writes_json_and_plots(scored):

@@ -123,8 +123,9 @@ class ExtractJob:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-def build_extractor(job: ExtractJob, store: FeatureStore | None = None):
-    """The run's `Extractor`: featurizers built and their weights found, store opened for writing."""
+def build_extractor(job: ExtractJob, store: FeatureStore | None = None, open_store: bool = True):
+    """The run's `Extractor`: featurizers built and their weights found, store opened for writing
+    (unless given, or `open_store` is False: a dry run's extractor may have no store)."""
     from vadctl.extract import Extractor
     from vadctl.features import registry
     from vadctl.features.deep import attach_weights
@@ -134,7 +135,7 @@ def build_extractor(job: ExtractJob, store: FeatureStore | None = None):
     featurizers = registry.build(job.names, job.params)
     attach_weights(featurizers, WeightResolver(explicit=dict(job.weights)))
     return Extractor(
-        store if store is not None else _writable(job.store, create=False),
+        store if store is not None or not open_store else _writable(job.store, create=False),
         featurizers,
         job.names,
         job.split,
@@ -194,15 +195,110 @@ def extract(
     longer than `segment_frames` frames are cut into chunk-aligned segments that run in parallel
     (default: `defaults.SEGMENT_FRAMES` when running in parallel, never when serial; 0: never).
     The store written is the same, array for array, whatever the executor."""
-    from vadctl import catalog
     from vadctl.executors.choose import check_executor, make_pool
+
+    check_executor(executor, workers, ray_address, segment_frames)
+    parallel = executor == "ray" or workers > 1
+    if segment_frames is None:
+        segment_frames = defaults.SEGMENT_FRAMES if parallel else 0
+    job, sources, resources = _job(
+        roots,
+        store,
+        split,
+        features,
+        params,
+        weights,
+        scene=scene,
+        resize=resize,
+        clip_len=clip_len,
+        clip_stride=clip_stride,
+        frame_step=frame_step,
+        window=window,
+        force=force,
+        retry_failed=retry_failed,
+        wait=wait,
+        debug=debug,
+        segment_frames=segment_frames or None,
+    )
+    # the store is opened (or created) only once the arguments and videos check out; featurizers
+    # and weights are checked before any video
+    extractor = build_extractor(job, _writable(store))
+    pool = make_pool(extractor, job, executor, workers, ray_address, resources)
+    return extractor.run(sources, as_progress(progress), pool)
+
+
+def plan_extract(
+    roots: PathLike | Sequence[PathLike],
+    store: PathLike | FeatureStore | None = None,
+    split: str = defaults.TRAIN_SPLIT,
+    features: str | Sequence[str] | None = None,
+    params: Mapping[str, Any] | Iterable[str] | None = None,
+    weights: Mapping[str, PathLike] | Iterable[str] | None = None,
+    *,
+    scene: str | None = None,
+    resize: str | None = None,
+    clip_len: int = defaults.CLIP_LENGTH,
+    clip_stride: int = defaults.CLIP_STRIDE,
+    frame_step: int = defaults.FRAME_STEP,
+    force: bool = False,
+    retry_failed: bool = False,
+    **execution: Any,
+):
+    """What `extract` with the same arguments would do, doing none of it (nothing is written, not
+    even a new store): a list of `extract.PlannedVideo`. Keywords that only change how extraction
+    runs (window, wait, debug, progress, workers, ...) are accepted and ignored."""
+    path = store.path if isinstance(store, FeatureStore) else defaults.store_path(store)
+    existing = store if isinstance(store, FeatureStore) else None
+    if existing is None and (path / "zarr.json").exists():
+        existing = open_store(path)
+    job, sources, _ = _job(
+        roots,
+        path,
+        split,
+        features,
+        params,
+        weights,
+        scene=scene,
+        resize=resize,
+        clip_len=clip_len,
+        clip_stride=clip_stride,
+        frame_step=frame_step,
+        force=force,
+        retry_failed=retry_failed,
+    )
+    extractor = build_extractor(job, existing, open_store=False)
+    return extractor.plan(sources, records=None if existing is not None else {})
+
+
+def _job(
+    roots,
+    store,
+    split,
+    features,
+    params,
+    weights,
+    *,
+    scene,
+    resize,
+    clip_len,
+    clip_stride,
+    frame_step,
+    window=defaults.WINDOW,
+    force=False,
+    retry_failed=False,
+    wait=defaults.WAIT_SECONDS,
+    debug=False,
+    segment_frames=None,
+) -> tuple[ExtractJob, list, dict[str, float]]:
+    """The run's `ExtractJob`, the videos found and the GPUs per feature, for `extract` and
+    `plan_extract` alike; every argument is checked here, before any store is opened."""
+    from vadctl import catalog
     from vadctl.features import registry
     from vadctl.specs import ClipSpec, DecodeSpec
     from vadctl.store import check_split
     from vadctl.weights import parse_weight_options
 
     check_split(split)
-    check_executor(executor, workers, ray_address, segment_frames)
     if isinstance(roots, str | Path):
         roots = [roots]
     names = registry.parse_names(features)
@@ -215,9 +311,6 @@ def extract(
         where = ", ".join(str(r) for r in roots)
         suffixes = ", ".join(sorted(catalog.VIDEO_SUFFIXES))
         raise UsageError(f"{where}: no videos found (looked for {suffixes} and folders of numbered frames)")
-    parallel = executor == "ray" or workers > 1
-    if segment_frames is None:
-        segment_frames = defaults.SEGMENT_FRAMES if parallel else 0
     job = ExtractJob(
         defaults.store_path(store.path if isinstance(store, FeatureStore) else store),
         split,
@@ -234,11 +327,9 @@ def extract(
         retry_failed,
         wait,
         debug,
-        segment_frames or None,
+        segment_frames,
     )
-    extractor = build_extractor(job, _writable(store))  # featurizers and weights checked before any video
-    pool = make_pool(extractor, job, executor, workers, ray_address, resources)
-    return extractor.run(sources, as_progress(progress), pool)
+    return job, sources, resources
 
 
 def split_resources(params: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
@@ -330,10 +421,14 @@ def score(
 ) -> Path:
     """Score every usable video of `split` with a fitted model; writes frame scores to `out` and
     region scores beside it (or to `regions_out`), each atomically; returns `out`. `workers` > 1
-    scores videos in that many processes (same tables as serial)."""
+    scores videos in that many processes (same tables as serial).
+
+    Rows carry their provenance (model_sha256, video_fingerprint, run_id, scored_at, split) and the
+    files' Parquet metadata holds the vadctl version, store, split, feature entries and threshold."""
     from vadctl.executors.choose import check_workers
     from vadctl.models.files import load_model
     from vadctl.pipeline import score_model
+    from vadctl.provenance import Provenance, with_provenance_frames, with_provenance_regions
     from vadctl.scoring import write_parquet_atomic
 
     check_workers(workers)
@@ -342,9 +437,10 @@ def score(
         from vadctl.onnx_export import default_onnx_path
 
         onnx = default_onnx_path(Path(model_path))
+    feature_store = _readable(store)
     frames, regions = score_model(
         loaded,
-        _readable(store),
+        feature_store,
         split,
         list(videos) if videos is not None else None,
         threshold,
@@ -354,8 +450,13 @@ def score(
         workers=workers,
         model_path=Path(model_path),
     )
-    written = write_parquet_atomic(frames, Path(out))
-    write_parquet_atomic(regions, Path(regions_out) if regions_out is not None else regions_path(out))
+    provenance = Provenance.of(loaded, Path(model_path), feature_store.path, split, rule=threshold)
+    records = {r.video_id: r for r in feature_store.videos(split)}
+    frames = with_provenance_frames(frames, provenance, records)
+    regions = with_provenance_regions(regions, provenance, records)
+    written = write_parquet_atomic(frames, Path(out), provenance.metadata("frames"))
+    regions_file = Path(regions_out) if regions_out is not None else regions_path(out)
+    write_parquet_atomic(regions, regions_file, provenance.metadata("regions"))
     return written
 
 
@@ -382,3 +483,51 @@ def evaluate(
 
         result["plots"] = [str(p) for p in write_plots(joined, metrics, Path(plots))]
     return result
+
+
+def run(
+    job: PathLike,
+    *,
+    dry_run: bool = False,
+    wait: float = 0.0,
+    progress: ProgressArg = None,
+):
+    """Run a job file (`vadctl run`): extract new videos, score what is unscored into the results
+    dataset, log it; returns a `jobs.RunReport` (`exit_code` 0, or 1 when videos failed, listed in
+    `failed`). `dry_run` says what would be extracted and scored and touches nothing. When another
+    run holds the results dataset, waits up to `wait` seconds, then raises `StoreBusyError`."""
+    from vadctl.jobfile import load_job
+    from vadctl.jobs import run_job
+
+    return run_job(load_job(job), dry_run=dry_run, wait=wait, progress=as_progress(progress))
+
+
+def events(
+    results: PathLike,
+    *,
+    since: str | Any = None,
+    model: str | None = None,
+    min_len: int | None = None,
+    min_gap: int | None = None,
+    thumbs: PathLike | None = None,
+    store: PathLike | None = None,
+    progress: ProgressArg = None,
+):
+    """Events as a polars DataFrame: from a results dataset folder (as `vadctl run` found them), or
+    computed from a scores file of `vadctl score` (with `min_len`/`min_gap`, regions read beside it).
+
+    `since` (a date, YYYY-MM-DD, today, yesterday or Nd) keeps events of runs on or after that day;
+    `thumbs` writes a PNG of each event's peak frame there (column `thumbnail`), decoded from the
+    source the store recorded (`store` overrides the store named in the files' metadata)."""
+    from vadctl.event_reader import read_events
+
+    return read_events(
+        Path(results),
+        since=since,
+        model=model,
+        min_len=min_len,
+        min_gap=min_gap,
+        thumbs=Path(thumbs) if thumbs is not None else None,
+        store=Path(store) if store is not None else None,
+        progress=as_progress(progress),
+    )

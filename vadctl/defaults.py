@@ -31,6 +31,11 @@ THRESHOLD_RULE = "sigma:3"  # μ+3σ of held-out normal frames (the PLOVAD-based
 VALIDATION_FRACTION = 0.2
 TRAIN_SPLIT, TEST_SPLIT = "train", "test"
 
+# events (vadctl/events.py): runs of anomalous frames merged across gaps shorter than EVENT_MIN_GAP
+# frames, kept when at least EVENT_MIN_LEN frames long
+EVENT_MIN_LEN, EVENT_MIN_GAP = 4, 8
+PART_VIDEOS = 100  # `vadctl run`: videos per committed part (bounds memory and the work a crash redoes)
+
 
 def store_path(path: Path | str | None = None) -> Path:
     """The store a command works on: the one named, else $VADCTL_STORE, else stores/default.zarr."""

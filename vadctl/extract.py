@@ -92,6 +92,21 @@ class ExtractReport:
 
 
 @dataclass
+class PlannedVideo:
+    """What a run would do with one video: action is new, replace (changed), update (features
+    missing), refresh (touched, same content), skip (up to date), failed earlier or failed."""
+
+    video_id: str
+    action: str
+    pending: list[str]
+    error: str | None = None
+
+    @property
+    def extracts(self) -> bool:
+        return self.action in ("new", "replace", "update")
+
+
+@dataclass
 class _Plan:
     source: VideoSource
     action: str  # "new", "replace", "update", "refresh", "skip", "failed earlier"
@@ -160,6 +175,14 @@ class Extractor:
         if pending:
             return _Plan(source, "update", fingerprint, pending)
         return _Plan(source, "refresh" if state == "touched" else "skip", fingerprint, [])
+
+    def plan(self, sources: Sequence[VideoSource], records: dict[str, VideoRecord] | None = None) -> list[PlannedVideo]:
+        """What `run` would do with each video, doing none of it (dry runs); `records` stand in for
+        the store's (e.g. {} when there is no store yet)."""
+        if records is None:
+            records = {r.video_id: r for r in self.store.videos(self.split, damaged_ok=True)}
+        plans = (self._plan(source, records.get(source.video_id)) for source in sources)
+        return [PlannedVideo(p.source.video_id, p.action, [s.key for s in p.pending], p.error) for p in plans]
 
     def _intact(self, record: VideoRecord | None, spec: FeatureSpec) -> bool:
         """Committed and passing the cheap integrity check (damaged entries are redone)."""

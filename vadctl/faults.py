@@ -10,15 +10,17 @@ video. Without the variable it costs one dict lookup.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
+ENV = "VADCTL_FAULT"
 EXIT_CODE = 86  # what a killed-by-fault process exits with, for tests to recognise
 _counts: dict[str, int] = {}
 _lock = threading.Lock()
 
 
 def fault_point(name: str, detail: str | None = None) -> None:
-    wanted = os.environ.get("VADCTL_FAULT")
+    wanted = os.environ.get(ENV)
     if not wanted:
         return
     point, _, nth = wanted.partition("@")
@@ -29,4 +31,6 @@ def fault_point(name: str, detail: str | None = None) -> None:
         _counts[name] = _counts.get(name, 0) + 1
         reached = _counts[name]
     if reached >= (int(nth) if nth else 1):
+        sys.stderr.write(f"vadctl: injected fault at {name}\n")  # one line naming the point, for tests
+        sys.stderr.flush()
         os._exit(EXIT_CODE)

@@ -159,6 +159,18 @@ def check_features(loaded: LoadedModel, store: FeatureStore, split: str, videos:
         )
 
 
+def use_backend(loaded: LoadedModel, backend: str, onnx_path: Path | None) -> None:
+    """Run a neural model's network with onnxruntime from `onnx_path` when backend is "onnx"."""
+    if backend not in BACKENDS:
+        raise UsageError(f"backend {backend!r}: use {' or '.join(BACKENDS)}")
+    if backend == "onnx":
+        from vadctl.onnx_export import OnnxBackend
+
+        if onnx_path is None:
+            raise UsageError("the onnx backend needs the exported ONNX file (vadctl export)")
+        loaded.model.use_backend(OnnxBackend(onnx_path, loaded.model))
+
+
 def score_model(
     loaded: LoadedModel,
     store: FeatureStore,
@@ -182,13 +194,9 @@ def score_model(
     chosen = usable_videos(store, split, videos)
     check_features(loaded, store, split, chosen)
     store.require_intact(split, chosen, [spec.key for spec in loaded.features.values()])
-    if backend == "onnx":
-        from vadctl.onnx_export import OnnxBackend
-
-        if onnx_path is None:
-            raise UsageError("the onnx backend needs the exported ONNX file (vadctl export)")
-        loaded.model.use_backend(OnnxBackend(onnx_path, loaded.model))
+    use_backend(loaded, backend, onnx_path)
     progress = progress or Progress()
+    progress.scoring_started(loaded.model.name, len(chosen))
     scores = []
     if workers > 1 and len(chosen) > 1:
         from vadctl.executors.scoring import score_in_workers

@@ -39,6 +39,9 @@ class Progress:
         """Training stopped (finished, interrupted or failed)."""
 
     # scoring
+    def scoring_started(self, label: str, n_videos: int) -> None:
+        """`label` (a model, or model and split) is about to score `n_videos` videos."""
+
     def video_scored(self, video_id: str, n_frames: int) -> None:
         """One video's frames were scored."""
 
@@ -77,6 +80,9 @@ class CallbackProgress(Progress):
     def train_finished(self) -> None:
         self.fn("train_finished")
 
+    def scoring_started(self, label: str, n_videos: int) -> None:
+        self.fn("scoring_started", label=label, n_videos=n_videos)
+
     def video_scored(self, video_id: str, n_frames: int) -> None:
         self.fn("video_scored", video_id=video_id, n_frames=n_frames)
 
@@ -93,3 +99,23 @@ def as_progress(progress: Progress | Callable[..., Any] | None) -> Progress:
     if callable(progress):
         return CallbackProgress(progress)
     raise TypeError(f"progress must be a vadctl.progress.Progress or a callable, not {type(progress).__name__}")
+
+
+class Tee(Progress):
+    """Every event to several receivers (e.g. the console's bars and a job's log file)."""
+
+    def __init__(self, *receivers: Progress):
+        self.receivers = receivers
+
+
+def _forward(name: str) -> Callable[..., None]:
+    def method(self: Tee, *args: Any, **kwargs: Any) -> None:
+        for receiver in self.receivers:
+            getattr(receiver, name)(*args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+for _name in EVENTS:
+    setattr(Tee, _name, _forward(_name))

@@ -8,13 +8,12 @@ data are never used here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy.ndimage import gaussian_filter1d
 
 from vadctl import defaults
 from vadctl.atomic import write_atomic
@@ -27,6 +26,8 @@ DEFAULT_RULE = defaults.THRESHOLD_RULE
 
 def temporal_smooth(scores: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian smoothing along time within one video (the caller never passes two videos at once)."""
+    from scipy.ndimage import gaussian_filter1d  # here, so that commands that never smooth start fast
+
     if sigma <= 0 or len(scores) < 2:
         return np.asarray(scores, dtype=np.float64)
     return gaussian_filter1d(np.asarray(scores, dtype=np.float64), sigma, mode="nearest")
@@ -164,6 +165,8 @@ def regions_table(scores: Iterable[VideoScores], calibration: Calibration | None
     return pl.concat(parts)
 
 
-def write_parquet_atomic(table: pl.DataFrame, path: Path) -> Path:
-    """Write beside the target, then rename: a killed run never leaves half a file at `path`."""
-    return write_atomic(path, table.write_parquet)
+def write_parquet_atomic(table: pl.DataFrame, path: Path, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write beside the target, then rename: a killed run never leaves half a file at `path`.
+
+    `metadata` becomes the file's Parquet key-value metadata (provenance)."""
+    return write_atomic(path, lambda tmp: table.write_parquet(tmp, metadata=dict(metadata) if metadata else None))

@@ -193,6 +193,12 @@ class VideoReader:
             yield FrameWindow(first, frames, previous)
             previous = frames[-1]
 
+    def frame(self, index: int) -> np.ndarray:
+        """One frame (H, W, 3) RGB, for a look at a single moment (slow to seek in H.264: few calls)."""
+        if not 0 <= index < self.info.n_frames:
+            raise VideoError(self.source.path, f"frame {index} is outside 0..{self.info.n_frames - 1}")
+        return self._read_range(index, index + 1)[0]
+
     def close(self) -> None:
         self._reader = None
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 import typer
 
 from vadctl import __version__
-from vadctl.cli import demo_cmd, eval_cmd, export_cmd, extract_cmd, fit_cmd, score_cmd, store_cmd, weights_cmd
+from vadctl.cli import (
+    demo_cmd,
+    eval_cmd,
+    events_cmd,
+    export_cmd,
+    extract_cmd,
+    fit_cmd,
+    run_cmd,
+    score_cmd,
+    store_cmd,
+    weights_cmd,
+)
 from vadctl.cli.common import out
 
 app = typer.Typer(
@@ -13,13 +24,15 @@ app = typer.Typer(
     help="Offline batch video anomaly detection over a cached Zarr feature store.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
 )
 app.add_typer(store_cmd.store_app, name="store")
 extract_cmd.register(app)
 fit_cmd.register(app)
 score_cmd.register(app)
 eval_cmd.register(app)
+run_cmd.register(app)
+events_cmd.register(app)
 export_cmd.register(app)
 weights_cmd.register(app)
 demo_cmd.register(app)

@@ -27,6 +27,11 @@ StoreOption = typer.Option(
 )
 
 
+def is_stdout(path: Path | str | None) -> bool:
+    """'-' as a path means standard output (for --out and --json paths)."""
+    return path is not None and str(path) == "-"
+
+
 def store_path(value: Path | None) -> Path:
     return defaults.store_path(value)
 

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vadctl.cli.common import err, one_line_errors, out
+from vadctl.cli.common import err, is_stdout, one_line_errors, out
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -63,7 +63,9 @@ def register(app: typer.Typer) -> None:
         scores: Path = typer.Option(..., "--scores", help="Frame scores from `vadctl score` (Parquet)."),
         labels: Path = typer.Option(..., "--labels", help="labels.csv: video,frame,label (0-based, 1 = anomalous)."),
         column: str = typer.Option("score", help="Score column to evaluate."),
-        json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics as JSON here."),
+        json_out: Path | None = typer.Option(
+            None, "--json", help="Also write the metrics as JSON here; '-' prints them (and only them) to stdout."
+        ),
         plots: Path | None = typer.Option(None, help="Write ROC and per-video timeline PNGs into this folder."),
         partial: bool = typer.Option(False, help="Evaluate the frames present in both files; list the rest."),
     ) -> None:
@@ -71,10 +73,16 @@ def register(app: typer.Typer) -> None:
         from vadctl import api
 
         metrics = api.evaluate(scores, labels, column=column, partial=partial, plots=plots)
+        data = json.dumps({k: v for k, v in metrics.items() if k != "plots"}, indent=2)
+        if is_stdout(json_out):
+            print(data)
+            for note in metrics["notes"]:
+                err.print(f"[yellow]note[/]: {escape(note)}")
+            return
         print_metrics(metrics)
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps({k: v for k, v in metrics.items() if k != "plots"}, indent=2))
+            json_out.write_text(data)
             out.print(f"metrics: {escape(str(json_out))}")
         if plots is not None:
             out.print(f"plots: {escape(str(plots))}/ ({len(metrics['plots'])} PNG files)")

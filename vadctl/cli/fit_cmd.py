@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import json
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import typer
@@ -10,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vadctl import defaults
-from vadctl.cli.common import StoreOption, err, human_seconds, one_line_errors, out, store_path
+from vadctl.cli.common import StoreOption, err, fail, human_seconds, is_stdout, one_line_errors, out, store_path
 
 
 def register(app: typer.Typer) -> None:
@@ -21,7 +25,7 @@ def register(app: typer.Typer) -> None:
         store: Path | None = StoreOption,
         split: str = typer.Option("train", help="Split with normal training videos."),
         out_path: Path | None = typer.Option(
-            None, "--out", "-o", help="Model file [default: stores/models/<model>.safetensors]."
+            None, "--out", "-o", help="Model file [default: stores/models/<model>.safetensors]; - writes it to stdout."
         ),
         param: list[str] = typer.Option([], "--param", "-p", help="Model parameter KEY=VALUE (repeatable)."),
         threshold: str = typer.Option(
@@ -47,7 +51,12 @@ def register(app: typer.Typer) -> None:
         from vadctl.models.files import read_header
 
         started = time.perf_counter()
-        path = out_path or defaults.model_path(model)
+        to_stdout = is_stdout(out_path)
+        if to_stdout and resume:
+            raise fail("--resume needs the checkpoints beside a model file; give --out a file, not '-'")
+        scratch = tempfile.TemporaryDirectory(prefix="vadctl-fit-") if to_stdout else None
+        path = Path(scratch.name) / f"{model}.safetensors" if scratch else out_path or defaults.model_path(model)
+        say = err if to_stdout else out  # stdout carries the model file
         try:
             written = api.fit(
                 model,
@@ -72,31 +81,41 @@ def register(app: typer.Typer) -> None:
         header = read_header(written)
         cal = header["calibration"]
         fit_videos = header["provenance"].get("fit_videos", [])
-        out.print(
+        say.print(
             f"[bold]{escape(model)}[/] fitted on {len(fit_videos)} video(s) of split {escape(repr(split))} "
             f"in {human_seconds(time.perf_counter() - started)}"
         )
-        out.print(
+        say.print(
             "features: "
             + ", ".join(f"{role}={spec['name']}@{spec['hash']}" for role, spec in header["features"].items())
         )
         threshold_value = header["calibration"].get("threshold")
         shown = f"{threshold_value:.6g} " if threshold_value is not None else ""
-        out.print(
+        say.print(
             f"threshold {cal['rule']}: {shown}(μ={cal['mean']:.6g}, σ={cal['std']:.6g} over "
             f"{cal['n_frames']} held-out normal frames, {cal['method']} on {len(cal['videos'])} video(s))"
         )
-        out.print(f"model file: {escape(str(written))}")
+        if scratch is not None:
+            with written.open("rb") as handle:
+                shutil.copyfileobj(handle, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            scratch.cleanup()
+            return
+        say.print(f"model file: {escape(str(written))}")
 
     @app.command()
     @one_line_errors
     def models(
         name: str | None = typer.Argument(None, help="Show one model in detail."),
         file: Path | None = typer.Option(None, "--file", "-f", help="Describe a fitted model file instead."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     ) -> None:
         """List models, their parameters and the features they need."""
         from vadctl.models import MODELS, model_class
 
+        if as_json:
+            print(json.dumps(_models_json(name, file), indent=2, default=str))
+            return
         if file is not None:
             _describe_file(file)
             return
@@ -115,6 +134,26 @@ def register(app: typer.Typer) -> None:
             table.add_row(key, cls.summary, cls.needs, _can(cls))
         out.print(table)
         out.print("`vadctl models NAME` lists a model's parameters (set them with `vadctl fit -p KEY=VALUE`).")
+
+
+def _models_json(name: str | None, file: Path | None) -> dict | list:
+    """`vadctl models --json`: a model file's header (with its sha256), one model, or all of them."""
+    from vadctl.models import MODELS, model_class
+    from vadctl.models.files import read_header
+    from vadctl.provenance import file_sha256
+
+    if file is not None:
+        return {"path": str(file), "sha256": file_sha256(file), **read_header(file)}
+
+    def describe(cls, params: bool) -> dict:
+        can = cls.capabilities
+        found = {"model": cls.name, "summary": cls.summary, "needs": cls.needs}
+        found["capabilities"] = {k: getattr(can, k) for k in ("crossfit", "trains_in_steps", "onnx")}
+        return found | ({"params": cls.param_defaults()} if params else {})
+
+    if name is not None:
+        return describe(model_class(name), params=True)
+    return [describe(cls, params=False) for _, cls in MODELS.items()]
 
 
 def _can(cls) -> str:

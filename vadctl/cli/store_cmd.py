@@ -40,19 +40,23 @@ def info(
     path: Path | None = typer.Argument(None, help="Store path [default: $VADCTL_STORE or stores/default.zarr]"),
     store: Path | None = StoreOption,
     videos: bool = typer.Option(False, "--videos", "-v", help="List every video."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Splits, videos, feature entries and sizes of a store."""
     from vadctl.store import FeatureStore
 
     feature_store = FeatureStore(path or store_path(store), read_only=True)
+    summary = describe(feature_store, videos)
+    if as_json:
+        out.print_json(data=summary, default=str)
+        return
     meta = feature_store.info
     out.print(
-        f"[bold]{feature_store.path}[/]  schema {meta['schema']}, created by vadctl "
+        f"[bold]{escape(str(feature_store.path))}[/]  schema {meta['schema']}, created by vadctl "
         f"{meta.get('created_by', '?')} at {meta.get('created_at', '?')}, "
-        f"{human_bytes(feature_store.disk_bytes())} on disk"
+        f"{human_bytes(summary['bytes'])} on disk"
     )
-    splits = feature_store.splits()
-    if not splits:
+    if not summary["splits"]:
         out.print("empty: no videos yet")
         return
     overview = Table(title="splits", title_justify="left")
@@ -61,36 +65,23 @@ def info(
     features = Table(title="features", title_justify="left")
     for column in ("split", "feature", "videos", "rows", "size", "parameters"):
         features.add_column(column, justify="right" if column in ("videos", "rows", "size") else "left")
-    listing = []
-    for split in splits:
-        records = feature_store.videos(split)
-        failed = [r for r in records if r.status == "failed"]
-        scenes = sorted({r.scene for r in records if r.scene})
+    for split in summary["splits"]:
         overview.add_row(
-            split,
-            str(len(records)),
-            str(len(failed)),
-            str(sum(r.n_frames for r in records)),
-            ", ".join(scenes) or "–",
-            human_bytes(feature_store.disk_bytes(split)),
+            escape(split["split"]),
+            str(split["videos"]),
+            str(split["failed"]),
+            str(split["frames"]),
+            escape(", ".join(split["scenes"])) or "–",
+            human_bytes(split["bytes"]),
         )
-        entries: dict[str, dict] = {}
-        for record in records:
-            for key, summary in record.features.items():
-                agg = entries.setdefault(key, {"summary": summary, "videos": 0, "rows": 0, "bytes": 0})
-                agg["videos"] += 1
-                agg["rows"] += int(summary.get("rows", summary.get("index", 0)))
-                agg["bytes"] += feature_store.disk_bytes(split, record.video_id, key)
-            listing.append((split, record))
-        for key in sorted(entries):
-            agg = entries[key]
+        for entry in split["features"]:
             features.add_row(
-                split,
-                key,
-                f"{agg['videos']}/{len(records)}",
-                str(agg["rows"]),
-                human_bytes(agg["bytes"]),
-                _short_params(agg["summary"]["params"]),
+                escape(split["split"]),
+                escape(entry["key"]),
+                f"{entry['videos']}/{split['videos']}",
+                str(entry["rows"]),
+                human_bytes(entry["bytes"]),
+                escape(_short_params(entry["params"])),
             )
     out.print(overview)
     out.print(features)
@@ -98,19 +89,70 @@ def info(
         table = Table(title="videos", title_justify="left")
         for column in ("split", "video", "frames", "fps", "size", "scene", "features", "status"):
             table.add_column(column)
-        for split, record in listing:
-            status = "ok" if record.status == "ok" else f"[red]failed[/]: {record.error}"
+        for v in summary["videos"]:
+            status = "ok" if v["status"] == "ok" else f"[red]failed[/]: {escape(str(v['error']))}"
             table.add_row(
-                split,
-                record.video_id,
-                str(record.n_frames),
-                f"{record.fps:.1f}",
-                f"{record.width}x{record.height}",
-                record.scene or "–",
-                str(len(record.features)),
+                escape(v["split"]),
+                escape(v["video"]),
+                str(v["frames"]),
+                f"{v['fps']:.1f}",
+                f"{v['width']}x{v['height']}",
+                escape(v["scene"] or "–"),
+                str(len(v["features"])),
                 status,
             )
         out.print(table)
+
+
+def describe(feature_store, with_videos: bool) -> dict:
+    """What `store info` shows, as plain data (also its --json output)."""
+    summary: dict = {
+        "path": str(feature_store.path),
+        **feature_store.info,
+        "bytes": feature_store.disk_bytes(),
+        "splits": [],
+    }
+    if with_videos:
+        summary["videos"] = []
+    for split in feature_store.splits():
+        records = feature_store.videos(split)
+        entries: dict[str, dict] = {}
+        for record in records:
+            for key, entry in record.features.items():
+                agg = entries.setdefault(
+                    key, {"key": key, "videos": 0, "rows": 0, "bytes": 0, "params": entry["params"]}
+                )
+                agg["videos"] += 1
+                agg["rows"] += int(entry.get("rows", entry.get("index", 0)))
+                agg["bytes"] += feature_store.disk_bytes(split, record.video_id, key)
+            if with_videos:
+                summary["videos"].append(
+                    {
+                        "split": split,
+                        "video": record.video_id,
+                        "frames": record.n_frames,
+                        "fps": record.fps,
+                        "width": record.width,
+                        "height": record.height,
+                        "scene": record.scene,
+                        "features": sorted(record.features),
+                        "status": record.status,
+                        "error": record.error,
+                        "source": record.source,
+                    }
+                )
+        summary["splits"].append(
+            {
+                "split": split,
+                "videos": len(records),
+                "failed": sum(r.status == "failed" for r in records),
+                "frames": sum(r.n_frames for r in records),
+                "scenes": sorted({r.scene for r in records if r.scene}),
+                "bytes": feature_store.disk_bytes(split),
+                "features": [entries[k] for k in sorted(entries)],
+            }
+        )
+    return summary
 
 
 @store_app.command("verify")

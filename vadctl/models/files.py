@@ -82,6 +82,22 @@ def read_header(path: Path) -> dict[str, Any]:
     return _open(Path(path))[0]
 
 
+def peek_header(path: Path) -> dict[str, Any]:
+    """The JSON header alone, without reading the tensors or checking the digest: enough to decide
+    whether a file has work to do (a nightly run with nothing new never loads its models)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            header = json.loads((handle.metadata() or {})[HEADER_KEY])
+    except (SafetensorError, OSError, ValueError, KeyError) as error:
+        raise ModelFileError(f"{path}: not a vadctl model file ({type(error).__name__}: {error})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT or "features" not in header:
+        raise ModelFileError(f"{path}: not a vadctl model file (no vadctl header)")
+    return header
+
+
 def _open(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
