@@ -115,11 +115,12 @@ class Regions(UsesWeights, Featurizer):
     RegionExtractor: box area > `min_bbox_area`, then overlap removal by `max_bbox_overlap`.
     `dilation` (pixels, 0 = off as in AI-VAD) joins fragments of one object before labelling.
 
-    With `detector` (`maskrcnn_v2` as AI-VAD, or `maskrcnn`; local weights, see
-    `vadctl.features.detector`), frame t's regions are the detector's boxes scoring above
-    `box_score_thresh` plus, with `foreground`, the foreground components outside them, filtered as
-    AI-VAD does (`persons_only` keeps COCO persons only). Detector parameters join the feature's
-    identity only when a detector is set, so foreground-only entries keep their identity.
+    With `detector` (`maskrcnn_v2` as AI-VAD, or `maskrcnn`; ONNX `yolox` or `yolov8`; local
+    weights, see `vadctl.features.detector`), frame t's regions are the detector's boxes scoring
+    above `box_score_thresh` (default: the detector family's own, `detector.DEFAULT_SCORE_THRESH`)
+    plus, with `foreground`, the foreground components outside them, filtered as AI-VAD does
+    (`persons_only` keeps persons only). Detector parameters join the feature's identity only when
+    a detector is set, so foreground-only entries keep their identity.
     """
 
     name = "regions"
@@ -133,7 +134,7 @@ class Regions(UsesWeights, Featurizer):
         max_bbox_overlap: float = 0.65,
         dilation: int = 0,
         detector: str | None = None,
-        box_score_thresh: float = 0.8,
+        box_score_thresh: float | None = None,
         persons_only: bool = False,
         foreground: bool = True,
     ):
@@ -146,12 +147,12 @@ class Regions(UsesWeights, Featurizer):
         self.box_score_thresh = box_score_thresh
         self.persons_only = persons_only
         self.foreground = foreground
-        self._detector: detectors.Detector | None = None
+        self._detector = None
         if detector is not None and detector not in detectors.VARIANTS:
             raise UsageError(f"regions.detector={detector!r}: use one of {', '.join(detectors.VARIANTS)}")
-        if detector is None and (persons_only or not foreground or box_score_thresh != 0.8):
+        if detector is None and (persons_only or not foreground or box_score_thresh is not None):
             raise UsageError("regions.persons_only, .foreground and .box_score_thresh need regions.detector")
-        if not 0 <= box_score_thresh <= 1:
+        if box_score_thresh is not None and not 0 <= box_score_thresh <= 1:
             raise UsageError(f"regions.box_score_thresh={box_score_thresh}: must be in [0, 1]")
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise UsageError(f"regions.kernel_size={kernel_size}: must be a positive odd number")
@@ -162,11 +163,18 @@ class Regions(UsesWeights, Featurizer):
         if dilation < 0:
             raise UsageError(f"regions.dilation={dilation}: must be ≥ 0")
 
+    @property
+    def score_thresh(self) -> float | None:
+        """`box_score_thresh`, or the detector family's default when not given."""
+        if self.detector is None:
+            return None
+        return detectors.DEFAULT_SCORE_THRESH[self.detector] if self.box_score_thresh is None else self.box_score_thresh
+
     def get_params(self) -> dict:
         params = super().get_params()
         if self.detector is None:  # foreground-only regions keep the identity they had before detectors
-            params = {k: v for k, v in params.items() if k not in DETECTOR_PARAMS}
-        return params
+            return {k: v for k, v in params.items() if k not in DETECTOR_PARAMS}
+        return {**params, "box_score_thresh": self.score_thresh}  # the threshold used, default or not
 
     def weight_file(self) -> WeightFile | None:
         return detectors.weight_file(self.detector) if self.detector else None
@@ -175,13 +183,13 @@ class Regions(UsesWeights, Featurizer):
         base = super().spec(decode, upstream, clips)
         if self.detector is None:
             return base
-        detectors.check(self.detector, self.box_score_thresh, self.resolved_weights())
+        detectors.check(self.detector, self.score_thresh, self.resolved_weights())
         weights = self.resolved_weights().identity
         return FeatureSpec(base.name, base.version, {**base.params, "weights": weights}, base.axis)
 
     def begin(self, info: VideoInfo, clips: ClipSpec) -> None:
         if self.detector is not None and self._detector is None:
-            self._detector = detectors.Detector(self.detector, self.resolved_weights(), self.box_score_thresh)
+            self._detector = detectors.load(self.detector, self.resolved_weights(), self.score_thresh)
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
         return {
