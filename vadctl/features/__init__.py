@@ -1,6 +1,7 @@
 """Featurizers: one module each, registered by name in `registry.FEATURIZERS`."""
 
 from vadctl.features import (  # noqa: F401  (registration)
+    appearance,
     clip,
     flow,
     frames,

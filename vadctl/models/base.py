@@ -64,7 +64,7 @@ class VadModel(ABC):
             raise RuntimeError(f"{type(self).__name__} is not fitted")
 
 
-def _current_version(spec: FeatureSpec) -> bool:
+def current_version(spec: FeatureSpec) -> bool:
     """Whether an entry was made by the featurizer version this vadctl has (after an upgrade, old
     and new entries coexist in a store until re-extraction; the new ones win)."""
     from vadctl.features.registry import FEATURIZERS
@@ -76,7 +76,7 @@ def _current_version(spec: FeatureSpec) -> bool:
 def pick_feature(store: FeatureStore, split: str, ref: str, role: str, model: str) -> FeatureSpec:
     """Resolve a feature reference with an error that says which model role wanted it."""
     try:
-        return store.resolve(ref, split, prefer=_current_version)
+        return store.resolve(ref, split, prefer=current_version)
     except FeatureError as error:
         raise FeatureError(f"{model} needs a {role} feature: {error}") from None
 
