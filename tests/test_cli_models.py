@@ -32,7 +32,7 @@ def scored(model_store, tmp_path_factory) -> dict:
 
 
 def test_fit_reports_features_threshold_and_file(scored):
-    assert "velocity=velocity@" in scored["fit"] and "threshold sigma:3" in scored["fit"]
+    assert "velocity=velocity@" in scored["fit"] and "threshold robust:3" in scored["fit"]
     assert "crossfit on 6 video(s)" in scored["fit"]
 
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from vadctl.cli.common import StoreOption, err, human_seconds, one_line_errors, out, parse_assignments, store_path
 
-DEFAULT_RULE = "sigma:3"  # vadctl.scoring.DEFAULT_RULE, repeated so `--help` needs no heavy imports
+DEFAULT_RULE = "robust:3"  # vadctl.scoring.DEFAULT_RULE, repeated so `--help` needs no heavy imports
 
 
 def default_model_path(name: str) -> Path:
@@ -28,7 +28,11 @@ def register(app: typer.Typer) -> None:
             None, "--out", "-o", help="Model file [default: stores/models/<model>.safetensors]."
         ),
         param: list[str] = typer.Option([], "--param", "-p", help="Model parameter KEY=VALUE (repeatable)."),
-        threshold: str = typer.Option(DEFAULT_RULE, help="Default threshold rule: sigma:K (μ+Kσ) or percentile:P."),
+        threshold: str = typer.Option(
+            DEFAULT_RULE,
+            help="Threshold rule on held-out normal scores: robust:K (median + Kσ̂, σ̂ = q84.13 − median), "
+            "sigma:K (μ+Kσ) or percentile:P.",
+        ),
         validation_fraction: float = typer.Option(
             0.2, help="Share of training videos held out to calibrate models that cannot cross-fit."
         ),
@@ -79,9 +83,12 @@ def register(app: typer.Typer) -> None:
         )
         out.print("features: " + ", ".join(f"{role}={spec.key}" for role, spec in result.model.features_.items()))
         out.print(
-            f"threshold {cal.rule}: {cal.threshold():.6g} (μ={cal.mean:.6g}, σ={cal.std:.6g} over "
-            f"{cal.n_frames} held-out normal frames, {cal.method} on {len(cal.videos)} video(s))"
+            f"threshold {cal.rule}: {cal.threshold():.6g} (median {cal.median:.6g}, σ̂ {cal.robust_std:.6g}, "
+            f"μ {cal.mean:.6g}, σ {cal.std:.6g} over {cal.n_frames} held-out normal frames, {cal.method} on "
+            f"{len(cal.videos)} video(s); flags {cal.flagged_share():.1%} of them)"
         )
+        for warning in result.warnings:
+            err.print(f"[yellow]warning[/]: {warning}", soft_wrap=True)
         out.print(f"model file: {result.path}")
 
     @app.command()
@@ -135,7 +142,7 @@ def _describe_file(path: Path) -> None:
     cal = header["calibration"]
     out.print(
         f"  calibration: {cal['method']} on {len(cal['videos'])} video(s), {cal['n_frames']} frames, "
-        f"μ={cal['mean']:.6g}, σ={cal['std']:.6g}, rule {cal['rule']}"
+        f"μ={cal['mean']:.6g}, σ={cal['std']:.6g}, rule {cal.get('rule', 'sigma:3')}"
     )
     prov = header["provenance"]
     if "store" in prov:
