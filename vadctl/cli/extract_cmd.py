@@ -20,7 +20,7 @@ from vadctl.cli.common import (
 )
 
 # The extraction stack (OpenCV, zarr, decord) loads inside the command, so other commands start fast.
-DEFAULT_FEATURES = "frames,flow,regions,velocity"  # = vadctl.features.registry.DEFAULT_FEATURES (tested)
+DEFAULT_FEATURES = "frames,flow,regions,velocity,motion"  # = vadctl.features.registry.DEFAULT_FEATURES (tested)
 
 
 class RichProgress:

@@ -17,7 +17,8 @@ _REGISTRY: Registry[Featurizer] = Registry("feature")
 FEATURIZERS = _REGISTRY.items
 register = _REGISTRY.register
 featurizer_class = _REGISTRY.get
-DEFAULT_FEATURES = ("frames", "flow", "regions", "velocity")
+# What the default models need: frames (FFP, scene-aware), velocity on regions (AI-VAD), motion (FUVAS).
+DEFAULT_FEATURES = ("frames", "flow", "regions", "velocity", "motion")
 
 
 def parse_names(text: str | Iterable[str] | None) -> list[str]:
