@@ -127,11 +127,14 @@ def test_extract_with_a_wrong_layout_file_exits_2_with_one_line(tmp_path: Path, 
 
 
 def test_detector_defaults_and_parameter_checks():
-    assert Regions(detector="maskrcnn_v2").get_params()["box_score_thresh"] == 0.8  # AI-VAD's
-    assert Regions(detector="yolox").get_params()["box_score_thresh"] == 0.3
+    maskrcnn, yolox = Regions(detector="maskrcnn_v2").get_params(), Regions(detector="yolox").get_params()
+    assert (maskrcnn["box_score_thresh"], maskrcnn["foreground"]) == (0.8, True)  # AI-VAD's
+    assert (yolox["box_score_thresh"], yolox["foreground"]) == (0.3, False)  # YOLOX's operating point
+    assert Regions(detector="yolov8", foreground=True).get_params()["foreground"] is True
     assert Regions(detector="yolox", box_score_thresh=0.5).get_params()["box_score_thresh"] == 0.5
     assert "box_score_thresh" not in Regions().get_params()  # foreground-only identity unchanged
-    with pytest.raises(UsageError, match=r"need regions\.detector"):
-        Regions(box_score_thresh=0.5)
+    for alone in ({"box_score_thresh": 0.5}, {"foreground": True}, {"persons_only": True}):
+        with pytest.raises(UsageError, match=r"need regions\.detector"):
+            Regions(**alone)
     with pytest.raises(UsageError, match="use one of maskrcnn_v2, maskrcnn, yolox, yolov8"):
         Regions(detector="yolo")

@@ -8,8 +8,9 @@
 - `yolox` / `yolov8`: ONNX exports run by onnxruntime (`vadctl.features.yolo`), no torchvision ops;
   labels are the model's class index + 1 (COCO: 1 = person, 2 = bicycle, …), 0 staying foreground.
 
-Each family has its own default `box_score_thresh` (`DEFAULT_SCORE_THRESH`): a detector's scores
-are calibrated its own way, so one number cannot serve all (see the constant's comment).
+Each family has its own default `box_score_thresh` and foreground merge (`DEFAULT_SCORE_THRESH`,
+`DEFAULT_FOREGROUND`): a detector's scores are calibrated its own way and its operating point
+decides what the merge adds, so one setting cannot serve all (see the constants' comments).
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ VARIANTS = (*TORCHVISION, *ONNX)
 # 0.3 is YOLOX's ONNX demo default and 0.25 ultralytics' predict default. YOLOX-nano scores
 # Ped2's walkers 0.35-0.76 (../shared/weights/PROVENANCE.md), so 0.8 would drop nearly all of them.
 DEFAULT_SCORE_THRESH = {"maskrcnn_v2": 0.8, "maskrcnn": 0.8, **{k: yolo.LAYOUTS[k].default_score_thresh for k in ONNX}}
+# Merging foreground (motion) components outside the boxes is AI-VAD's way to catch what a high-
+# threshold Mask R-CNN misses. At YOLO's own low operating point the boxes already cover the moving
+# objects: on Ped2's training videos YOLOX-nano at 0.3 covers 87 % of moving pixels and what the
+# merge adds (0.22 boxes per frame, median 140 px²) are fragments of walkers it has boxed (legs,
+# feet), whose crops and flow describe parts, not objects (benchmarks/ped2_choices.md).
+DEFAULT_FOREGROUND = {"maskrcnn_v2": True, "maskrcnn": True, "yolox": False, "yolov8": False}
 PERSON_LABEL = 1  # "person": COCO category id 1 in torchvision's models; class index 0 (+1) in YOLO's
 RPN_NMS_THRESH = 0.3  # AI-VAD's setting
 

@@ -117,10 +117,11 @@ class Regions(UsesWeights, Featurizer):
 
     With `detector` (`maskrcnn_v2` as AI-VAD, or `maskrcnn`; ONNX `yolox` or `yolov8`; local
     weights, see `vadctl.features.detector`), frame t's regions are the detector's boxes scoring
-    above `box_score_thresh` (default: the detector family's own, `detector.DEFAULT_SCORE_THRESH`)
-    plus, with `foreground`, the foreground components outside them, filtered as AI-VAD does
-    (`persons_only` keeps persons only). Detector parameters join the feature's identity only when
-    a detector is set, so foreground-only entries keep their identity.
+    above `box_score_thresh` plus, with `foreground`, the foreground components outside them,
+    filtered as AI-VAD does (`persons_only` keeps persons only). Both default per detector family
+    (`detector.DEFAULT_SCORE_THRESH`, `detector.DEFAULT_FOREGROUND`); the values used join the
+    feature's identity. Detector parameters join it only when a detector is set, so foreground-only
+    entries keep their identity.
     """
 
     name = "regions"
@@ -136,7 +137,7 @@ class Regions(UsesWeights, Featurizer):
         detector: str | None = None,
         box_score_thresh: float | None = None,
         persons_only: bool = False,
-        foreground: bool = True,
+        foreground: bool | None = None,
     ):
         self.kernel_size = kernel_size
         self.binary_threshold = binary_threshold
@@ -150,7 +151,7 @@ class Regions(UsesWeights, Featurizer):
         self._detector = None
         if detector is not None and detector not in detectors.VARIANTS:
             raise UsageError(f"regions.detector={detector!r}: use one of {', '.join(detectors.VARIANTS)}")
-        if detector is None and (persons_only or not foreground or box_score_thresh is not None):
+        if detector is None and (persons_only or foreground is not None or box_score_thresh is not None):
             raise UsageError("regions.persons_only, .foreground and .box_score_thresh need regions.detector")
         if box_score_thresh is not None and not 0 <= box_score_thresh <= 1:
             raise UsageError(f"regions.box_score_thresh={box_score_thresh}: must be in [0, 1]")
@@ -164,6 +165,13 @@ class Regions(UsesWeights, Featurizer):
             raise UsageError(f"regions.dilation={dilation}: must be ≥ 0")
 
     @property
+    def merge_foreground(self) -> bool:
+        """`foreground`, or the detector family's default when not given."""
+        if self.foreground is None:
+            return detectors.DEFAULT_FOREGROUND.get(self.detector, True)
+        return bool(self.foreground)
+
+    @property
     def score_thresh(self) -> float | None:
         """`box_score_thresh`, or the detector family's default when not given."""
         if self.detector is None:
@@ -174,7 +182,7 @@ class Regions(UsesWeights, Featurizer):
         params = super().get_params()
         if self.detector is None:  # foreground-only regions keep the identity they had before detectors
             return {k: v for k, v in params.items() if k not in DETECTOR_PARAMS}
-        return {**params, "box_score_thresh": self.score_thresh}  # the threshold used, default or not
+        return {**params, "box_score_thresh": self.score_thresh, "foreground": self.merge_foreground}  # as used
 
     def weight_file(self) -> WeightFile | None:
         return detectors.weight_file(self.detector) if self.detector else None
@@ -233,7 +241,7 @@ class Regions(UsesWeights, Featurizer):
         merged = []
         for (_, before, current), found in zip(window.gray_pairs(), self._detector.detect(window.frames), strict=True):
             mask = None
-            if self.foreground and before is not None:
+            if self.merge_foreground and before is not None:
                 mask = foreground_mask(before, current, self.kernel_size, self.binary_threshold, self.dilation)
             merged.append(merge_detections(*found, mask, self.persons_only, self.min_bbox_area, self.max_bbox_overlap))
         columns = list(zip(*merged, strict=True))
