@@ -140,14 +140,16 @@ def test_detector_regions_with_appearance_feed_ai_vad_deep_attribute(
     """The weighted recipe end to end on tiny models: YOLOX regions + velocity + appearance_regions
     extracted beside the default foreground features; AI-VAD picks the regions that carry the most
     attributes and the ImageNet crops as its deep attribute."""
-    detector = yolo_onnx(tmp_path / "yolox.onnx", "yolox", [(20, 12, 16, 8, 0, 1.0)])
+    detector = yolo_onnx(tmp_path / "yolox.onnx", "yolox", [(20, 12, 16, 8, 0, 4.0)])  # fires on any texture
     store = tmp_path / "s.zarr"
     runner = CliRunner()
     base = ["extract", str(video_dir), "--store", str(store), "-q"]
     assert runner.invoke(app, [*base, "--features", "regions,velocity"]).exit_code == 0
     weighted = [
-        *("--features", "regions,velocity,appearance_regions", "-p", "regions.detector=yolox"),
-        *("-p", "appearance_regions.size=32", "-w", f"yolox={detector}", "-w", f"mobilenet_v2={weights['other']}"),
+        *("--features", "regions,velocity,appearance_regions,appearance", "-p", "regions.detector=yolox"),
+        *("-p", "regions.foreground=true"),  # AI-VAD's merge, as for Mask R-CNN
+        *("-p", "appearance_regions.size=32", "-p", "appearance.size=32", "--clip-len", "8"),
+        *("-w", f"yolox={detector}", "-w", f"mobilenet_v2={weights['other']}"),
     ]
     result = runner.invoke(app, [*base, *weighted])
     assert result.exit_code == 0, result.output
@@ -156,3 +158,10 @@ def test_detector_regions_with_appearance_feed_ai_vad_deep_attribute(
     assert features["deep"].name == "appearance_regions"
     assert features["regions"].params["detector"] == "yolox"
     assert features["velocity"].params["upstream"]["regions"] == features["regions"].hash
+    # FUVAS and the scene-aware model take the per-frame embeddings (FUVAS averages them per clip)
+    store_ = FeatureStore(store, read_only=True)
+    fuvas = fit_model(store_, "fuvas", {"feature": "appearance"}, "train")
+    assert fuvas.model.shape_ == (1280,) and fuvas.calibration.n_frames == 24 + 20 + 28
+    quick = {"feature": "appearance", "d_model": 16, "latent_dim": 4, "heads": 2, "layers": 1, "steps": 2}
+    scene = fit_model(store_, "sceneaware", {**quick, "mode": "reconstruction", "device": "cpu"}, "train")
+    assert scene.model.features_["frames"].name == "appearance"

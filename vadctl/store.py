@@ -447,6 +447,13 @@ class FeatureStore:
             group.create_array("clips", data=np.asarray(clips, dtype=np.int64), compressors=COMPRESSOR)
         group.attrs[VIDEO_KEY] = record.to_attrs()
 
+    def clip_table(self, record: VideoRecord) -> np.ndarray:
+        """The video's (n_clips, 2) [start, stop) clip table, as extracted."""
+        group = self._video_group(record.split, record.video_id)
+        if group is None or "clips" not in group:
+            raise FeatureError(f"video {record.split}/{record.video_id} has no clip table; extract it again")
+        return group["clips"][...]
+
     def delete_video(self, split: str, video_id: str) -> None:
         """Forget a video and its features. Caller holds the video lock."""
         group = self._video_group(split, video_id)
