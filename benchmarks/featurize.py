@@ -11,10 +11,14 @@ alternate `--repeats` times, in alternating order; each pair gives a ratio and t
 reported, with the best rate of each (other processes on a shared machine slow whichever pass
 they overlap, so single figures are noisy). Weights are random with the real architectures
 (vadctl never downloads weights; compute does not depend on their values), saved to a temporary
-weights folder and loaded through vadctl's resolver like real files.
+weights folder and loaded through vadctl's resolver like real files; the YOLOX-nano detector
+(`yolox`: `regions` with `detector=yolox`) is the real ONNX file of ../shared/weights, skipped with a
+message where it is absent. `appearance`/`appearance_regions` run MobileNetV2 through onnxruntime
+(their default on CPU); their bare pass is onnxruntime on the preprocessed images.
 
   python benchmarks/featurize.py [--video ../shared/data/ped2/train/01.mp4] [--frames 64]
-      [--features clip,clip_regions,x3d,pose,raft] [--clip-model ViT-B-32] [--json out.json]
+      [--features clip,clip_regions,x3d,pose,raft,yolox,appearance,appearance_regions]
+      [--clip-model ViT-B-32] [--json out.json]
 """
 
 from __future__ import annotations
@@ -37,7 +41,18 @@ from safetensors.torch import save_file
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_VIDEO = HERE.parent.parent / "shared" / "data" / "ped2" / "train" / "01.mp4"
-UNITS = {"clip": "frames", "clip_regions": "regions", "x3d": "clips", "pose": "regions", "raft": "pairs"}
+UNITS = {
+    "clip": "frames",
+    "clip_regions": "regions",
+    "x3d": "clips",
+    "pose": "regions",
+    "raft": "pairs",
+    "yolox": "frames",
+    "appearance": "frames",
+    "appearance_regions": "regions",
+}
+SHARED_WEIGHTS = HERE.parent.parent / "shared" / "weights"
+YOLOX_FILE = SHARED_WEIGHTS / "yolox_nano.onnx"  # the only detector weights here; read in place, never copied
 
 
 def trimmed_copy(video: Path, n_frames: int, folder: Path) -> Path:
@@ -80,6 +95,14 @@ def random_weights(folder: Path, features: list[str], clip_model: str) -> dict[s
         from vadctl.features import raft
 
         paths["raft_small"] = save_random(raft.build("raft_small").state_dict(), folder / "raft_small.safetensors")
+    if {"appearance", "appearance_regions"} & set(features):
+        from vadctl.features.appearance_model import build_trunk
+
+        trunk = build_trunk("appearance", "mobilenet_v2")
+        paths["mobilenet_v2"] = save_random(trunk.state_dict(), folder / "mobilenet_v2.safetensors")
+    if "yolox" in features:
+        (folder / "yolox.onnx").symlink_to(YOLOX_FILE)
+        paths["yolox"] = folder / "yolox.onnx"
     return paths
 
 
@@ -88,6 +111,8 @@ def featurizers_for(name: str, clip_model: str):
 
     if name == "raft":
         return build(["flow"], {"flow": {"method": "raft_small"}}), "flow"
+    if name == "yolox":
+        return build(["regions"], {"regions": {"detector": "yolox"}}), "regions"
     params = {"clip": {"model": clip_model}, "clip_regions": {"model": clip_model}}.get(name, {})
     return build([name], {name: params} if params else None), name
 
@@ -164,6 +189,30 @@ def bare(name: str, featurizer, featurizers, windows, info, clips) -> tuple[int,
         pairs = list(itertools.pairwise(frames))
         batches = [engine._prepare(pairs[i : i + engine.batch_size]) for i in range(0, len(pairs), engine.batch_size)]
         return timed(batches, engine._run)
+    if name == "yolox":
+        model = featurizer._detector.model
+        frames = np.concatenate([w.frames for w in windows])
+        batches = [model.prepare(frames[i : i + model.batch_size])[0] for i in range(0, len(frames), model.batch_size)]
+        return timed(batches, model._run)
+    if name in ("appearance", "appearance_regions"):
+        from vadctl.features import appearance_model as am
+
+        enc, size = featurizer.encoder, featurizer.size
+        if name == "appearance":
+            images = [am.frame_input(f, size) for w in windows for f in w.frames]
+        else:
+            images = [
+                am.crop_input(f, b, size)
+                for w, boxes in zip(windows, regions_of(windows, featurizers), strict=True)
+                for f, bs in zip(w.frames, boxes, strict=True)
+                for b in bs
+            ]
+        step = featurizer.batch_size
+        batches = [
+            np.ascontiguousarray(np.stack(images[i : i + step]).transpose(0, 3, 1, 2))
+            for i in range(0, len(images), step)
+        ]
+        return timed(batches, enc.forward)
     raise ValueError(name)
 
 
@@ -182,7 +231,7 @@ def extract(name: str, featurizers, video: Path, store: Path, clips) -> tuple[in
     from vadctl.extract import Extractor
     from vadctl.store import FeatureStore
 
-    requested = ["flow" if name == "raft" else name]
+    requested = [{"raft": "flow", "yolox": "regions"}.get(name, name)]
     extractor = Extractor(FeatureStore(store, create=True), featurizers, requested, "train", clips=clips, force=True)
     report = extractor.run(discover([video.parent]))
     result = report.results[0]
@@ -190,7 +239,7 @@ def extract(name: str, featurizers, video: Path, store: Path, clips) -> tuple[in
         raise SystemExit(f"{name}: extract failed: {result.error}")
     fs = FeatureStore(store, read_only=True)
     entry = fs.entry(fs.video("train", result.video_id), extractor.specs[requested[0]])
-    units = int(entry.summary.get("rows", entry.summary["index"]))
+    units = int(entry.summary["index"] if name == "yolox" else entry.summary.get("rows", entry.summary["index"]))
     if name == "raft":
         units -= 1  # frame 0 has no pair
     return units, result.seconds
@@ -217,6 +266,9 @@ def main() -> None:
         names.remove("pose")
     if {"clip", "clip_regions", "x3d"} & set(names) and not extra_installed("open_clip", "pytorchvideo"):
         raise SystemExit("install the clip and x3d extras first: pip install -e '.[clip,x3d]' -c constraints.txt")
+    if "yolox" in names and not YOLOX_FILE.is_file():
+        print(f"yolox: skipped ({YOLOX_FILE} is absent; vadctl never downloads weights)")
+        names.remove("yolox")
     work = Path(tempfile.mkdtemp(prefix="vadctl-featurize-"))
     results = []
     try:
@@ -265,6 +317,9 @@ def main() -> None:
                     "x3d": "x3d_s",
                     "pose": "mediapipe 0.10.21 (complexity 1)",
                     "raft": "raft_small, 12 iterations",
+                    "yolox": "YOLOX-nano ONNX (416×416, batch 1), onnxruntime",
+                    "appearance": "MobileNetV2, onnxruntime, short side 224",
+                    "appearance_regions": "MobileNetV2, onnxruntime, crops 224×224",
                 }[name],
                 "units": UNITS[name],
                 "count": units_e,
