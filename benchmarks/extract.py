@@ -47,7 +47,8 @@ def stage_decode(data: Path, features: list[str], store: Path) -> dict:
 def stage_compute(data: Path, features: list[str], store: Path) -> dict:
     from vadctl import catalog
     from vadctl.features import build
-    from vadctl.video import ClipSpec, VideoReader, prefetch
+    from vadctl.specs import ClipSpec
+    from vadctl.video import VideoReader, prefetch
 
     featurizers = build(features)
     frames = 0
@@ -71,16 +72,13 @@ def stage_compute(data: Path, features: list[str], store: Path) -> dict:
 
 
 def stage_extract(data: Path, features: list[str], store: Path) -> dict:
-    from vadctl import catalog
-    from vadctl.extract import Extractor
-    from vadctl.features import build
-    from vadctl.store import FeatureStore
+    from vadctl import api
 
-    feature_store = FeatureStore(store, create=True)
+    feature_store = api.open_store(store, create=True)
     frames, extracted = 0, 0
     started = time.perf_counter()
     for split in ("train", "test"):
-        report = Extractor(feature_store, build(features), features, split).run(catalog.discover([data / split]))
+        report = api.extract([data / split], feature_store, split, features)
         frames += report.frames
         extracted += report.count("extracted")
         if report.failed:

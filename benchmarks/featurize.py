@@ -51,6 +51,7 @@ UNITS = {
     "appearance": "frames",
     "appearance_regions": "regions",
 }
+FEATURE_OF = {"raft": "flow", "yolox": "regions"}  # benchmark name → the feature it extracts
 SHARED_WEIGHTS = HERE.parent.parent / "shared" / "weights"
 YOLOX_FILE = SHARED_WEIGHTS / "yolox_nano.onnx"  # the only detector weights here; read in place, never copied
 
@@ -92,7 +93,7 @@ def random_weights(folder: Path, features: list[str], clip_model: str) -> dict[s
 
         paths["x3d"] = save_random(build_network("x3d_s").state_dict(), folder / "x3d-x3d_s.safetensors")
     if "raft" in features:
-        from vadctl.features import raft
+        from vadctl import raft
 
         paths["raft_small"] = save_random(raft.build("raft_small").state_dict(), folder / "raft_small.safetensors")
     if {"appearance", "appearance_regions"} & set(features):
@@ -106,15 +107,20 @@ def random_weights(folder: Path, features: list[str], clip_model: str) -> dict[s
     return paths
 
 
+def params_for(name: str, clip_model: str) -> dict:
+    if name == "raft":
+        return {"flow": {"method": "raft_small"}}
+    if name == "yolox":
+        return {"regions": {"detector": "yolox"}}
+    params = {"clip": {"model": clip_model}, "clip_regions": {"model": clip_model}}.get(name, {})
+    return {name: params} if params else {}
+
+
 def featurizers_for(name: str, clip_model: str):
     from vadctl.features import build
 
-    if name == "raft":
-        return build(["flow"], {"flow": {"method": "raft_small"}}), "flow"
-    if name == "yolox":
-        return build(["regions"], {"regions": {"detector": "yolox"}}), "regions"
-    params = {"clip": {"model": clip_model}, "clip_regions": {"model": clip_model}}.get(name, {})
-    return build([name], {name: params} if params else None), name
+    feature = FEATURE_OF.get(name, name)
+    return build([feature], params_for(name, clip_model)), feature
 
 
 # ----- bare forward passes: inputs prepared first, only the model timed -----------------------------------
@@ -126,7 +132,7 @@ def all_windows(video: Path):
 
 
 def regions_of(windows, featurizers):
-    from vadctl.video import ClipSpec
+    from vadctl.specs import ClipSpec
 
     regions = next(f for f in featurizers if f.name == "regions")
     regions.begin(None, ClipSpec())
@@ -226,19 +232,21 @@ def timed(batches, forward) -> tuple[int, float]:
 
 
 # ----- the extract path -----------------------------------------------------------------------------------
-def extract(name: str, featurizers, video: Path, store: Path, clips) -> tuple[int, float]:
-    from vadctl.catalog import discover
-    from vadctl.extract import Extractor
-    from vadctl.store import FeatureStore
+def extract(name: str, params: dict, video: Path, store: Path) -> tuple[int, float]:
+    """The extract path as users run it (`vadctl.api.extract`); the model itself was loaded by the
+    warm-up (models are loaded once per process), so as in `bare` it is not timed."""
+    from vadctl import api
+    from vadctl.specs import FeatureSpec
 
-    requested = [{"raft": "flow", "yolox": "regions"}.get(name, name)]
-    extractor = Extractor(FeatureStore(store, create=True), featurizers, requested, "train", clips=clips, force=True)
-    report = extractor.run(discover([video.parent]))
+    requested = [FEATURE_OF.get(name, name)]
+    report = api.extract([video.parent], store, "train", requested, params, force=True)
     result = report.results[0]
     if result.status != "extracted":
         raise SystemExit(f"{name}: extract failed: {result.error}")
-    fs = FeatureStore(store, read_only=True)
-    entry = fs.entry(fs.video("train", result.video_id), extractor.specs[requested[0]])
+    fs = api.open_store(store)
+    record = fs.video("train", result.video_id)
+    key = next(k for k in result.written if k.startswith(requested[0] + "@"))
+    entry = fs.entry(record, FeatureSpec.from_dict(record.features[key]))
     units = int(entry.summary["index"] if name == "yolox" else entry.summary.get("rows", entry.summary["index"]))
     if name == "raft":
         units -= 1  # frame 0 has no pair
@@ -256,8 +264,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from vadctl.features.deep import attach_weights
+    from vadctl.specs import ClipSpec
     from vadctl.torch_compat import extra_installed
-    from vadctl.video import ClipSpec
     from vadctl.weights import WeightResolver
 
     names = [n.strip() for n in args.features.split(",") if n.strip()]
@@ -293,11 +301,11 @@ def main() -> None:
             for repeat in range(args.repeats):
                 store = work / f"store-{name}-{repeat}.zarr"
                 if repeat % 2:  # alternate the order, so drift in the machine's load cancels out
-                    units_e, seconds_e = extract(name, featurizers, video, store, clips)
+                    units_e, seconds_e = extract(name, params_for(name, args.clip_model), video, store)
                     units_b, seconds_b = bare(name, featurizer, featurizers, windows, info, clips)
                 else:
                     units_b, seconds_b = bare(name, featurizer, featurizers, windows, info, clips)
-                    units_e, seconds_e = extract(name, featurizers, video, store, clips)
+                    units_e, seconds_e = extract(name, params_for(name, args.clip_model), video, store)
                 shutil.rmtree(store, ignore_errors=True)
                 if units_b != units_e:
                     raise SystemExit(f"{name}: bare saw {units_b} {UNITS[name]}, extract {units_e}")

@@ -57,14 +57,10 @@ class PrintProgress:
 
 
 def ensure_frames(data: Path, store_path: Path) -> None:
-    from vadctl import catalog
-    from vadctl.extract import Extractor
-    from vadctl.features import build
-    from vadctl.store import FeatureStore
+    from vadctl import api
 
-    store = FeatureStore(store_path, create=True)
     for split in ("train", "test"):
-        report = Extractor(store, build(["frames"]), ["frames"], split).run(catalog.discover([data / split]))
+        report = api.extract([data / split], store_path, split, ["frames"])
         print(f"extract {split}: {report.count('extracted')} extracted, {report.count('up to date')} up to date")
 
 

@@ -48,11 +48,7 @@ def build_model_store(root: Path) -> dict:
     'same'  like training, with random labels (a sanity case: AUROC should be near 0.5)."""
     import numpy as np
 
-    from vadctl import catalog
-    from vadctl.extract import Extractor
-    from vadctl.features import build
-    from vadctl.store import FeatureStore
-    from vadctl.video import ClipSpec
+    from vadctl import api
 
     rng = np.random.default_rng(0)
     videos = root / "videos"
@@ -72,10 +68,8 @@ def build_model_store(root: Path) -> dict:
         make_video(videos / "same" / f"s{i}.avi", N_FRAMES, seed=20 + i, squares=_walkers(rng, 3))
         labels += [f"s{i},{t},{int(rng.random() < 0.5)}" for t in range(N_FRAMES)]
     (root / "labels.csv").write_text("\n".join(labels) + "\n")
-    store = FeatureStore(root / "store.zarr", create=True)
     for split in ("train", "fast", "zone", "same"):
-        extractor = Extractor(store, build(MODEL_FEATURES), MODEL_FEATURES, split, clips=ClipSpec(8, 4, 1))
-        extractor.run(catalog.discover([videos / split]))
+        api.extract([videos / split], root / "store.zarr", split, MODEL_FEATURES, clip_len=8, clip_stride=4)
     return {"store": root / "store.zarr", "labels": root / "labels.csv", "videos": videos}
 
 

@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 from videos import Square, make_video, render, write_video
 
-from vadctl import catalog
-from vadctl.extract import Extractor
-from vadctl.features import build
+from vadctl import api
 from vadctl.pipeline import fit_model
 from vadctl.store import FeatureStore
 
@@ -37,8 +35,7 @@ _cache: dict[str, dict] = {}
 
 
 def extract(store: Path, root: Path, split: str, params: dict, scene: str | None = None) -> None:
-    fs = FeatureStore(store, create=True)
-    Extractor(fs, build(["frames"], params), ["frames"], split, scene=scene).run(catalog.discover([root]))
+    api.extract([root], store, split, ["frames"], params, scene=scene)
 
 
 def visible(square: Square, n_frames: int = N_FRAMES) -> list[int]:

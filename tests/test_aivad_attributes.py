@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vadctl.catalog import Fingerprint
 from vadctl.metrics import align, evaluate
 from vadctl.models.files import load_model
 from vadctl.pipeline import fit_model, score_model
-from vadctl.store import ArraySpec, FeatureSpec, FeatureStore, VideoRecord
+from vadctl.specs import ArraySpec, FeatureSpec, Fingerprint
+from vadctl.store import FeatureStore, VideoRecord
 
 N_FRAMES, PER_FRAME = 30, 2
 REGIONS = FeatureSpec("regions", 1, {"toy": True})

@@ -18,8 +18,9 @@ from vadctl.features.appearance import Appearance, AppearanceRegions
 from vadctl.features.base import Output
 from vadctl.features.deep import attach_weights
 from vadctl.pipeline import fit_model
+from vadctl.specs import ClipSpec, DecodeSpec
 from vadctl.store import FeatureStore
-from vadctl.video import ClipSpec, DecodeSpec, FrameWindow, VideoInfo
+from vadctl.video import FrameWindow, VideoInfo
 from vadctl.weights import WeightResolver
 
 INFO = VideoInfo(n_frames=6, fps=10.0, height=64, width=96, source_height=64, source_width=96)

@@ -30,9 +30,10 @@ from vadctl.features.regions import Regions, merge_detections
 from vadctl.features.x3d import X3D
 from vadctl.models.files import load_model
 from vadctl.pipeline import fit_model, score_model
+from vadctl.specs import ClipSpec, DecodeSpec
 from vadctl.store import FeatureStore
 from vadctl.torch_compat import has_compiled_ops, import_extra, import_torchvision
-from vadctl.video import ClipSpec, DecodeSpec, FrameWindow, VideoInfo
+from vadctl.video import FrameWindow, VideoInfo
 from vadctl.weights import WeightFile, WeightResolver, load_tensors
 
 runner = CliRunner()

@@ -148,13 +148,6 @@ def test_missing_root_and_foreign_store(video_dir: Path, tmp_path: Path, store_p
     assert info.exit_code == 2 and "no feature store" in info.output
 
 
-def test_cli_default_features_match_the_registry():
-    from vadctl.cli.extract_cmd import DEFAULT_FEATURES
-    from vadctl.features.registry import DEFAULT_FEATURES as REGISTRY_DEFAULTS
-
-    assert DEFAULT_FEATURES.split(",") == list(REGISTRY_DEFAULTS)
-
-
 def test_cli_starts_without_the_heavy_libraries():
     import subprocess
     import sys
@@ -166,23 +159,17 @@ def test_cli_starts_without_the_heavy_libraries():
 
 
 def test_cached_upstream_is_read_not_recomputed(video_dir: Path, tmp_path: Path):
-    from vadctl import catalog
-    from vadctl.extract import Extractor
-    from vadctl.features import build
+    from vadctl import api
 
-    sources = catalog.discover([video_dir])
-    staged = FeatureStore(tmp_path / "staged.zarr", create=True)
-    Extractor(staged, build(["flow"]), ["flow"], "train").run(sources)
-    later = Extractor(staged, build(["motion", "velocity"]), ["motion"], "train")
-    record = staged.video("train", "a")
-    running, loaded = later._run_plan([later.specs["motion"]], record)
-    assert [f.name for f in running] == ["motion"] and loaded == ["flow"]  # no second flow pass
-    both = [later.specs["motion"], later.specs["velocity"]]
-    running, loaded = later._run_plan(both, record)  # velocity needs full-resolution flow in memory
-    assert {f.name for f in running} == {"flow", "regions", "velocity", "motion"} and loaded == []
-    later.run(sources)
-    together = FeatureStore(tmp_path / "together.zarr", create=True)
-    Extractor(together, build(["motion"]), ["motion"], "train").run(sources)
+    staged = tmp_path / "staged.zarr"
+    api.extract([video_dir], staged, "train", ["flow"])
+    report = api.extract([video_dir], staged, "train", ["motion"])
+    for result in report.results:  # motion needs flow only in its stored form: no second flow pass
+        assert result.computed == ["motion"] and [key.split("@")[0] for key in result.read] == ["flow"]
+    report = api.extract([video_dir], staged, "train", ["motion", "velocity"])
+    for result in report.results:  # velocity needs full-resolution flow in memory: flow runs again
+        assert set(result.computed) == {"flow", "regions", "velocity"} and result.read == []
+    api.extract([video_dir], tmp_path / "together.zarr", "train", ["motion"])
     for video in ("a", "b", "cam/c"):
         a = entry_data(tmp_path / "staged.zarr", "train", video, "motion")
         b = entry_data(tmp_path / "together.zarr", "train", video, "motion")

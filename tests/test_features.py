@@ -9,8 +9,10 @@ from vadctl.features.flow import Flow, to_pixels
 from vadctl.features.frames import Frames
 from vadctl.features.regions import Regions, drop_overlapping
 from vadctl.features.registry import parse_names
-from vadctl.features.velocity import Velocity, merge_bins, region_histogram
-from vadctl.video import ClipSpec, DecodeSpec, FrameWindow, VideoInfo
+from vadctl.features.velocity import Velocity, region_histogram
+from vadctl.models.velocity_bins import merge_bins
+from vadctl.specs import ClipSpec, DecodeSpec
+from vadctl.video import FrameWindow, VideoInfo
 
 INFO = VideoInfo(n_frames=8, fps=10.0, height=64, width=96, source_height=64, source_width=96)
 

@@ -15,8 +15,9 @@ from vadctl.metrics import align, evaluate, read_labels
 from vadctl.models import build
 from vadctl.models.files import load_model, save_model
 from vadctl.pipeline import fit_model, score_model
+from vadctl.progress import Progress
 from vadctl.store import FeatureStore
-from vadctl.training import CHECKPOINT_FILE, SilentProgress, TrainOptions
+from vadctl.training import CHECKPOINT_FILE, TrainOptions
 
 runner = CliRunner()
 RESUME_PARAMS = {**FFP_PARAMS, "steps": 6}
@@ -69,13 +70,13 @@ def test_ffp_boxes_cover_the_fast_object_in_source_pixels(fitted, scored):
     assert shown > 0 and hits / shown >= 0.6
 
 
-class StopAt(SilentProgress):
+class StopAt(Progress):
     """A progress callback that interrupts training after a given step (like Ctrl-C between steps)."""
 
     def __init__(self, step: int):
         self.stop = step
 
-    def update(self, step, losses):
+    def train_step(self, step, losses):
         if step == self.stop:
             raise KeyboardInterrupt
 

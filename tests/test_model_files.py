@@ -80,16 +80,13 @@ def test_foreign_files_are_refused(tmp_path: Path):
 
 
 def test_store_with_other_feature_parameters_is_refused(saved, model_store, tmp_path: Path):
-    from vadctl import catalog
-    from vadctl.extract import Extractor
-    from vadctl.features import build
+    from vadctl import api
 
     other = FeatureStore(tmp_path / "other.zarr", create=True)
-    featurizers = build(["regions", "velocity"], {"regions": {"min_bbox_area": 50}})
-    sources = catalog.discover([model_store["videos"] / "fast"])
-    Extractor(other, featurizers, ["regions", "velocity"], "fast").run(sources)
+    fast = model_store["videos"] / "fast"
+    api.extract([fast], other, "fast", ["regions", "velocity"], {"regions": {"min_bbox_area": 50}})
     with pytest.raises(FeatureError, match=r"model was fitted on (regions|velocity)@.*lack it.*other parameters"):
         score_model(load_model(saved["aivad"]), other, "fast")
-    Extractor(other, build(["flow"]), ["flow"], "fresh").run(sources)
+    api.extract([fast], other, "fresh", ["flow"])
     with pytest.raises(FeatureError, match=r"run `vadctl extract … --split fresh --features"):
         score_model(load_model(saved["aivad"]), other, "fresh")

@@ -7,7 +7,8 @@ from videos import make_video, render, write_frame_folder, write_video
 
 from vadctl.catalog import VideoSource
 from vadctl.errors import UsageError, VideoError
-from vadctl.video import ClipSpec, DecodeSpec, VideoReader, prefetch
+from vadctl.specs import ClipSpec, DecodeSpec
+from vadctl.video import VideoReader, prefetch
 
 
 def read_all(source: VideoSource, window: int = 7, decode: DecodeSpec | None = None) -> np.ndarray:

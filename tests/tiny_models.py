@@ -61,7 +61,7 @@ def x3d_weights(folder: Path, seed: int = 0) -> Path:
 
 
 def raft_small_weights(folder: Path, seed: int = 0) -> Path:
-    from vadctl.features import raft
+    from vadctl import raft
 
     torch.manual_seed(seed)
     return save(raft.build("raft_small").state_dict(), folder / f"raft_small-{seed}.safetensors")

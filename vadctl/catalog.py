@@ -13,30 +13,15 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from vadctl.errors import UsageError
+from vadctl.specs import Fingerprint
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
 SAMPLE_BLOCK = 64 * 1024
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """What a video looked like when it was extracted."""
-
-    size: int
-    mtime_ns: int
-    sample_sha256: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Fingerprint:
-        return cls(int(data["size"]), int(data["mtime_ns"]), str(data["sample_sha256"]))
 
 
 @dataclass(frozen=True)

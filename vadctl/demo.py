@@ -220,13 +220,7 @@ class DemoResult:
 
 def run(root: Path, store_path: Path, progress=None, seed: int = 7, n_frames: int = 120) -> DemoResult:
     """Generate the data (once per seed), then extract → fit → score → eval for each demo model."""
-    from vadctl import catalog, features, pipeline
-    from vadctl.extract import Extractor
-    from vadctl.metrics import align, evaluate, read_labels
-    from vadctl.models.files import load_model
-    from vadctl.report import write_plots
-    from vadctl.scoring import write_parquet_atomic
-    from vadctl.store import FeatureStore
+    from vadctl import api
 
     root = Path(root)
     marker = root / "GENERATED"
@@ -236,22 +230,15 @@ def run(root: Path, store_path: Path, progress=None, seed: int = 7, n_frames: in
     else:
         data = generate(root, n_frames=n_frames, seed=seed)
         marker.write_text(stamp)
-    store = FeatureStore(store_path, create=True)
-    reports = []
-    for split, folder in (("train", data.train), ("test", data.test)):
-        featurizers = features.build(DEMO_FEATURES)
-        extractor = Extractor(store, featurizers, DEMO_FEATURES, split, scene="walkway")
-        reports.append(extractor.run(catalog.discover([folder]), progress))
-    labels = read_labels(data.labels)
+    store = api.open_store(store_path, create=True, read_only=False)
+    reports = [
+        api.extract([folder], store, split, DEMO_FEATURES, scene="walkway", progress=progress)
+        for split, folder in (("train", data.train), ("test", data.test))
+    ]
     models, scores, metrics, plots = {}, {}, {}, {}
     for name, params in DEMO_MODELS.items():
-        models[name] = root / "models" / f"{name}.safetensors"
-        pipeline.fit_model(store, name, params, "train", out=models[name])
-        frames, regions = pipeline.score_model(load_model(models[name]), store, "test")
-        scores[name] = write_parquet_atomic(frames, root / "scores" / f"{name}.parquet")
-        write_parquet_atomic(regions, root / "scores" / f"{name}.regions.parquet")
-        joined, _ = align(frames, labels)
-        metrics[name] = evaluate(joined)
+        models[name] = api.fit(name, store, root / "models" / f"{name}.safetensors", params)
+        scores[name] = api.score(models[name], store, "test", root / "scores" / f"{name}.parquet")
         plots[name] = root / "plots" / name
-        write_plots(joined, metrics[name], plots[name])
+        metrics[name] = api.evaluate(scores[name], data.labels, plots=plots[name])
     return DemoResult(data, store.path, reports, models, scores, metrics, plots)

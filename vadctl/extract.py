@@ -14,27 +14,34 @@ import time
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from filelock import Timeout
 
-from vadctl.catalog import Fingerprint, VideoSource
+from vadctl import defaults
+from vadctl.catalog import VideoSource
 from vadctl.errors import VideoError
 from vadctl.features.base import Featurizer, Output
-from vadctl.store import FeatureSpec, FeatureStore, VideoRecord, check_split
-from vadctl.video import DEFAULT_WINDOW, ClipSpec, DecodeSpec, VideoReader, prefetch
+from vadctl.progress import Progress
+from vadctl.specs import ClipSpec, DecodeSpec, FeatureSpec, Fingerprint
+from vadctl.store import FeatureStore, VideoRecord, check_split
+from vadctl.video import VideoReader, prefetch
 
 EXTRACTED, UP_TO_DATE, FAILED, FAILED_EARLIER = "extracted", "up to date", "failed", "failed earlier"
 
 
 @dataclass
 class VideoResult:
+    """What happened to one video. `computed`: featurizers that ran (written or needed in memory);
+    `read`: upstream entries read back from the store instead of being computed again."""
+
     video_id: str
     status: str
     written: list[str] = field(default_factory=list)
     frames: int = 0
     seconds: float = 0.0
     error: str | None = None
+    computed: list[str] = field(default_factory=list)
+    read: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -71,34 +78,13 @@ class ExtractReport:
                     "frames": r.frames,
                     "seconds": round(r.seconds, 3),
                     "written": r.written,
+                    "computed": r.computed,
+                    "read": r.read,
                     "error": r.error,
                 }
                 for r in self.results
             ],
         }
-
-
-class Progress(Protocol):
-    """What the extractor tells a UI; every method is optional to act on."""
-
-    def planned(self, n_videos: int, n_work: int) -> None: ...
-    def video_started(self, video_id: str, n_frames: int) -> None: ...
-    def frames_done(self, n: int) -> None: ...
-    def video_finished(self, result: VideoResult) -> None: ...
-
-
-class SilentProgress:
-    def planned(self, n_videos: int, n_work: int) -> None:
-        pass
-
-    def video_started(self, video_id: str, n_frames: int) -> None:
-        pass
-
-    def frames_done(self, n: int) -> None:
-        pass
-
-    def video_finished(self, result: VideoResult) -> None:
-        pass
 
 
 @dataclass
@@ -123,10 +109,10 @@ class Extractor:
         scene: str | None = None,
         decode: DecodeSpec | None = None,
         clips: ClipSpec | None = None,
-        window: int = DEFAULT_WINDOW,
+        window: int = defaults.WINDOW,
         force: bool = False,
         retry_failed: bool = False,
-        wait_timeout: float = 3600.0,
+        wait_timeout: float = defaults.WAIT_SECONDS,
         debug: bool = False,
     ):
         self.store = store
@@ -166,7 +152,7 @@ class Extractor:
         return _Plan(source, "refresh" if state == "touched" else "skip", fingerprint, [])
 
     def run(self, sources: Sequence[VideoSource], progress: Progress | None = None) -> ExtractReport:
-        progress = progress or SilentProgress()
+        progress = progress or Progress()
         started = time.perf_counter()
         records = {r.video_id: r for r in self.store.videos(self.split)}
         plans = [self._plan(source, records.get(source.video_id)) for source in sources]
@@ -335,6 +321,7 @@ class Extractor:
                 if featurizer.axis == "clip":  # clip-level entries carry the clip table they index
                     extra = {"clips": self.clips.table(info.n_frames), **extra}
                 summary = writer.finish(extra)
+                summary["frame_size"] = [info.width, info.height]  # what pixel coordinates refer to
                 self.store.commit(record, self.specs[featurizer.name], summary)
         except VideoError as error:
             return self._fail(plan, record, str(error), started, frames_done, writers)
@@ -346,7 +333,10 @@ class Extractor:
         finally:
             reader.close()
         written = [self.specs[name].key for name in writers]
-        return VideoResult(video_id, EXTRACTED, written, frames_done, time.perf_counter() - started)
+        result = VideoResult(video_id, EXTRACTED, written, frames_done, time.perf_counter() - started)
+        result.computed = [f.name for f in running]
+        result.read = [self.specs[name].key for name in loaded]
+        return result
 
     def _fail(
         self,
@@ -374,16 +364,3 @@ class Extractor:
         # best effort: leftovers are never read and are replaced on the next run
         with contextlib.suppress(Exception):
             self.store.drop_entry(record, spec)
-
-
-def extract(
-    store: FeatureStore,
-    sources: Sequence[VideoSource],
-    featurizers: Sequence[Featurizer],
-    requested: Iterable[str],
-    split: str,
-    progress: Progress | None = None,
-    **options,
-) -> ExtractReport:
-    """Convenience wrapper: build an `Extractor` and run it."""
-    return Extractor(store, featurizers, requested, split, **options).run(sources, progress)

@@ -45,6 +45,21 @@ def read_labels(path: Path) -> pl.DataFrame:
     return labels
 
 
+def read_scores(path: Path, column: str = "score") -> pl.DataFrame:
+    """A frame-scores Parquet file (from `vadctl score`) with the columns evaluation needs."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such scores file")
+    try:
+        table = pl.read_parquet(path)
+    except Exception as error:
+        raise UsageError(f"{path}: cannot read as Parquet: {error}") from None
+    missing = {"video", "frame", column} - set(table.columns)
+    if missing:
+        raise UsageError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    return table
+
+
 def align(scores: pl.DataFrame, labels: pl.DataFrame, partial: bool = False) -> tuple[pl.DataFrame, list[str]]:
     """Join scores and labels on (video, frame); mismatches are errors unless `partial`.
 
@@ -117,7 +132,8 @@ class Metrics:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON-able values; `ap` is average precision's short name."""
+        return {**asdict(self), "ap": self.average_precision}
 
 
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:

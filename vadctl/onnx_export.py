@@ -23,6 +23,7 @@ from vadctl import __version__
 from vadctl.errors import ModelFileError, UsageError
 from vadctl.models.base import VadModel
 from vadctl.models.neural import NeuralModel
+from vadctl.models.registry import names_with
 
 OPSET = 17
 DIGEST_KEY = "vadctl_weights_sha256"
@@ -38,9 +39,12 @@ class ExportReport:
 
 
 def _require(model: VadModel) -> NeuralModel:
-    if not isinstance(model, NeuralModel):
-        raise UsageError(f"model {model.name} has no network to export to ONNX (ONNX export: ffp, sceneaware)")
-    return model
+    """The model, if it declares an exportable scoring network."""
+    if not model.capabilities.onnx:
+        raise UsageError(
+            f"model {model.name} has no network to export to ONNX (ONNX export: {', '.join(names_with('onnx'))})"
+        )
+    return model  # type: ignore[return-value]
 
 
 def _onnxruntime():

@@ -4,8 +4,9 @@ Fitting calibrates the threshold on held-out normal frames: cross-fitted scores 
 video when the model offers them (AI-VAD, FUVAS), otherwise a validation slice of whole videos
 held out from fitting (chosen by a seeded shuffle and recorded in the model file).
 
-Neural models (FFP, scene-aware AE) also get training options (checkpoints beside the model file,
-resume, progress callback) and may score with an ONNX backend instead of torch.
+Models that train in steps (their `capabilities` say so) also get training options (checkpoints
+beside the model file, resume, progress callback); those that export to ONNX may score with an
+onnxruntime backend instead of torch.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from threadpoolctl import threadpool_limits
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import VadModel
 from vadctl.models.files import LoadedModel, save_model
-from vadctl.models.neural import NeuralModel
-from vadctl.models.registry import build
+from vadctl.models.registry import build, names_with
+from vadctl.progress import Progress
 from vadctl.results import VideoScores
 from vadctl.scoring import DEFAULT_RULE, Calibration, frames_table, regions_table
 from vadctl.store import FeatureStore, check_split
@@ -107,24 +108,25 @@ def fit_model(
 def _fit(store, name, params, split, validation_fraction, seed, rule, out, training) -> FitResult:
     started = time.perf_counter()
     model = build(name, params)
-    if isinstance(model, NeuralModel):
+    can = model.capabilities
+    if can.trains_in_steps:
         training = training or TrainOptions()
         if training.checkpoint_dir is None and out is not None:
             training.checkpoint_dir = checkpoint_dir_for(out)
         model.set_training(training)
     elif training is not None and training.resume:
-        raise UsageError(f"model {name} does not train in steps; --resume applies to neural models (ffp, sceneaware)")
+        neural = ", ".join(names_with("trains_in_steps"))
+        raise UsageError(f"model {name} does not train in steps; --resume applies to models that do ({neural})")
     videos = usable_videos(store, split)
     model.select_features(store, split)
-    if model.crossfit:
+    if can.crossfit:
         model.fit(store, split, videos)
         heldout: list[VideoScores] = model.heldout_
         fit_videos, method = videos, "crossfit"
     else:
         fit_videos, validation = validation_split(videos, validation_fraction, seed)
         model.fit(store, split, fit_videos)
-        if isinstance(model, NeuralModel):
-            model.calibrate_heldout(store, split, validation)
+        model.calibrate_heldout(store, split, validation)
         heldout = list(model.score(store, split, validation))
         method = "holdout"
     calibration = Calibration.from_scores(heldout, method, rule)
@@ -166,6 +168,7 @@ def score_model(
     rule: str | None = None,
     backend: str = "torch",
     onnx_path: Path | None = None,
+    progress: Progress | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(frames table, regions table) for every usable video of the split.
 
@@ -181,7 +184,11 @@ def score_model(
         if onnx_path is None:
             raise UsageError("the onnx backend needs the exported ONNX file (vadctl export)")
         loaded.model.use_backend(OnnxBackend(onnx_path, loaded.model))
+    progress = progress or Progress()
+    scores = []
     with blas_threads():
-        scores = list(loaded.model.score(store, split, chosen))
+        for item in loaded.model.score(store, split, chosen):
+            scores.append(item)
+            progress.video_scored(item.video_id, len(item.frame_scores))
     frames = frames_table(scores, loaded.calibration, loaded.model.name, rule)
     return frames, regions_table(scores)

@@ -25,11 +25,12 @@ import numpy as np
 import polars as pl
 from scipy.ndimage import gaussian_filter1d
 
+from vadctl import defaults
 from vadctl.errors import UsageError
 from vadctl.results import VideoScores
 
 QUANTILE_STEPS = np.linspace(0.0, 100.0, 1001)
-DEFAULT_RULE = "robust:3"
+DEFAULT_RULE = defaults.THRESHOLD_RULE
 RULES = ("robust", "sigma", "percentile")
 GAUSSIAN_SIGMA_PERCENTILE = 84.134  # a Gaussian's μ + σ
 MAX_FLAGGED = 0.10  # a threshold flagging more held-out normal frames than this is worth a warning
@@ -156,6 +157,10 @@ class Calibration:
             "videos": self.videos,
             "method": self.method,
             "rule": self.rule,
+            "threshold": self.threshold(),
+            "median": self.median,  # informational, for `vadctl models --file` and fit's report
+            "robust_std": self.robust_std,
+            "flagged": self.flagged_share(),
             "extra": self.extra,
         }
 

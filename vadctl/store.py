@@ -21,33 +21,29 @@ arrays, and answers "which entries exist" and "give me this entry for these vide
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import numpy as np
 import zarr
-from filelock import FileLock, Timeout
+from filelock import FileLock
 from zarr.codecs import BloscCodec
 
 from vadctl import __version__
-from vadctl.catalog import Fingerprint
-from vadctl.errors import FeatureError, StoreBusyError, StoreError, UsageError
+from vadctl.errors import FeatureError, StoreError, UsageError
+from vadctl.specs import ArraySpec, FeatureSpec, Fingerprint
 
 SCHEMA_VERSION = 1
 ROOT_KEY = "vadctl_store"
 VIDEO_KEY = "vadctl_video"
-DEFAULT_STORE = Path("stores/default.zarr")
 CHUNK_BYTES = 2 * 1024 * 1024
 COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 _SPLIT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
@@ -55,19 +51,6 @@ _SPLIT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and arrays as plain Python, for JSON."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON-serializable: {type(value).__name__}")
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_plain)
 
 
 def check_split(split: str) -> str:
@@ -82,54 +65,6 @@ def video_key(video_id: str) -> str:
     if key.startswith("__"):  # Zarr reserves names starting with '__'
         key = "%5F" + key[1:]
     return key
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """What identifies a feature entry: featurizer name, version and parameters.
-
-    `params` include everything the values depend on (decode size, upstream entries' hashes), so a
-    change anywhere is a new entry and old results are never mixed with new ones.
-    """
-
-    name: str
-    version: int
-    params: Mapping[str, Any]
-    axis: str = "frame"  # "frame": first axis is the frame; "clip": first axis is the clip
-
-    @property
-    def hash(self) -> str:
-        payload = canonical_json({"name": self.name, "version": self.version, "params": self.params})
-        return hashlib.sha256(payload.encode()).hexdigest()[:12]
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}@{self.hash}"
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "params": dict(self.params),
-            "axis": self.axis,
-            "hash": self.hash,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
-        spec = cls(str(data["name"]), int(data["version"]), dict(data["params"]), str(data.get("axis", "frame")))
-        if "hash" in data and data["hash"] != spec.hash:
-            raise StoreError(f"feature {spec.name}: recorded hash {data['hash']} does not match its parameters")
-        return spec
-
-
-@dataclass(frozen=True)
-class ArraySpec:
-    """One array of an entry: per-row shape and dtype; ragged arrays have a variable row count per index."""
-
-    tail: tuple[int, ...]
-    dtype: str
-    ragged: bool = False
 
 
 @dataclass
@@ -323,7 +258,7 @@ class EntryWriter:
 class FeatureStore:
     """Open (or create) a vadctl feature store at `path`."""
 
-    def __init__(self, path: Path | str = DEFAULT_STORE, *, create: bool = False, read_only: bool = False):
+    def __init__(self, path: Path | str, *, create: bool = False, read_only: bool = False):
         self.path = Path(path)
         self.read_only = read_only
         meta = self.path / "zarr.json"
@@ -377,18 +312,6 @@ class FeatureStore:
     def video_lock(self, split: str, video_id: str) -> FileLock:
         """An exclusive lock on one video; released by the OS if the process dies."""
         return FileLock(self._lock_path(f"{split}.{video_key(video_id)}"))
-
-    @contextlib.contextmanager
-    def locked_video(self, split: str, video_id: str, timeout: float = -1) -> Iterator[None]:
-        lock = self.video_lock(split, video_id)
-        try:
-            lock.acquire(timeout=timeout)
-        except Timeout:
-            raise StoreBusyError(f"{self.path}: video {split}/{video_id} is being written by another process") from None
-        try:
-            yield
-        finally:
-            lock.release()
 
     # ----- videos ------------------------------------------------------------------------------
     def _split_group(self, split: str, create: bool = False) -> zarr.Group | None:
@@ -512,15 +435,15 @@ class FeatureStore:
         name, _, prefix = ref.partition("@")
         return [spec for spec, _ in self.specs(split).values() if spec.name == name and spec.hash.startswith(prefix)]
 
-    def resolve(self, ref: str, split: str | None = None, prefer=None) -> FeatureSpec:
+    def resolve(self, ref: str, split: str | None = None, narrow=None) -> FeatureSpec:
         """A feature reference ('velocity' or 'velocity@3fa2') to the one matching committed spec.
 
-        `prefer` (spec → bool) breaks ties, e.g. entries made by the current featurizer version.
+        `narrow` (list of specs → the preferred ones) breaks ties, e.g. the newest featurizer version.
         """
         name, _, _ = ref.partition("@")
         matches = self.candidates(ref, split)
-        if len(matches) > 1 and prefer is not None:
-            matches = [spec for spec in matches if prefer(spec)] or matches
+        if len(matches) > 1 and narrow is not None:
+            matches = narrow(matches) or matches
         where = f"split {split!r} of " if split else ""
         if not matches:
             have = sorted({spec.name for spec, _ in self.specs(split).values()})
@@ -533,25 +456,6 @@ class FeatureStore:
             raise FeatureError(f"feature {ref!r} is ambiguous in {where}{self.path}: {keys}; name one as NAME@HASH")
         return matches[0]
 
-    def iter_entries(
-        self, split: str, spec: FeatureSpec, videos: list[str] | None = None, strict: bool = True
-    ) -> Iterator[Entry]:
-        """The entry of every video of a split that has it, in video id order.
-
-        With `strict`, a video of the split (other than a failed one) that lacks the entry is an
-        error: a model must not silently fit or score on part of the data.
-        """
-        wanted = set(videos) if videos is not None else None
-        for record in self.videos(split):
-            if wanted is not None and record.video_id not in wanted:
-                continue
-            if spec.key in record.features:
-                yield self.entry(record, spec)
-            elif strict and record.status != "failed":
-                raise FeatureError(
-                    f"video {split}/{record.video_id} has no committed {spec.key}; run `vadctl extract` on it first"
-                )
-
     def disk_bytes(self, split: str | None = None, video_id: str | None = None, key: str | None = None) -> int:
         base = self.path / "videos"
         if split:
@@ -563,7 +467,3 @@ class FeatureStore:
         if not base.exists():
             return 0
         return sum(p.stat().st_size for p in base.rglob("*") if p.is_file())
-
-
-def decode_video_key(key: str) -> str:
-    return unquote(key)

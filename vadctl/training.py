@@ -7,7 +7,7 @@ uninterrupted run would have taken: same seed ⇒ same weights. A checkpoint is 
 hyper-parameters, the loss history and the run's identity (model, parameters apart from the run
 length and device, features, training videos), which must match to resume. No pickle anywhere.
 
-Progress goes to a callback (`TrainProgress`), so the library stays free of any UI; `vadctl fit`
+Progress goes to a callback (`vadctl.progress.Progress`), so the library stays free of any UI; `vadctl fit`
 renders it with rich. Ctrl-C during training finishes the current step, saves a checkpoint and
 stops (a second Ctrl-C stops at once).
 """
@@ -24,13 +24,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from vadctl.errors import ModelFileError, UsageError
-from vadctl.store import canonical_json
+from vadctl.progress import Progress
+from vadctl.specs import canonical_json
 
 if TYPE_CHECKING:  # torch is imported where it is used: the CLI starts without it
     import torch
@@ -41,25 +42,6 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 META_KEY = "vadctl_checkpoint"
 
 
-class TrainProgress(Protocol):
-    """What a training loop tells a UI."""
-
-    def start(self, label: str, total: int, done: int) -> None: ...
-    def update(self, step: int, losses: Mapping[str, float]) -> None: ...
-    def finish(self) -> None: ...
-
-
-class SilentProgress:
-    def start(self, label: str, total: int, done: int) -> None:
-        pass
-
-    def update(self, step: int, losses: Mapping[str, float]) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
-
-
 @dataclass
 class TrainOptions:
     """How to run training (not what is learnt): where checkpoints go, resuming, progress."""
@@ -67,20 +49,13 @@ class TrainOptions:
     checkpoint_dir: Path | None = None
     resume: bool = False
     checkpoint_every: int = 100
-    progress: TrainProgress = field(default_factory=SilentProgress)
+    progress: Progress = field(default_factory=Progress)
     notes: list[str] = field(default_factory=list)  # what the run did, for the caller to print
 
 
 def checkpoint_dir_for(model_path: Path) -> Path:
     """`<model file>.ckpt/`: checkpoints live beside the model file they will become."""
     return Path(f"{model_path}.ckpt")
-
-
-def resolve_device(name: str) -> torch.device:
-    """The training device: one rule for models and featurizers (`torch_compat.device`)."""
-    from vadctl.torch_compat import device
-
-    return device(name)
 
 
 def step_seed(seed: int, step: int, stream: int = 0) -> int:
@@ -295,7 +270,7 @@ def train(run: Run, options: TrainOptions) -> TrainSummary:
             save_checkpoint(folder, step, run.identity, run.modules, run.optimizers, history, pending, seconds())
 
     interrupt = _Interrupt()
-    options.progress.start(run.label, run.total_steps, start)
+    options.progress.train_started(run.label, run.total_steps, start)
     step = start
     try:
         with interrupt.deferred():
@@ -310,7 +285,7 @@ def train(run: Run, options: TrainOptions) -> TrainSummary:
                     history.append({"step": step, **{k: float(np.mean(v)) for k, v in pending.items()}})
                     pending = {}
                 try:
-                    options.progress.update(step, losses)
+                    options.progress.train_step(step, losses)
                 except KeyboardInterrupt:
                     interrupt.requested = True
                 if interrupt.requested:
@@ -322,7 +297,7 @@ def train(run: Run, options: TrainOptions) -> TrainSummary:
         if step > start or not (folder and (folder / CHECKPOINT_FILE).exists()):
             save(step)
     finally:
-        options.progress.finish()
+        options.progress.train_finished()
         for module in run.modules.values():
             module.eval()
     return TrainSummary(history, seconds())

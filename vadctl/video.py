@@ -22,9 +22,8 @@ import cv2
 import numpy as np
 
 from vadctl.catalog import VideoSource, frame_files
-from vadctl.errors import UsageError, VideoError
-
-DEFAULT_WINDOW = 32
+from vadctl.errors import VideoError
+from vadctl.specs import DecodeSpec
 
 
 @dataclass(frozen=True)
@@ -37,42 +36,6 @@ class VideoInfo:
     width: int
     source_height: int
     source_width: int
-
-
-@dataclass(frozen=True)
-class DecodeSpec:
-    """How frames are decoded; part of every feature's identity, since pixels depend on it."""
-
-    width: int | None = None
-    height: int | None = None
-
-    @classmethod
-    def parse(cls, text: str | None) -> DecodeSpec:
-        """'WxH' for an exact size, 'W' to scale to width W keeping the aspect, None for native."""
-        if not text:
-            return cls()
-        try:
-            if "x" in text.lower():
-                w, h = (int(v) for v in text.lower().split("x"))
-            else:
-                w, h = int(text), None
-        except ValueError:
-            raise UsageError(f"--resize {text!r}: expected WIDTHxHEIGHT (e.g. 640x360) or WIDTH") from None
-        if w <= 0 or (h is not None and h <= 0):
-            raise UsageError(f"--resize {text!r}: sizes must be positive")
-        return cls(w, h)
-
-    def output_size(self, source_width: int, source_height: int) -> tuple[int, int]:
-        """(width, height) of decoded frames for a source of the given size."""
-        if self.width is None:
-            return source_width, source_height
-        if self.height is None:
-            height = max(2, round(source_height * self.width / source_width / 2) * 2)
-            return self.width, height
-        return self.width, self.height
-
-    def to_dict(self) -> dict:
-        return {"width": self.width, "height": self.height}
 
 
 @dataclass
@@ -220,7 +183,7 @@ class VideoReader:
             batch = np.stack([self._resize(frame) for frame in batch])
         return batch
 
-    def windows(self, size: int = DEFAULT_WINDOW) -> Iterator[FrameWindow]:
+    def windows(self, size: int) -> Iterator[FrameWindow]:
         """Every frame once, in order, `size` at a time."""
         previous = None
         for start in range(0, self.info.n_frames, size):
@@ -278,35 +241,3 @@ def prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
     finally:
         stop.set()
         worker.join(timeout=5)
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """How a video is cut into clips: `length` frames taken every `step`, a clip every `stride`."""
-
-    length: int = 16
-    stride: int = 8
-    step: int = 1
-
-    def __post_init__(self):
-        if self.length < 1 or self.stride < 1 or self.step < 1:
-            raise UsageError(f"clip length, stride and frame step must be ≥ 1 (got {self})")
-
-    @property
-    def span(self) -> int:
-        """Frames from a clip's first to its last sampled frame, inclusive."""
-        return (self.length - 1) * self.step + 1
-
-    def table(self, n_frames: int) -> np.ndarray:
-        """(n_clips, 2) int64 of [start, stop) frame ranges; short videos give one clip padded by repeats."""
-        starts = np.arange(0, max(n_frames - self.span, 0) + 1, self.stride, dtype=np.int64)
-        stops = np.minimum(starts + self.span, n_frames)
-        return np.stack([starts, stops], axis=1)
-
-    def frame_indices(self, start: int, n_frames: int) -> np.ndarray:
-        """The sampled frames of the clip starting at `start`, the last frame repeated past the end."""
-        idx = start + np.arange(self.length) * self.step
-        return np.minimum(idx, n_frames - 1)
-
-    def to_dict(self) -> dict:
-        return {"length": self.length, "stride": self.stride, "step": self.step}

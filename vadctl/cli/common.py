@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import functools
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from vadctl.errors import UsageError, VadctlError
+from vadctl import defaults
+from vadctl.errors import VadctlError
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -22,24 +22,17 @@ EXIT_PARTIAL = 1  # the job ran, but some inputs failed (listed)
 EXIT_ERROR = 2  # the job could not run: bad arguments, missing store, ...
 
 
-DEFAULT_STORE = Path("stores/default.zarr")
-
-
-def default_store() -> Path:
-    return Path(os.environ.get("VADCTL_STORE", DEFAULT_STORE))
-
-
 StoreOption = typer.Option(
     None, "--store", "-s", help="Feature store path [default: $VADCTL_STORE or stores/default.zarr]", show_default=False
 )
 
 
 def store_path(value: Path | None) -> Path:
-    return value if value is not None else default_store()
+    return defaults.store_path(value)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -59,37 +52,11 @@ def one_line_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def parse_value(text: str) -> Any:
-    """Command-line parameter values: JSON when it parses (numbers, booleans, lists), else a string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def parse_assignments(items: list[str], option: str, example: str) -> dict[str, Any]:
-    """['k=v', ...] → {'k': parsed v}."""
-    result: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"{option} {item!r}: expected KEY=VALUE (e.g. {example})")
-        result[key.strip()] = parse_value(value)
-    return result
-
-
 def parse_feature_params(items: list[str]) -> dict[str, dict[str, Any]]:
     """['velocity.n_bins=4', 'flow.preset=fast'] → {'velocity': {'n_bins': 4}, 'flow': {'preset': 'fast'}}."""
-    from vadctl.features import registry
+    from vadctl.api import feature_params
 
-    params: dict[str, dict[str, Any]] = {}
-    for key, value in parse_assignments(items, "--param", "velocity.n_bins=4").items():
-        name, dot, param = key.partition(".")
-        if not dot or not name or not param:
-            raise UsageError(f"--param {key}={value}: expected FEATURE.PARAM=VALUE (e.g. velocity.n_bins=4)")
-        registry.featurizer_class(name)
-        params.setdefault(name, {})[param] = value
-    return params
+    return feature_params(items)
 
 
 def human_bytes(n: float) -> str:

@@ -54,14 +54,13 @@ def register(app: typer.Typer) -> None:
         table.add_column("recall @thr", justify="right")
         table.add_column("FPR @thr", justify="right")
         for name, metrics in result.metrics.items():
-            per_video = {v.video: v.auroc for v in metrics.videos}
+            per_video = {v["video"]: v["auroc"] for v in metrics["videos"]}
             cells = [f"{per_video[v]:.3f}" if per_video.get(v) is not None else "–" for v in kinds]
-            c = metrics.confusion or {"fp": 0, "tn": 0}
+            c = metrics.get("confusion") or {"fp": 0, "tn": 0}
             fpr = c["fp"] / (c["fp"] + c["tn"]) if c["fp"] + c["tn"] else 0.0
-            recall = f"{metrics.recall:.2f}" if metrics.recall is not None else "–"
-            table.add_row(
-                name, f"{metrics.micro_auroc:.3f}", f"{metrics.macro_auroc:.3f}", *cells, recall, f"{fpr:.2f}"
-            )
+            recall = f"{metrics['recall']:.2f}" if metrics.get("recall") is not None else "–"
+            micro, macro = f"{metrics['micro_auroc']:.3f}", f"{metrics['macro_auroc']:.3f}"
+            table.add_row(name, micro, macro, *cells, recall, f"{fpr:.2f}")
         out.print(table)
         out.print(f"store:  {result.store}")
         for name in result.models:

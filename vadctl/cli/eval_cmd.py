@@ -6,49 +6,54 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from vadctl.cli.common import err, one_line_errors, out
-from vadctl.errors import UsageError
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def print_metrics(metrics) -> None:
+def print_metrics(metrics: dict) -> None:
     summary = Table(
-        title=f"evaluation of {metrics.column!r} over {metrics.frames} frames ({metrics.anomalous} anomalous)",
+        title=escape(
+            f"evaluation of {metrics['column']!r} over {metrics['frames']} frames ({metrics['anomalous']} anomalous)"
+        ),
         title_justify="left",
     )
     for column in ("micro AUROC", "macro AUROC", "AP", "EER", "F1@thr", "precision", "recall"):
         summary.add_column(column, justify="right")
     summary.add_row(
-        _fmt(metrics.micro_auroc),
-        f"{_fmt(metrics.macro_auroc)} ({metrics.macro_videos} videos)",
-        _fmt(metrics.average_precision),
-        _fmt(metrics.eer),
-        _fmt(metrics.f1),
-        _fmt(metrics.precision),
-        _fmt(metrics.recall),
+        _fmt(metrics["micro_auroc"]),
+        f"{_fmt(metrics['macro_auroc'])} ({metrics['macro_videos']} videos)",
+        _fmt(metrics["ap"]),
+        _fmt(metrics["eer"]),
+        _fmt(metrics["f1"]),
+        _fmt(metrics["precision"]),
+        _fmt(metrics["recall"]),
     )
     out.print(summary)
-    if metrics.confusion:
-        c = metrics.confusion
+    if metrics["confusion"]:
+        c = metrics["confusion"]
         out.print(f"confusion at threshold: TP {c['tp']}  FP {c['fp']}  FN {c['fn']}  TN {c['tn']}")
-    if metrics.single_class_videos:
+    single = metrics["single_class_videos"]
+    if single:
         out.print(
-            f"macro AUROC leaves out {len(metrics.single_class_videos)} single-class video(s) (no AUROC "
-            f"defined): {', '.join(metrics.single_class_videos)}"
+            f"macro AUROC leaves out {len(single)} single-class video(s) (no AUROC defined): "
+            + escape(", ".join(single))
         )
     per_video = Table(title="per video", title_justify="left")
     for column in ("video", "frames", "anomalous", "AUROC", "flagged"):
         per_video.add_column(column, justify="left" if column == "video" else "right")
-    for v in metrics.videos:
-        per_video.add_row(v.video, str(v.frames), str(v.anomalous), _fmt(v.auroc, 3), str(v.flagged))
+    for v in metrics["videos"]:
+        per_video.add_row(
+            escape(v["video"]), str(v["frames"]), str(v["anomalous"]), _fmt(v["auroc"], 3), str(v["flagged"])
+        )
     out.print(per_video)
-    for note in metrics.notes:
-        err.print(f"[yellow]note[/]: {note}")
+    for note in metrics["notes"]:
+        err.print(f"[yellow]note[/]: {escape(note)}")
 
 
 def register(app: typer.Typer) -> None:
@@ -63,28 +68,13 @@ def register(app: typer.Typer) -> None:
         partial: bool = typer.Option(False, help="Evaluate the frames present in both files; list the rest."),
     ) -> None:
         """Compare frame scores with ground truth."""
-        import polars as pl
+        from vadctl import api
 
-        from vadctl.metrics import align, evaluate, read_labels
-
-        if not scores.is_file():
-            raise UsageError(f"{scores}: no such scores file")
-        try:
-            table = pl.read_parquet(scores)
-        except Exception as error:
-            raise UsageError(f"{scores}: cannot read as Parquet: {error}") from None
-        missing = {"video", "frame", column} - set(table.columns)
-        if missing:
-            raise UsageError(f"{scores}: missing column(s) {', '.join(sorted(missing))}")
-        joined, notes = align(table, read_labels(labels), partial=partial)
-        metrics = evaluate(joined, column, notes)
+        metrics = api.evaluate(scores, labels, column=column, partial=partial, plots=plots)
         print_metrics(metrics)
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(metrics.to_dict(), indent=2))
-            out.print(f"metrics: {json_out}")
+            json_out.write_text(json.dumps({k: v for k, v in metrics.items() if k != "plots"}, indent=2))
+            out.print(f"metrics: {escape(str(json_out))}")
         if plots is not None:
-            from vadctl.report import write_plots
-
-            written = write_plots(joined, metrics, plots)
-            out.print(f"plots: {plots}/ ({len(written)} PNG files)")
+            out.print(f"plots: {escape(str(plots))}/ ({len(metrics['plots'])} PNG files)")

@@ -13,7 +13,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @one_line_errors
     def export(
-        model: Path = typer.Option(..., "--model", "-m", help="Fitted model file (ffp or sceneaware)."),
+        model: Path = typer.Option(
+            ..., "--model", "-m", help="Fitted model file (a model that exports to ONNX; see `vadctl models`)."
+        ),
         onnx: Path | None = typer.Option(
             None, "--onnx", help="ONNX file to write [default: the model file with suffix .onnx]."
         ),

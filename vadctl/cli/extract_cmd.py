@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bars
 from rich.table import Table
 
+from vadctl import defaults
 from vadctl.cli.common import (
     EXIT_PARTIAL,
     StoreOption,
@@ -18,17 +21,18 @@ from vadctl.cli.common import (
     parse_feature_params,
     store_path,
 )
+from vadctl.progress import Progress
 
 # The extraction stack (OpenCV, zarr, decord) loads inside the command, so other commands start fast.
-DEFAULT_FEATURES = "frames,flow,regions,velocity,motion"  # = vadctl.features.registry.DEFAULT_FEATURES (tested)
+DEFAULT_FEATURES = ",".join(defaults.FEATURES)
 
 
-class RichProgress:
+class RichProgress(Progress):
     """Bars over videos and over the current video's frames, with throughput."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
-        self.bar = Progress(
+        self.bar = Bars(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -54,7 +58,7 @@ class RichProgress:
         self.bar.update(self.videos, total=n_videos, description=f"videos ({n_work} to extract)")
 
     def video_started(self, video_id: str, n_frames: int) -> None:
-        self.bar.reset(self.frames, total=n_frames, visible=True, description=f"  {video_id}", rate="")
+        self.bar.reset(self.frames, total=n_frames, visible=True, description=f"  {escape(video_id)}", rate="")
 
     def frames_done(self, n: int) -> None:
         self.bar.advance(self.frames, n)
@@ -65,13 +69,13 @@ class RichProgress:
     def video_finished(self, result) -> None:
         self.bar.advance(self.videos, 1)
         if result.status == "failed" and not self.quiet:
-            err.print(f"[red]failed[/] {result.video_id}: {result.error}", soft_wrap=True)
+            err.print(f"[red]failed[/] {escape(result.video_id)}: {escape(str(result.error))}", soft_wrap=True)
 
 
-def print_report(report, store, failures_shown: bool) -> None:
+def print_report(report, store_path, failures_shown: bool) -> None:
     from vadctl.extract import EXTRACTED, FAILED, FAILED_EARLIER, UP_TO_DATE
 
-    table = Table(title=f"extract → {store.path} (split {report.split})", title_justify="left")
+    table = Table(title=escape(f"extract → {store_path} (split {report.split})"), title_justify="left")
     for column in ("extracted", "up to date", "failed", "frames", "time", "frames/s"):
         table.add_column(column, justify="right")
     extracted_time = sum(r.seconds for r in report.results if r.status == EXTRACTED)
@@ -93,7 +97,7 @@ def print_report(report, store, failures_shown: bool) -> None:
         if result.status == FAILED and failures_shown:
             continue
         tag = "failed earlier" if result.status == FAILED_EARLIER else "failed"
-        err.print(f"[red]{tag}[/] {result.video_id}: {result.error}", soft_wrap=True)
+        err.print(f"[red]{tag}[/] {escape(result.video_id)}: {escape(str(result.error))}", soft_wrap=True)
     if earlier:
         err.print(
             f"{len(earlier)} video(s) failed in an earlier run and are unchanged; pass --retry-failed to try them again"
@@ -123,61 +127,43 @@ def register(app: typer.Typer) -> None:
         ),
         scene: str | None = typer.Option(None, help="Scene label recorded for these videos."),
         resize: str | None = typer.Option(None, help="Decode at WIDTHxHEIGHT (or WIDTH, keeping aspect)."),
-        clip_len: int = typer.Option(16, help="Frames per clip (clip table, clip-level features)."),
-        clip_stride: int = typer.Option(8, help="Frames between clip starts."),
-        frame_step: int = typer.Option(1, help="Take every n-th frame inside a clip."),
-        window: int = typer.Option(32, help="Frames decoded at a time (bounds memory)."),
+        clip_len: int = typer.Option(defaults.CLIP_LENGTH, help="Frames per clip (clip table, clip-level features)."),
+        clip_stride: int = typer.Option(defaults.CLIP_STRIDE, help="Frames between clip starts."),
+        frame_step: int = typer.Option(defaults.FRAME_STEP, help="Take every n-th frame inside a clip."),
+        window: int = typer.Option(defaults.WINDOW, help="Frames decoded at a time (bounds memory)."),
         force: bool = typer.Option(False, help="Re-extract even what is up to date."),
         retry_failed: bool = typer.Option(False, help="Try again videos that failed in an earlier run."),
-        wait: float = typer.Option(3600, help="Seconds to wait for videos locked by another run."),
+        wait: float = typer.Option(defaults.WAIT_SECONDS, help="Seconds to wait for videos locked by another run."),
         debug: bool = typer.Option(False, help="Record full tracebacks for unexpected failures."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of a table."),
     ) -> None:
         """Decode videos once and cache their features in the store."""
-        from vadctl import catalog
-        from vadctl.extract import Extractor
-        from vadctl.features import registry
-        from vadctl.features.deep import attach_weights
-        from vadctl.store import FeatureStore
-        from vadctl.video import ClipSpec, DecodeSpec
-        from vadctl.weights import WeightResolver, parse_weight_options
+        from vadctl import api
 
-        names = registry.parse_names(features)
-        featurizers = registry.build(names, parse_feature_params(param))
-        attach_weights(featurizers, WeightResolver(explicit=parse_weight_options(weights)))
-        sources = catalog.discover(roots)
-        if not sources:
-            raise typer.Exit(_no_videos(roots))
-        feature_store = FeatureStore(store_path(store), create=True)
-        extractor = Extractor(
-            feature_store,
-            featurizers,
-            names,
-            split,
-            scene=scene,
-            decode=DecodeSpec.parse(resize),
-            clips=ClipSpec(clip_len, clip_stride, frame_step),
-            window=window,
-            force=force,
-            retry_failed=retry_failed,
-            wait_timeout=wait,
-            debug=debug,
-        )
         with RichProgress(quiet or as_json) as progress:
-            report = extractor.run(sources, progress)
+            report = api.extract(
+                roots,
+                store_path(store),
+                split,
+                features,
+                parse_feature_params(param),
+                weights,
+                scene=scene,
+                resize=resize,
+                clip_len=clip_len,
+                clip_stride=clip_stride,
+                frame_step=frame_step,
+                window=window,
+                force=force,
+                retry_failed=retry_failed,
+                wait=wait,
+                debug=debug,
+                progress=progress,
+            )
         if as_json:
-            out.print_json(data={"store": str(feature_store.path), **report.to_dict()})
+            out.print_json(data={"store": str(store_path(store)), **report.to_dict()})
         else:
-            print_report(report, feature_store, failures_shown=not quiet)
+            print_report(report, store_path(store), failures_shown=not quiet)
         if report.failed:
             raise typer.Exit(EXIT_PARTIAL)
-
-
-def _no_videos(roots: list[Path]) -> int:
-    from vadctl import catalog
-    from vadctl.cli.common import fail
-
-    where = ", ".join(str(r) for r in roots)
-    suffixes = ", ".join(sorted(catalog.VIDEO_SUFFIXES))
-    return fail(f"{where}: no videos found (looked for {suffixes} and folders of numbered frames)").exit_code

@@ -6,15 +6,11 @@ import inspect
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from vadctl.cli.common import StoreOption, err, human_seconds, one_line_errors, out, parse_assignments, store_path
-
-DEFAULT_RULE = "robust:3"  # vadctl.scoring.DEFAULT_RULE, repeated so `--help` needs no heavy imports
-
-
-def default_model_path(name: str) -> Path:
-    return Path("stores/models") / f"{name}.safetensors"
+from vadctl import defaults
+from vadctl.cli.common import StoreOption, err, human_seconds, one_line_errors, out, store_path
 
 
 def register(app: typer.Typer) -> None:
@@ -29,12 +25,13 @@ def register(app: typer.Typer) -> None:
         ),
         param: list[str] = typer.Option([], "--param", "-p", help="Model parameter KEY=VALUE (repeatable)."),
         threshold: str = typer.Option(
-            DEFAULT_RULE,
+            defaults.THRESHOLD_RULE,
             help="Threshold rule on held-out normal scores: robust:K (median + Kσ̂, σ̂ = q84.13 − median), "
             "sigma:K (μ+Kσ) or percentile:P.",
         ),
         validation_fraction: float = typer.Option(
-            0.2, help="Share of training videos held out to calibrate models that cannot cross-fit."
+            defaults.VALIDATION_FRACTION,
+            help="Share of training videos held out to calibrate models that cannot cross-fit.",
         ),
         seed: int = typer.Option(0, help="Seed for the held-out video choice."),
         epochs: float | None = typer.Option(None, help="Neural models: training epochs (= -p epochs=…)."),
@@ -45,51 +42,55 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Fit a model on the cached features of a split and save it (safetensors + JSON)."""
-        from vadctl.cli.train_progress import RichTrainProgress
-        from vadctl.pipeline import fit_model
-        from vadctl.store import FeatureStore
-        from vadctl.training import TrainOptions
+        import time
 
-        params = parse_assignments(param, "--param", "n_components_velocity=2")
-        for key, value in (("epochs", epochs), ("steps", steps), ("device", device)):
-            if value is not None:
-                params[key] = value
-        feature_store = FeatureStore(store_path(store), read_only=True)
-        path = out_path or default_model_path(model)
-        training = TrainOptions(resume=resume, checkpoint_every=checkpoint_every, progress=RichTrainProgress(quiet))
+        from vadctl import api
+        from vadctl.cli.train_progress import RichTrainProgress
+        from vadctl.models.files import read_header
+
+        started = time.perf_counter()
+        path = out_path or defaults.model_path(model)
         try:
-            result = fit_model(
-                feature_store,
+            written = api.fit(
                 model,
-                params,
-                split,
+                store_path(store),
+                path,
+                param,
+                split=split,
+                threshold=threshold,
                 validation_fraction=validation_fraction,
                 seed=seed,
-                rule=threshold,
-                out=path,
-                training=training,
+                epochs=epochs,
+                steps=steps,
+                device=device,
+                resume=resume,
+                checkpoint_every=checkpoint_every,
+                progress=RichTrainProgress(quiet),
             )
         except KeyboardInterrupt:
-            for note in training.notes:
-                err.print(note)
-            err.print(f"[yellow]interrupted[/]: no model file written; continue with `vadctl fit … -o {path} --resume`")
+            hint = f"continue with `vadctl fit … -o {escape(str(path))} --resume`"
+            err.print(f"[yellow]interrupted[/]: no model file written; {hint}")
             raise typer.Exit(130) from None
-        for note in result.notes:
-            out.print(note)
-        cal = result.calibration
+        header = read_header(written)
+        cal = header["calibration"]
+        fit_videos = header["provenance"].get("fit_videos", [])
         out.print(
-            f"[bold]{model}[/] fitted on {len(result.fit_videos)} video(s) of split {split!r} "
-            f"in {human_seconds(result.seconds)}"
+            f"[bold]{escape(model)}[/] fitted on {len(fit_videos)} video(s) of split {escape(repr(split))} "
+            f"in {human_seconds(time.perf_counter() - started)}"
         )
-        out.print("features: " + ", ".join(f"{role}={spec.key}" for role, spec in result.model.features_.items()))
         out.print(
-            f"threshold {cal.rule}: {cal.threshold():.6g} (median {cal.median:.6g}, σ̂ {cal.robust_std:.6g}, "
-            f"μ {cal.mean:.6g}, σ {cal.std:.6g} over {cal.n_frames} held-out normal frames, {cal.method} on "
-            f"{len(cal.videos)} video(s); flags {cal.flagged_share():.1%} of them)"
+            "features: "
+            + ", ".join(f"{role}={spec['name']}@{spec['hash']}" for role, spec in header["features"].items())
         )
-        for warning in result.warnings:
-            err.print(f"[yellow]warning[/]: {warning}", soft_wrap=True)
-        out.print(f"model file: {result.path}")
+        threshold_value = header["calibration"].get("threshold")
+        shown = f"{threshold_value:.6g} " if threshold_value is not None else ""
+        robust = f"median {cal['median']:.6g}, σ̂ {cal['robust_std']:.6g}, " if "median" in cal else ""
+        flagged = f"; flags {cal['flagged']:.1%} of them" if "flagged" in cal else ""
+        out.print(
+            f"threshold {cal['rule']}: {shown}({robust}μ {cal['mean']:.6g}, σ {cal['std']:.6g} over "
+            f"{cal['n_frames']} held-out normal frames, {cal['method']} on {len(cal['videos'])} video(s){flagged})"
+        )
+        out.print(f"model file: {escape(str(written))}")
 
     @app.command()
     @one_line_errors
@@ -107,17 +108,28 @@ def register(app: typer.Typer) -> None:
             cls = model_class(name)
             out.print(f"[bold]{cls.name}[/]: {cls.summary}")
             out.print(f"needs: {cls.needs}")
+            out.print(f"can: {_can(cls)}")
             out.print(inspect.getdoc(inspect.getmodule(cls)) or "")
             _params_table(cls)
             return
         table = Table(title="models", title_justify="left")
-        for column in ("model", "what", "needs features"):
+        for column in ("model", "what", "needs features", "can"):
             table.add_column(column)
-        for key in sorted(MODELS):
-            cls = MODELS[key]
-            table.add_row(key, cls.summary, cls.needs)
+        for key, cls in MODELS.items():
+            table.add_row(key, cls.summary, cls.needs, _can(cls))
         out.print(table)
         out.print("`vadctl models NAME` lists a model's parameters (set them with `vadctl fit -p KEY=VALUE`).")
+
+
+def _can(cls) -> str:
+    """What a model declares it can do, in words."""
+    can = cls.capabilities
+    words = {
+        "crossfit": "cross-fit calibration",
+        "trains_in_steps": "steps, checkpoints, --resume",
+        "onnx": "ONNX export",
+    }
+    return ", ".join(text for key, text in words.items() if getattr(can, key)) or "–"
 
 
 def _params_table(cls) -> None:

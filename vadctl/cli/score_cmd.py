@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
+from vadctl import defaults
 from vadctl.cli.common import StoreOption, human_seconds, one_line_errors, out, store_path
 
 
@@ -16,7 +18,7 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Option(..., "--model", "-m", help="Fitted model file (from `vadctl fit`)."),
         store: Path | None = StoreOption,
         split: str = typer.Option("test", help="Split to score."),
-        out_path: Path = typer.Option(Path("stores/scores.parquet"), "--out", "-o", help="Frame scores (Parquet)."),
+        out_path: Path = typer.Option(defaults.SCORES, "--out", "-o", help="Frame scores (Parquet)."),
         regions_out: Path | None = typer.Option(
             None, help="Region scores (Parquet) [default: beside --out as <name>.regions.parquet]."
         ),
@@ -32,28 +34,33 @@ def register(app: typer.Typer) -> None:
         """Score every frame of a split; writes video, frame, score, score_norm, is_anomaly, threshold, model."""
         import time
 
-        from vadctl.models.files import load_model
-        from vadctl.pipeline import score_model
-        from vadctl.scoring import write_parquet_atomic
-        from vadctl.store import FeatureStore
+        import polars as pl
+
+        from vadctl import api
+        from vadctl.models.files import read_header
 
         started = time.perf_counter()
-        loaded = load_model(model)
-        feature_store = FeatureStore(store_path(store), read_only=True)
         chosen = [v.strip() for v in videos.split(",") if v.strip()] if videos else None
-        if backend == "onnx" and onnx is None:
-            from vadctl.onnx_export import default_onnx_path
-
-            onnx = default_onnx_path(model)
-        frames, regions = score_model(loaded, feature_store, split, chosen, threshold, backend, onnx)
-        write_parquet_atomic(frames, out_path)
-        regions_path = regions_out or out_path.with_name(out_path.stem + ".regions.parquet")
-        write_parquet_atomic(regions, regions_path)
-        flagged = int(frames["is_anomaly"].sum())
-        out.print(
-            f"scored {frames['video'].n_unique()} video(s), {len(frames)} frames of split {split!r} with "
-            f"{loaded.model.name} ({backend}) in {human_seconds(time.perf_counter() - started)}; "
-            f"{flagged} frames above the threshold ({threshold or loaded.calibration.rule})"
+        regions_path = regions_out or api.regions_path(out_path)
+        written = api.score(
+            model,
+            store_path(store),
+            split,
+            out_path,
+            regions_out=regions_path,
+            threshold=threshold,
+            videos=chosen,
+            backend=backend,
+            onnx=onnx,
         )
-        out.print(f"frames: {out_path}")
-        out.print(f"regions: {regions_path} ({len(regions)} boxes)")
+        frames = pl.read_parquet(written, columns=["video", "is_anomaly"])
+        n_boxes = pl.scan_parquet(regions_path).select(pl.len()).collect().item()
+        header = read_header(model)
+        rule = threshold or header["calibration"]["rule"]
+        out.print(
+            f"scored {frames['video'].n_unique()} video(s), {len(frames)} frames of split {escape(repr(split))} with "
+            f"{escape(header['model'])} ({backend}) in {human_seconds(time.perf_counter() - started)}; "
+            f"{int(frames['is_anomaly'].sum())} frames above the threshold ({rule})"
+        )
+        out.print(f"frames: {escape(str(written))}")
+        out.print(f"regions: {escape(str(regions_path))} ({n_boxes} boxes)")

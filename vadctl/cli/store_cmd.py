@@ -13,7 +13,7 @@ store_app = typer.Typer(help="Inspect feature stores.", no_args_is_help=True)
 
 
 def _short_params(params: dict) -> str:
-    from vadctl.store import canonical_json
+    from vadctl.specs import canonical_json
 
     shown = {k: v for k, v in params.items() if k not in ("decode", "upstream")}
     text = canonical_json(shown)[1:-1].replace('"', "")

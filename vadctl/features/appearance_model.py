@@ -20,7 +20,6 @@ precision on CUDA).
 from __future__ import annotations
 
 import io
-import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 
 from vadctl.errors import UsageError, WeightsError
+from vadctl.features.loaded import shared
 from vadctl.torch_compat import device as pick_device
 from vadctl.torch_compat import extra_installed, import_extra, inference_dtype
 from vadctl.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
@@ -58,8 +58,6 @@ BACKBONES = {
     "resnet18": Backbone("resnet18", 512, ("resnet18-f37072fd.pth",)),
     "resnet50": Backbone("resnet50", 2048, ("resnet50-11ad3fa6.pth", "resnet50-0676ba61.pth")),
 }
-_ENCODERS: dict[tuple, AppearanceEncoder] = {}
-_LOCK = threading.Lock()
 
 
 def check_backbone(feature: str, backbone: str) -> Backbone:
@@ -165,11 +163,7 @@ def encoder(feature: str, backbone: str, weights: ResolvedWeights, device: str, 
     dev = pick_device(device)
     chosen = resolve_runtime(feature, runtime, dev)
     key = (backbone, weights.sha256, str(dev), chosen)
-    with _LOCK:
-        if key not in _ENCODERS:
-            _ENCODERS.clear()  # one model in memory at a time
-            _ENCODERS[key] = AppearanceEncoder(feature, backbone, weights, dev, chosen)
-        return _ENCODERS[key]
+    return shared("appearance", key, lambda: AppearanceEncoder(feature, backbone, weights, dev, chosen))
 
 
 class AppearanceEncoder:

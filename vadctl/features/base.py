@@ -8,7 +8,6 @@ for velocity) without storing them.
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,8 +15,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vadctl.store import ArraySpec, FeatureSpec
-from vadctl.video import ClipSpec, DecodeSpec, FrameWindow, VideoInfo
+from vadctl.params import param_names
+from vadctl.specs import ArraySpec, ClipSpec, DecodeSpec, FeatureSpec
+from vadctl.video import FrameWindow, VideoInfo
 
 
 @dataclass
@@ -49,23 +49,27 @@ class Featurizer(ABC):
     # the store, the extractor reads it instead of recomputing it (the point of the cache).
     stored_inputs: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""
-    weights: ClassVar[str | None] = None  # name of the weight file it needs, if any
 
     def get_params(self) -> dict[str, Any]:
-        signature = inspect.signature(type(self).__init__)
-        return {name: getattr(self, name) for name in signature.parameters if name != "self"}
+        return {name: getattr(self, name) for name in param_names(type(self))}
 
     def spec(
         self, decode: DecodeSpec, upstream: Mapping[str, FeatureSpec], clips: ClipSpec | None = None
     ) -> FeatureSpec:
-        """Identity of this featurizer's output: params + decode size (+ clip spec) + upstream identities."""
+        """Identity of this featurizer's output: params + decode size (+ clip spec) + upstream identities
+        (+ what stands for its weights, see `identity_params`)."""
         params = {k: _jsonable(v) for k, v in self.get_params().items()}
         params["decode"] = decode.to_dict()
         if self.axis == "clip":
             params["clips"] = (clips or ClipSpec()).to_dict()
         if self.requires:
             params["upstream"] = {name: upstream[name].hash for name in self.requires}
+        params.update(self.identity_params())
         return FeatureSpec(self.name, self.version, params, self.axis)
+
+    def identity_params(self) -> dict[str, Any]:
+        """Identity beyond the parameters (weighted featurizers: the weights' sha256, checked first)."""
+        return {}
 
     def n_index(self, info: VideoInfo, clips: ClipSpec) -> int:
         """Length of the first axis: frames, or clips for clip-level featurizers."""

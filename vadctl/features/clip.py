@@ -15,8 +15,8 @@ from vadctl.features import clip_model
 from vadctl.features.base import Output
 from vadctl.features.deep import WeightedFeaturizer
 from vadctl.features.registry import register
-from vadctl.store import ArraySpec
-from vadctl.video import ClipSpec, FrameWindow, VideoInfo
+from vadctl.specs import ArraySpec, ClipSpec
+from vadctl.video import FrameWindow, VideoInfo
 from vadctl.weights import ResolvedWeights, WeightFile
 
 

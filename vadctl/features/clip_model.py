@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from vadctl.batching import Pipeline, chunks
 from vadctl.errors import UsageError
-from vadctl.features.batching import Pipeline, chunks
 from vadctl.torch_compat import device as pick_device
 from vadctl.torch_compat import host_threads, import_extra, inference_dtype
 from vadctl.weights import ResolvedWeights, WeightFile, check_fits, tensor_shapes

@@ -10,13 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
+from vadctl import raft
 from vadctl.errors import UsageError
-from vadctl.features import raft
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.deep import UsesWeights
+from vadctl.features.loaded import shared
 from vadctl.features.registry import register
-from vadctl.store import ArraySpec, FeatureSpec
-from vadctl.video import ClipSpec, DecodeSpec, FrameWindow, VideoInfo
+from vadctl.specs import ArraySpec, ClipSpec
+from vadctl.video import FrameWindow, VideoInfo
 from vadctl.weights import WeightFile
 
 DIS_PRESETS = {
@@ -67,14 +68,8 @@ class Flow(UsesWeights, Featurizer):
     def weight_file(self) -> WeightFile | None:
         return raft.weight_file(self.method) if self.method in raft.VARIANTS else None
 
-    def spec(self, decode: DecodeSpec, upstream, clips: ClipSpec | None = None) -> FeatureSpec:
-        base = super().spec(decode, upstream, clips)
-        if self.method == "dis":
-            return base
-        raft.check_weights(self.method, self.resolved_weights())
-        return FeatureSpec(
-            base.name, base.version, {**base.params, "weights": self.resolved_weights().identity}, base.axis
-        )
+    def check_weights(self, weights) -> None:
+        raft.check_weights(self.method, weights)
 
     def _stored_size(self, info: VideoInfo) -> tuple[int, int]:
         return max(1, round(info.height * self.store_scale)), max(1, round(info.width * self.store_scale))
@@ -85,7 +80,11 @@ class Flow(UsesWeights, Featurizer):
     def begin(self, info: VideoInfo, clips: ClipSpec) -> None:
         self._stored = self._stored_size(info)
         if self.method != "dis" and self._raft is None:
-            self._raft = raft.RaftEngine(self.method, self.resolved_weights(), self.raft_device, self.raft_batch_size)
+            weights = self.resolved_weights()
+            key = (self.method, weights.sha256, self.raft_device, self.raft_batch_size)
+            self._raft = shared(
+                "raft", key, lambda: raft.RaftEngine(self.method, weights, self.raft_device, self.raft_batch_size)
+            )
         if self._pool is None and self.workers > 1 and self.method == "dis":
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vadctl-flow")
 

@@ -10,7 +10,7 @@ import numpy as np
 from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.registry import register
-from vadctl.store import ArraySpec
+from vadctl.specs import ArraySpec
 from vadctl.video import FrameWindow, VideoInfo
 
 

@@ -25,10 +25,11 @@ import numpy as np
 from vadctl.errors import UsageError
 from vadctl.features.base import Output
 from vadctl.features.deep import WeightedFeaturizer
+from vadctl.features.loaded import shared
 from vadctl.features.registry import register
-from vadctl.store import ArraySpec
+from vadctl.specs import ArraySpec, ClipSpec
 from vadctl.torch_compat import offline
-from vadctl.video import ClipSpec, FrameWindow, VideoInfo
+from vadctl.video import FrameWindow, VideoInfo
 
 N_KEYPOINTS = 33  # mediapipe BlazePose landmarks
 MIN_SIDE = 256  # crops are upscaled to at least this long side before the model sees them
@@ -96,7 +97,7 @@ class Pose(WeightedFeaturizer):
     def import_extra(self) -> None:
         import_mediapipe()
 
-    def weights_identity(self) -> str:
+    def bundled_identity(self) -> str:
         digest = hashlib.sha256()
         for path in bundled_models():
             digest.update(path.read_bytes())
@@ -112,11 +113,15 @@ class Pose(WeightedFeaturizer):
     def begin(self, info: VideoInfo, clips: ClipSpec) -> None:
         self.check()
         if self._model is None:
-            self._model = import_mediapipe().solutions.pose.Pose(
-                static_image_mode=True,  # every crop is a new person: no tracking between calls
-                model_complexity=1,
-                min_detection_confidence=self.min_detection_confidence,
-            )
+            self._model = shared("pose", (self.min_detection_confidence,), self._load)
+
+    def _load(self):
+        """mediapipe's pose solution on single images: loaded once per process."""
+        return import_mediapipe().solutions.pose.Pose(
+            static_image_mode=True,  # every crop is a new person: no tracking between calls
+            model_complexity=1,
+            min_detection_confidence=self.min_detection_confidence,
+        )
 
     def estimate(self, frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """(keypoints (33, 2) in box units, visibility (33,), found) for one region of an RGB frame."""

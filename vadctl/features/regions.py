@@ -12,9 +12,10 @@ from vadctl.errors import UsageError
 from vadctl.features import detector as detectors
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.deep import UsesWeights
+from vadctl.features.loaded import shared
 from vadctl.features.registry import register
-from vadctl.store import ArraySpec, FeatureSpec
-from vadctl.video import ClipSpec, DecodeSpec, FrameWindow, VideoInfo
+from vadctl.specs import ArraySpec, ClipSpec
+from vadctl.video import FrameWindow, VideoInfo
 from vadctl.weights import WeightFile
 
 FOREGROUND_LABEL = 0  # detector class ids would be > 0; 0 marks a foreground (motion) region
@@ -187,17 +188,14 @@ class Regions(UsesWeights, Featurizer):
     def weight_file(self) -> WeightFile | None:
         return detectors.weight_file(self.detector) if self.detector else None
 
-    def spec(self, decode: DecodeSpec, upstream, clips: ClipSpec | None = None) -> FeatureSpec:
-        base = super().spec(decode, upstream, clips)
-        if self.detector is None:
-            return base
-        detectors.check(self.detector, self.score_thresh, self.resolved_weights())
-        weights = self.resolved_weights().identity
-        return FeatureSpec(base.name, base.version, {**base.params, "weights": weights}, base.axis)
+    def check_weights(self, weights) -> None:
+        detectors.check(self.detector, self.score_thresh, weights)
 
     def begin(self, info: VideoInfo, clips: ClipSpec) -> None:
         if self.detector is not None and self._detector is None:
-            self._detector = detectors.load(self.detector, self.resolved_weights(), self.score_thresh)
+            weights = self.resolved_weights()
+            key = (self.detector, weights.sha256, self.score_thresh)
+            self._detector = shared("detector", key, lambda: detectors.load(self.detector, weights, self.score_thresh))
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
         return {

@@ -1,7 +1,7 @@
 """Featurizer names → classes, and building a run's featurizers with their dependencies.
 
-Adding a featurizer is one module with a `Featurizer` subclass decorated by `register`, plus its
-import in `vadctl/features/__init__.py`.
+Adding a featurizer is one module in this package (or a plug-in's entry point in the group
+`vadctl.featurizers`) with a `Featurizer` subclass decorated by `register`.
 """
 
 from __future__ import annotations
@@ -9,22 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from vadctl import defaults
 from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer
 from vadctl.registry import Registry
 
-_REGISTRY: Registry[Featurizer] = Registry("feature")
-FEATURIZERS = _REGISTRY.items
-register = _REGISTRY.register
-featurizer_class = _REGISTRY.get
-# What the default models need: frames (FFP, scene-aware), velocity on regions (AI-VAD), motion (FUVAS).
-DEFAULT_FEATURES = ("frames", "flow", "regions", "velocity", "motion")
+FEATURIZERS: Registry[Featurizer] = Registry("feature", "vadctl.features", "vadctl.featurizers")
+register = FEATURIZERS.register
+featurizer_class = FEATURIZERS.get
 
 
 def parse_names(text: str | Iterable[str] | None) -> list[str]:
-    """'flow,velocity' → ['flow', 'velocity'], each checked against the registry."""
+    """'flow,velocity' → ['flow', 'velocity'], each checked against the registry; None: the defaults."""
     if text is None:
-        return list(DEFAULT_FEATURES)
+        return list(defaults.FEATURES)
     items = text.split(",") if isinstance(text, str) else list(text)
     names = [item.strip() for item in items if item.strip()]
     if not names:

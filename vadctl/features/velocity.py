@@ -9,7 +9,7 @@ import numpy as np
 from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.registry import register
-from vadctl.store import ArraySpec
+from vadctl.specs import ArraySpec
 from vadctl.video import FrameWindow, VideoInfo
 
 
@@ -32,36 +32,12 @@ def region_histogram(flow: np.ndarray, box: np.ndarray, n_bins: int) -> tuple[np
     return sums, counts
 
 
-def merge_bins(magnitude_sum: np.ndarray, count: np.ndarray, n_bins: int) -> np.ndarray:
-    """AI-VAD's velocity: mean magnitude per direction bin, after merging the stored fine bins.
-
-    Coarse bins are centred on the principal directions (bin 0 spans ±180°/n_bins around +x), so
-    motion along an image axis, the common case in surveillance, never straddles a bin edge.
-    Stored sums and counts make the bin count a fit-time choice without extracting again: with N
-    stored bins, any n_bins with N divisible by 2·n_bins works, and n_bins = 1 always does.
-    """
-    stored = magnitude_sum.shape[-1]
-    if n_bins == 1:
-        sums, counts = magnitude_sum.sum(-1, keepdims=True), count.sum(-1, keepdims=True)
-    else:
-        if n_bins < 1 or stored % (2 * n_bins):
-            raise UsageError(
-                f"n_velocity_bins={n_bins}: the {stored} extracted direction bins must divide into "
-                f"2×{n_bins} (extract with --param velocity.n_bins=K for another count)"
-            )
-        coarse = ((np.arange(stored) + stored // (2 * n_bins)) % stored) // (stored // n_bins)
-        sums = np.zeros((*magnitude_sum.shape[:-1], n_bins))
-        counts = np.zeros((*count.shape[:-1], n_bins))
-        for fine, target in enumerate(coarse):
-            sums[..., target] += magnitude_sum[..., fine]
-            counts[..., target] += count[..., fine]
-    return np.divide(sums, counts, out=np.zeros(sums.shape, dtype=np.float64), where=counts > 0)
-
-
 @register
 class Velocity(Featurizer):
     """Each region's flow (frame t-1 → t) in `n_bins` fine direction bins: magnitude sum and pixel
-    count, from which models build AI-VAD's histogram with 1, 2, 4 or 8 centred bins.
+    count, from which models build AI-VAD's histogram with 1, 2, 4 or 8 centred bins. The bin
+    layout is recorded with the arrays (`direction_bins`, `first_bin_start_deg`), so models read it
+    from the store.
 
     Rows align one to one with the `regions` rows of the same frame.
     """
@@ -77,9 +53,14 @@ class Velocity(Featurizer):
             raise UsageError(f"velocity.n_bins={n_bins}: must be ≥ 1")
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
+        layout = {"direction_bins": self.n_bins, "first_bin_start_deg": 0.0, "angle": "atan2(dy, dx), y down"}
         return {
-            "magnitude_sum": ArraySpec((self.n_bins,), "float32", ragged=True),
-            "count": ArraySpec((self.n_bins,), "float32", ragged=True),
+            "magnitude_sum": ArraySpec(
+                (self.n_bins,), "float32", ragged=True, dims=("direction",), attrs={"units": "px/frame", **layout}
+            ),
+            "count": ArraySpec(
+                (self.n_bins,), "float32", ragged=True, dims=("direction",), attrs={"units": "pixels", **layout}
+            ),
         }
 
     def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vadctl.errors import VadctlError
-from vadctl.features.deep import UsesWeights, WeightedFeaturizer
+from vadctl.features.deep import UsesWeights
 from vadctl.features.registry import FEATURIZERS, featurizer_class
 from vadctl.weights import WeightResolver
 
@@ -71,12 +71,12 @@ def _status(name: str, params: dict[str, Any], resolver: WeightResolver, verify:
         featurizer = featurizer_class(name)(**params)
     except (VadctlError, TypeError) as error:
         return WeightStatus(name, params, None, "?", "unusable", problem=str(error))
-    if not isinstance(featurizer, UsesWeights):
+    if not isinstance(featurizer, UsesWeights) or not featurizer.needs_weights():
         return WeightStatus(name, params, None, "none", "no weights")
     featurizer.use_weights(resolver)
     wf = featurizer.weight_file()
     if wf is None:
-        if isinstance(featurizer, WeightedFeaturizer):  # bundled with its library (pose)
+        if featurizer.extra_modules:  # bundled with its library (pose)
             row = WeightStatus(name, params, None, f"bundled with the '{featurizer.extra}' extra", "bundled")
             try:
                 featurizer.check()
@@ -96,22 +96,7 @@ def _status(name: str, params: dict[str, Any], resolver: WeightResolver, verify:
     row.status, row.path, row.origin, row.sha256 = "found", str(found.path), found.origin, found.sha256[:16]
     if verify:
         try:
-            if isinstance(featurizer, WeightedFeaturizer):
-                featurizer.check()
-            else:
-                featurizer.spec(_decode(), _upstream(featurizer))
+            featurizer.check()
         except VadctlError as error:
             row.status, row.problem = "unusable", str(error)
     return row
-
-
-def _decode():
-    from vadctl.video import DecodeSpec
-
-    return DecodeSpec()
-
-
-def _upstream(featurizer) -> dict:
-    from vadctl.store import FeatureSpec
-
-    return {name: FeatureSpec(name, 1, {}) for name in featurizer.requires}

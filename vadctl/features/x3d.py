@@ -21,15 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from vadctl.batching import Pipeline, chunks
 from vadctl.errors import UsageError, WeightsError
 from vadctl.features.base import Output
-from vadctl.features.batching import Pipeline, chunks
 from vadctl.features.deep import WeightedFeaturizer
+from vadctl.features.loaded import shared
 from vadctl.features.registry import register
-from vadctl.store import ArraySpec
+from vadctl.specs import ArraySpec, ClipSpec
 from vadctl.torch_compat import device as pick_device
 from vadctl.torch_compat import host_threads, import_extra, inference_dtype
-from vadctl.video import ClipSpec, FrameWindow, VideoInfo
+from vadctl.video import FrameWindow, VideoInfo
 from vadctl.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
 
 # pytorchvideo hub builder → (training crop size, file name of its published checkpoint)
@@ -128,21 +129,28 @@ class X3D(WeightedFeaturizer):
     def _load(self):
         import torch
 
+        weights = self.resolved_weights()
+        key = (self.backbone, self.depth, weights.sha256, self.device)
+        self._net, self._dev, self._dtype = shared("x3d", key, lambda: self._load_trunk(weights))
+        self._mean = torch.tensor(KINETICS_MEAN, device=self._dev).view(1, 3, 1, 1)
+        self._std = torch.tensor(KINETICS_STD, device=self._dev).view(1, 3, 1, 1)
+        self._pipeline = Pipeline(overlap=self._dev.type == "cuda")
+
+    def _load_trunk(self, weights):
+        """(the first `depth` blocks with the file's weights, device, dtype): loaded once per process."""
+        import torch
+
         net = build_network(self.backbone, "cpu")
-        state = load_tensors(self.resolved_weights().path, self.name)
+        state = load_tensors(weights.path, self.name)
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as error:
             first = str(error).strip().splitlines()[0]
-            path = self.resolved_weights().path
-            raise WeightsError(f"{self.name}: {path}: cannot load into {self.backbone}: {first}") from None
-        self._dev = pick_device(self.device)
-        self._dtype = inference_dtype(self._dev)
+            raise WeightsError(f"{self.name}: {weights.path}: cannot load into {self.backbone}: {first}") from None
+        dev = pick_device(self.device)
+        dtype = inference_dtype(dev)
         trunk = torch.nn.Sequential(*list(net.blocks)[: self.depth])
-        self._net = trunk.to(self._dev, self._dtype).eval()
-        self._mean = torch.tensor(KINETICS_MEAN, device=self._dev).view(1, 3, 1, 1)
-        self._std = torch.tensor(KINETICS_STD, device=self._dev).view(1, 3, 1, 1)
-        self._pipeline = Pipeline(overlap=self._dev.type == "cuda")
+        return trunk.to(dev, dtype).eval(), dev, dtype
 
     # ----- shapes ----------------------------------------------------------------------------------
     def _resized(self, height: int, width: int) -> tuple[int, int]:

@@ -1,7 +1,7 @@
-"""Models on cached features: one module each, registered by name in `registry.MODELS`."""
+"""Models on cached features: one module (or subpackage) each, registering itself by name in
+`registry.MODELS`."""
 
-from vadctl.models import aivad, ffp, fuvas, sceneaware  # noqa: F401  (registration)
-from vadctl.models.base import VadModel
-from vadctl.models.registry import MODELS, build, model_class
+from vadctl.models.base import Capabilities, VadModel
+from vadctl.models.registry import MODELS, build, capabilities, model_class, register
 
-__all__ = ["MODELS", "VadModel", "build", "model_class"]
+__all__ = ["MODELS", "Capabilities", "VadModel", "build", "capabilities", "model_class", "register"]

@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 
 from vadctl.errors import FeatureError, UsageError
-from vadctl.features.velocity import merge_bins
-from vadctl.models.base import VadModel, current_version, pick_feature
+from vadctl.models.base import Capabilities, VadModel, _newest_version, pick_feature, source_scale
 from vadctl.models.density import GMMDensity, KNNDistance, crossfit_scores
 from vadctl.models.registry import register
+from vadctl.models.velocity_bins import check_layout, merge_bins
 from vadctl.results import RegionScores, VideoScores
 from vadctl.scoring import temporal_smooth
-from vadctl.store import FeatureSpec, FeatureStore
-from vadctl.video import DecodeSpec
+from vadctl.specs import FeatureSpec
+from vadctl.store import FeatureStore
 
 TYPES = ("velocity", "pose", "deep")
 DEEP_FEATURES = ("clip_regions", "appearance_regions")  # deep_feature="auto": the first one extracted
@@ -44,12 +44,6 @@ class RegionData:
     valid: dict[str, np.ndarray]  # type → (n_rows,) bool: rows that have this attribute
 
 
-def _source_scale(record, regions: FeatureSpec) -> np.ndarray:
-    decode = DecodeSpec(**regions.params.get("decode", {}))
-    width, height = decode.output_size(record.width, record.height)
-    return np.array([record.width / width, record.height / height] * 2, np.float32)
-
-
 @register
 class AiVad(VadModel):
     """AI-VAD with the parameters of anomalib's API (see `vadctl models aivad`)."""
@@ -60,7 +54,7 @@ class AiVad(VadModel):
         "velocity (required); pose and clip_regions or appearance_regions when extracted "
         "(AI-VAD's pose and deep features)"
     )
-    crossfit = True
+    capabilities = Capabilities(crossfit=True)
 
     def __init__(
         self,
@@ -108,9 +102,8 @@ class AiVad(VadModel):
         refs = DEEP_FEATURES if kind == "deep" and ref == "auto" else (ref,)
         for each in refs:
             found = store.candidates(each, split)
-            current = [spec for spec in found if current_version(spec)]
-            if current or found:
-                return current or found
+            if found:
+                return _newest_version(found)
         return []
 
     def select_features(self, store: FeatureStore, split: str) -> dict[str, FeatureSpec]:
@@ -175,7 +168,7 @@ class AiVad(VadModel):
             n_frames.append(record.n_frames)
             rows["video"].append(np.full(count, index, np.int64))
             rows["frame"].append(regions.row_index())
-            rows["boxes"].append(regions["boxes"] * _source_scale(record, self.features_["regions"]))
+            rows["boxes"].append(regions["boxes"] * source_scale(record, self.features_["regions"]))
             for kind in self.types_:
                 entry = store.entry(record, self.features_[kind])
                 if not np.array_equal(entry.offsets, offsets):
@@ -196,6 +189,7 @@ class AiVad(VadModel):
 
     def _attribute(self, kind: str, entry, count: int) -> tuple[np.ndarray, np.ndarray]:
         if kind == "velocity":
+            check_layout(entry.array("magnitude_sum").attrs, entry.spec.key)
             values = merge_bins(entry["magnitude_sum"], entry["count"], self.n_velocity_bins)
             return values, np.ones(count, bool)
         if kind == "pose":

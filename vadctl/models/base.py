@@ -5,6 +5,11 @@ sets fitted attributes ending in `_`; `score` yields per-video frame scores (and
 where the model localizes). Models whose fit can cheaply score each training video with a model
 that never saw it (cross-fitting: kNN, GMM, PCA) expose those held-out scores as `heldout_`, so
 the threshold is calibrated on all training data; the others get a held-out validation slice.
+
+Models read only the store: what they need to know about a feature (the decoded frame size its
+pixel coordinates refer to, a histogram's bin layout) is recorded with the entry at extract time.
+Each model declares what it can do in `capabilities`; the pipeline, ONNX export and the CLI ask
+the registry for it instead of testing types or names.
 """
 
 from __future__ import annotations
@@ -12,13 +17,31 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from vadctl.errors import FeatureError
+from vadctl.params import param_names
 from vadctl.results import VideoScores
-from vadctl.store import FeatureSpec, FeatureStore
+from vadctl.specs import DecodeSpec, FeatureSpec
+from vadctl.store import FeatureStore, VideoRecord
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do, declared where it is defined.
+
+    crossfit: `fit` sets `heldout_`, scores of every training video by a model that did not see it.
+    trains_in_steps: a neural model trained in steps, with checkpoints, resume and a training
+        progress callback (`set_training`).
+    onnx: its scoring network can be exported to ONNX and scored with onnxruntime.
+    """
+
+    crossfit: bool = False
+    trains_in_steps: bool = False
+    onnx: bool = False
 
 
 class VadModel(ABC):
@@ -27,16 +50,15 @@ class VadModel(ABC):
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     needs: ClassVar[str] = ""  # which store features it reads, for `vadctl models`
-    crossfit: ClassVar[bool] = False  # True: fit sets `heldout_` (held-out scores of training videos)
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def get_params(self) -> dict[str, Any]:
-        signature = inspect.signature(type(self).__init__)
-        return {name: getattr(self, name) for name in signature.parameters if name != "self"}
+        return {name: getattr(self, name) for name in param_names(type(self))}
 
     @classmethod
     def param_defaults(cls) -> dict[str, Any]:
         signature = inspect.signature(cls.__init__)
-        return {n: p.default for n, p in signature.parameters.items() if n != "self"}
+        return {name: signature.parameters[name].default for name in param_names(cls)}
 
     @abstractmethod
     def select_features(self, store: FeatureStore, split: str) -> dict[str, FeatureSpec]:
@@ -58,28 +80,51 @@ class VadModel(ABC):
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         """Restore what `state` returned."""
 
+    def calibrate_heldout(self, store: FeatureStore, split: str, videos: Sequence[str]) -> None:  # noqa: B027
+        """Models that are not cross-fitted are fitted on part of the training videos; here they may
+        set thresholds of their own on the held-out rest (FFP: its localization threshold)."""
+
     # helpers shared by models --------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "features_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted")
 
 
-def current_version(spec: FeatureSpec) -> bool:
-    """Whether an entry was made by the featurizer version this vadctl has (after an upgrade, old
-    and new entries coexist in a store until re-extraction; the new ones win)."""
-    from vadctl.features.registry import FEATURIZERS
-
-    cls = FEATURIZERS.get(spec.name)
-    return cls is not None and cls.version == spec.version
+def _newest_version(candidates: list[FeatureSpec]) -> list[FeatureSpec]:
+    """After a featurizer upgrade, old and new entries coexist until re-extraction; the entries of
+    the newest featurizer version win (versions only ever go up)."""
+    if not candidates:
+        return candidates
+    newest = max(spec.version for spec in candidates)
+    return [spec for spec in candidates if spec.version == newest]
 
 
 def pick_feature(store: FeatureStore, split: str, ref: str, role: str, model: str) -> FeatureSpec:
     """Resolve a feature reference with an error that says which model role wanted it."""
     try:
-        return store.resolve(ref, split, prefer=current_version)
+        return store.resolve(ref, split, narrow=_newest_version)
     except FeatureError as error:
         raise FeatureError(f"{model} needs a {role} feature: {error}") from None
 
 
 def has_feature(store: FeatureStore, split: str, name: str) -> bool:
     return any(spec.name == name for spec, _ in store.specs(split).values())
+
+
+def frame_size(record: VideoRecord, spec: FeatureSpec) -> tuple[int, int]:
+    """(width, height) of the decoded frames an entry's pixel coordinates refer to.
+
+    Recorded with the entry at extract time; entries written before that are derived from the
+    decode parameters in their identity, which is the same rule the decoder applied.
+    """
+    summary = record.features.get(spec.key) or {}
+    size = summary.get("frame_size")
+    if size is not None:
+        return int(size[0]), int(size[1])
+    return DecodeSpec(**spec.params.get("decode", {})).output_size(record.width, record.height)
+
+
+def source_scale(record: VideoRecord, spec: FeatureSpec) -> np.ndarray:
+    """[sx, sy, sx, sy]: from an entry's decoded-frame pixels to source-video pixels (for boxes)."""
+    width, height = frame_size(record, spec)
+    return np.array([record.width / width, record.height / height] * 2, np.float32)

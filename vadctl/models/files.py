@@ -27,7 +27,7 @@ from vadctl.errors import ModelFileError, VadctlError
 from vadctl.models.base import VadModel
 from vadctl.models.registry import build
 from vadctl.scoring import Calibration
-from vadctl.store import FeatureSpec, canonical_json
+from vadctl.specs import FeatureSpec, canonical_json
 
 FORMAT = "vadctl-model"
 FORMAT_VERSION = 1

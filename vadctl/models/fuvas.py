@@ -19,12 +19,12 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import GroupKFold
 
 from vadctl.errors import FeatureError, UsageError
-from vadctl.models.base import VadModel, pick_feature
+from vadctl.models.base import Capabilities, VadModel, frame_size, pick_feature
 from vadctl.models.registry import register
 from vadctl.results import RegionScores, VideoScores
 from vadctl.scoring import temporal_smooth
-from vadctl.store import FeatureSpec, FeatureStore
-from vadctl.video import DecodeSpec
+from vadctl.specs import FeatureSpec
+from vadctl.store import FeatureStore
 
 PREFERRED = ("x3d", "motion")
 
@@ -52,7 +52,7 @@ class Fuvas(VadModel):
         "a clip-level feature: x3d when extracted, else motion (weight-free), else any clip-level entry; "
         "or a frame embedding named with -p feature=appearance (averaged per clip)"
     )
-    crossfit = True
+    capabilities = Capabilities(crossfit=True)
 
     def __init__(
         self,
@@ -157,8 +157,7 @@ class Fuvas(VadModel):
 
     def _regions(self, record, clips: np.ndarray, maps: np.ndarray) -> RegionScores:
         """Cells above the held-out cell threshold, as boxes on the frames nearest each clip's centre."""
-        decode = DecodeSpec(**self.features_["clips"].params.get("decode", {}))
-        width, height = decode.output_size(record.width, record.height)
+        width, height = frame_size(record, self.features_["clips"])
         rows, cols = maps.shape[1:]
         sx, sy = record.width / width, record.height / height
         centres = clips.mean(axis=1)

@@ -3,7 +3,7 @@
 torch is imported inside methods only, so `vadctl --help`, `vadctl models` and the non-neural
 models never pay its import time.
 
-Neural models are `crossfit = False`: `fit_model` fits them on part of the training videos and
+Neural models do not cross-fit: `fit_model` fits them on part of the training videos and
 scores the held-out rest for the μ+3σ frame threshold; before that it calls `calibrate_heldout`
 on the same held-out videos, where a model sets thresholds of its own (FFP: the per-pixel error
 threshold of its localization maps).
@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vadctl.models.base import VadModel
-from vadctl.store import FeatureStore
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +35,6 @@ RUN_LENGTH_PARAMS = ("epochs", "steps", "device", "eval_batch_size")  # may chan
 class NeuralModel(VadModel):
     """Base class of torch models (see module docstring)."""
 
-    crossfit = False
     device: str
     random_state: int
 
@@ -64,9 +62,6 @@ class NeuralModel(VadModel):
     def example_input(self, batch: int = 2) -> np.ndarray:
         """A valid input of the scoring network (for export and parity checks)."""
         raise NotImplementedError
-
-    def calibrate_heldout(self, store: FeatureStore, split: str, videos: Sequence[str]) -> None:
-        """Set the model's own thresholds on held-out normal videos (optional)."""
 
     def run_identity(self, features: Mapping[str, Any], videos: Sequence[str]) -> dict[str, Any]:
         """What must match for a checkpoint to be resumed: all but the run-length parameters."""

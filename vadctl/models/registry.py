@@ -1,5 +1,6 @@
-"""Model names → classes. Adding a model is one module with a registered `VadModel` subclass,
-plus its import in `vadctl/models/__init__.py`."""
+"""Model names → classes, and what each can do. Adding a model is one module in this package (or a
+plug-in's entry point in the group `vadctl.models`) with a `VadModel` subclass decorated by
+`register`."""
 
 from __future__ import annotations
 
@@ -7,13 +8,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from vadctl.errors import UsageError
-from vadctl.models.base import VadModel
+from vadctl.models.base import Capabilities, VadModel
 from vadctl.registry import Registry
 
-_REGISTRY: Registry[VadModel] = Registry("model")
-MODELS = _REGISTRY.items
-register = _REGISTRY.register
-model_class = _REGISTRY.get
+MODELS: Registry[VadModel] = Registry("model", "vadctl.models", "vadctl.models")
+register = MODELS.register
+model_class = MODELS.get
+
+
+def capabilities(name: str) -> Capabilities:
+    return model_class(name).capabilities
+
+
+def names_with(capability: str) -> list[str]:
+    """Models that declare a capability (e.g. 'onnx'), for messages and help texts."""
+    return [name for name, cls in MODELS.items() if getattr(cls.capabilities, capability)]
 
 
 def build(name: str, params: Mapping[str, Any] | None = None) -> VadModel:

@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 
 from vadctl.errors import FeatureError, UsageError
-from vadctl.models.base import has_feature, pick_feature
+from vadctl.models.base import Capabilities, has_feature, pick_feature
 from vadctl.models.frame_embeddings import embed
 from vadctl.models.neural import NeuralModel, load_module_arrays, module_arrays
 from vadctl.models.registry import register
 from vadctl.results import VideoScores
 from vadctl.scoring import temporal_smooth
-from vadctl.store import FeatureSpec, FeatureStore
+from vadctl.specs import FeatureSpec
+from vadctl.store import FeatureStore
 
 MODES = ("reconstruction", "contrastive")
 PREFERRED = ("clip", "frames")
@@ -83,6 +84,7 @@ class SceneAware(NeuralModel):
     name = "sceneaware"
     summary = "Scene-aware Transformer AE over 16-frame embedding sequences; reconstruction (+ SupCon on scenes)"
     needs = "a frame-level feature: clip when extracted, else frames (pooled thumbnails + motion); scene labels"
+    capabilities = Capabilities(trains_in_steps=True, onnx=True)
 
     def __init__(
         self,
@@ -204,10 +206,11 @@ class SceneAware(NeuralModel):
 
         from vadctl.models.nets.losses import supervised_contrastive_loss
         from vadctl.models.nets.transformer_ae import SequenceAutoencoder
-        from vadctl.training import Run, resolve_device, step_seed, train
+        from vadctl.torch_compat import device as pick_device
+        from vadctl.training import Run, step_seed, train
 
         self._check_params()
-        device = resolve_device(self.device)
+        device = pick_device(self.device)
         scenes = self._groups(self._scenes(store, split, videos), videos)
         vectors = [self._vectors(store, split, v) for v in videos]
         stacked = np.concatenate(vectors)
@@ -307,7 +310,7 @@ class SceneAware(NeuralModel):
 
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         from vadctl.models.nets.transformer_ae import SequenceAutoencoder
-        from vadctl.training import resolve_device
+        from vadctl.torch_compat import device
 
         self.mean_ = np.asarray(arrays["mean"], np.float32)
         self.scale_ = np.asarray(arrays["scale"], np.float32)
@@ -315,7 +318,7 @@ class SceneAware(NeuralModel):
             len(self.mean_), self.seq_len, self.d_model, self.latent_dim, self.heads, self.layers, self.dropout
         )
         load_module_arrays("autoencoder", net, arrays)
-        self.net_ = net.to(resolve_device("cpu" if self.device == "cpu" else "auto"))
+        self.net_ = net.to(device("cpu" if self.device == "cpu" else "auto"))
         self.scenes_ = list(meta["scenes"])
         self.steps_ = int(meta["steps"])
         self.train_seconds_ = float(meta["train_seconds"])

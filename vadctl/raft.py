@@ -1,4 +1,5 @@
-"""RAFT optical flow (torchvision's model definition, local weights): the `flow.method=raft` backend.
+"""RAFT optical flow (torchvision's model definition, local weights), shared by the `flow` featurizer
+(`flow.method=raft`) and FFP's motion loss: one network module both sides import.
 
 AI-VAD's FlowExtractor uses torchvision's RAFT-large. Frames are scaled to [-1, 1] as torchvision's
 optical-flow preset does, padded (edge pixels repeated) to a multiple of 8 and at least 128 pixels
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vadctl.batching import Pipeline, chunks
 from vadctl.errors import WeightsError
-from vadctl.features.batching import Pipeline, chunks
 from vadctl.torch_compat import device as pick_device
 from vadctl.torch_compat import host_threads, import_extra
 from vadctl.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
