@@ -18,12 +18,14 @@ to copy does not). Nothing of the test split is read in this mode.
 Usage:
   python benchmarks/ped2_ffp.py [--data ../shared/data/ped2] [--steps 2000] [--resume] [--skip-fit]
   python benchmarks/ped2_ffp.py --select 1e-4,1e-3 --steps 600
+  python benchmarks/ped2_ffp.py --lr-g 1e-3 --steps 100000 --minutes 30 --threads 1   (a 30-minute budget)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -31,29 +33,31 @@ from pathlib import Path
 
 import numpy as np
 
+from vadctl.progress import Progress
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "ped2"
 OUT = HERE / "out" / "ped2_ffp"
 
 
-class PrintProgress:
+class PrintProgress(Progress):
     """Training progress as log lines (this script is meant to run in the background)."""
 
     def __init__(self, every: int = 50):
         self.every = every
 
-    def start(self, label, total, done):
+    def train_started(self, label, total, done):
         self.total, self.started, self.first = total, time.perf_counter(), done
         print(f"{label}: steps {done} → {total}", flush=True)
 
-    def update(self, step, losses):
+    def train_step(self, step, losses):
         if step % self.every == 0 or step == self.total:
             rate = (step - self.first) / max(time.perf_counter() - self.started, 1e-9)
             text = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
             print(f"step {step}/{self.total} {rate:.2f} steps/s {text}", flush=True)
 
-    def finish(self):
-        pass
+    def note(self, text):
+        print(text, flush=True)
 
 
 def ensure_frames(data: Path, store_path: Path) -> None:
@@ -151,6 +155,7 @@ def main() -> int:
     parser.add_argument("--base-channels", type=int, default=16)
     parser.add_argument("--disc-channels", type=int, default=32)
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--minutes", type=float, help="Stop training after this much training time (keeps the steps).")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--lr-g", type=float, default=None, help="Generator learning rate [default: published].")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is faster on a busy machine).")
@@ -192,7 +197,8 @@ def main() -> int:
     results_path = OUT / "results.json"
     results = json.loads(results_path.read_text()) if args.skip_fit and results_path.exists() else {}
     if not args.skip_fit:
-        options = TrainOptions(resume=args.resume, progress=PrintProgress(), checkpoint_every=100)
+        limit = None if args.minutes is None else args.minutes * 60
+        options = TrainOptions(resume=args.resume, progress=PrintProgress(), checkpoint_every=100, time_limit=limit)
         started = time.perf_counter()
         fitted = fit_model(store, "ffp", params, "train", out=model_path, training=options)
         seconds = time.perf_counter() - started
@@ -203,6 +209,9 @@ def main() -> int:
             "fit_videos": len(fitted.fit_videos),
             "heldout_videos": fitted.calibration.videos,
             "train_seconds_this_run": round(fitted.model.train_seconds_, 1),
+            "steps_done": fitted.model.steps_,
+            "time_limit_minutes": args.minutes,
+            "load_average_after_fit": os.getloadavg(),
             "fit_seconds_this_run": round(seconds, 1),
             "resumed": args.resume,
             "final_losses": fitted.model.history_[-1] if fitted.model.history_ else None,

@@ -39,6 +39,9 @@ def register(app: typer.Typer) -> None:
         device: str | None = typer.Option(None, help="Neural models: auto, cpu or cuda[:i] (= -p device=…)."),
         resume: bool = typer.Option(False, help="Neural models: continue from the checkpoint in <out>.ckpt/."),
         checkpoint_every: int = typer.Option(100, help="Neural models: save a checkpoint every N steps."),
+        time_limit: float | None = typer.Option(
+            None, help="Neural models: stop after this many minutes of training (the steps done are kept)."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Fit a model on the cached features of a split and save it (safetensors + JSON)."""
@@ -65,6 +68,7 @@ def register(app: typer.Typer) -> None:
                 device=device,
                 resume=resume,
                 checkpoint_every=checkpoint_every,
+                time_limit=None if time_limit is None else time_limit * 60,
                 progress=RichTrainProgress(quiet),
             )
         except KeyboardInterrupt:
