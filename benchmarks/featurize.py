@@ -201,25 +201,37 @@ def bare(name: str, featurizer, featurizers, windows, info, clips) -> tuple[int,
         batches = [model.prepare(frames[i : i + model.batch_size])[0] for i in range(0, len(frames), model.batch_size)]
         return timed(batches, model._run)
     if name in ("appearance", "appearance_regions"):
-        from vadctl.features import appearance_model as am
-
-        enc, size = featurizer.encoder, featurizer.size
-        if name == "appearance":
-            images = [am.frame_input(f, size) for w in windows for f in w.frames]
-        else:
-            images = [
-                am.crop_input(f, b, size)
-                for w, boxes in zip(windows, regions_of(windows, featurizers), strict=True)
-                for f, bs in zip(w.frames, boxes, strict=True)
-                for b in bs
-            ]
-        step = featurizer.batch_size
-        batches = [
-            np.ascontiguousarray(np.stack(images[i : i + step]).transpose(0, 3, 1, 2))
-            for i in range(0, len(images), step)
-        ]
-        return timed(batches, enc.forward)
+        return timed(appearance_batches(name, featurizer, featurizers, windows), featurizer.encoder.forward)
     raise ValueError(name)
+
+
+def appearance_batches(name: str, featurizer, featurizers, windows) -> list[np.ndarray]:
+    """The backbone's input batches, preprocessed as the featurizer does (frames or region crops)."""
+    from vadctl.features import appearance_model as am
+
+    size, step = featurizer.size, featurizer.batch_size
+    if name == "appearance":
+        images = [am.frame_input(f, size) for w in windows for f in w.frames]
+    else:
+        images = [
+            am.crop_input(f, b, size)
+            for w, boxes in zip(windows, regions_of(windows, featurizers), strict=True)
+            for f, bs in zip(w.frames, boxes, strict=True)
+            for b in bs
+        ]
+    return [
+        np.ascontiguousarray(np.stack(images[i : i + step]).transpose(0, 3, 1, 2)) for i in range(0, len(images), step)
+    ]
+
+
+def torch_encoder(featurizer):
+    """The same backbone and weights in eager torch (runtime=torch), for the onnxruntime comparison."""
+    from vadctl.features import appearance_model as am
+    from vadctl.torch_compat import device
+
+    return am.AppearanceEncoder(
+        featurizer.name, featurizer.backbone, featurizer.resolved_weights(), device("cpu"), "torch"
+    )
 
 
 def timed(batches, forward) -> tuple[int, float]:
@@ -298,6 +310,11 @@ def main() -> None:
                 f.begin(info, clips)  # loads the model: not timed
             bare(name, featurizer, featurizers, windows, info, clips)  # warm-up: first calls set up kernels
             best_bare, best_extract, ratios = 0.0, 0.0, []
+            eager, runtime_ratios = None, []  # appearance: eager torch beside onnxruntime, same batches
+            if name in ("appearance", "appearance_regions"):
+                eager = torch_encoder(featurizer)
+                batches = appearance_batches(name, featurizer, featurizers, windows)
+                timed(batches[:1], eager.forward)  # warm-up
             for repeat in range(args.repeats):
                 store = work / f"store-{name}-{repeat}.zarr"
                 if repeat % 2:  # alternate the order, so drift in the machine's load cancels out
@@ -312,6 +329,10 @@ def main() -> None:
                 best_bare = max(best_bare, units_b / seconds_b)
                 best_extract = max(best_extract, units_e / seconds_e)
                 ratios.append((units_e / seconds_e) / (units_b / seconds_b))
+                if eager is not None:
+                    units_t, seconds_t = timed(batches, eager.forward)
+                    runtime_ratios.append((units_b / seconds_b) / (units_t / seconds_t))
+                    print(f"{name:13s} run {repeat + 1}: eager torch {units_t / seconds_t:8.2f} {UNITS[name]}/s")
                 print(
                     f"{name:13s} run {repeat + 1}: bare {units_b / seconds_b:8.2f} {UNITS[name]}/s, "
                     f"extract {units_e / seconds_e:8.2f} {UNITS[name]}/s ({units_e} {UNITS[name]})",
@@ -337,6 +358,10 @@ def main() -> None:
                 "ratio_best": round(best_extract / best_bare, 3),
                 "ratios": [round(r, 3) for r in ratios],
             }
+            if runtime_ratios:
+                row["onnxruntime_over_torch_median"] = round(float(np.median(runtime_ratios)), 3)
+                row["onnxruntime_over_torch"] = [round(r, 3) for r in runtime_ratios]
+                print(f"{name:13s} onnxruntime / eager torch (bare): median {row['onnxruntime_over_torch_median']:.2f}")
             results.append(row)
             print(
                 f"{name:13s} best: bare {best_bare:.2f}, extract {best_extract:.2f} {UNITS[name]}/s; "

@@ -13,10 +13,11 @@ so the former edges 0.5, 1, 2, 4, 8 left two of five bins always empty). With fi
 decide at fit time which ones carry variance (FUVAS's PCA keeps those), on slow and fast scenes.
 
 Stored values are the square roots of the clip's mean fractions (the Hellinger embedding of each
-cell's histograms): Euclidean distances between them are Hellinger distances, in which a small
-share of pixels in a rare bin (a cyclist's few fast pixels in a cell of walkers) weighs as much as
-a large shift among common bins; on raw fractions the dominant "still" bin swamps it. On the demo
-scene this lifted FUVAS from 0.972 to 0.996 frame AUROC (benchmarks/RESULTS.md).
+cell's histograms; `hellinger=False` stores the fractions): Euclidean distances between them are
+Hellinger distances, in which a small share of pixels in a rare bin (a cyclist's few fast pixels
+in a cell of walkers) weighs as much as a large shift among common bins; on raw fractions the
+dominant "still" bin swamps it. On the demo scene this lifts FUVAS's frame AUROC and its recall at
+the threshold (benchmarks/demo.py).
 """
 
 from __future__ import annotations
@@ -71,11 +72,19 @@ class Motion(Featurizer):
     stored_inputs = ("flow",)
     summary = "clip-level grid of flow magnitude/direction histograms (weight-free clip feature)"
 
-    def __init__(self, rows: int = 6, cols: int = 8, edges: tuple[float, ...] = LOG_EDGES, moving: float = 0.5):
+    def __init__(
+        self,
+        rows: int = 6,
+        cols: int = 8,
+        edges: tuple[float, ...] = LOG_EDGES,
+        moving: float = 0.5,
+        hellinger: bool = True,
+    ):
         self.rows = rows
         self.cols = cols
         self.edges = tuple(float(e) for e in edges)
         self.moving = float(moving)
+        self.hellinger = bool(hellinger)
         if rows < 1 or cols < 1:
             raise UsageError(f"motion: grid {rows}x{cols} must be at least 1x1")
         if not self.edges or any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
@@ -114,7 +123,8 @@ class Motion(Featurizer):
             frames = self._clips.frame_indices(start, self._n_frames)
             if frames[-1] >= available:
                 break
-            done.append(np.sqrt(np.mean([self._per_frame[i] for i in frames], axis=0)))
+            fractions = np.mean([self._per_frame[i] for i in frames], axis=0)
+            done.append(np.sqrt(fractions) if self.hellinger else fractions)
             self._next_clip += 1
         return np.stack(done) if done else np.zeros((0, self.channels, self.rows, self.cols), np.float32)
 

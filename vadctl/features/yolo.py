@@ -119,7 +119,8 @@ class OnnxDetector:
             height if isinstance(height, int) else DYNAMIC_SIZE,
             width if isinstance(width, int) else DYNAMIC_SIZE,
         )
-        self.batch_size = batch_size if not isinstance(batch, int) else batch
+        self.fixed_batch = batch if isinstance(batch, int) else None  # a fixed batch is filled up (padded)
+        self.batch_size = self.fixed_batch or batch_size
         if self.size[0] % STRIDES[-1] or self.size[1] % STRIDES[-1]:
             raise WeightsError(f"regions: {self.path}: input size {self.size} is not a multiple of 32")
         self.anchors = n_anchors(*self.size)
@@ -131,8 +132,13 @@ class OnnxDetector:
         outputs = self.session.get_outputs()
         shape = outputs[0].shape if outputs else []
         if len(shape) != 3 or not all(isinstance(d, int) for d in shape[1:]):
-            dummy = np.zeros((1, 3, *self.size), np.float32)
-            shape = list(self._run(dummy).shape)
+            dummy = np.zeros((self.fixed_batch or 1, 3, *self.size), np.float32)
+            try:
+                shape = list(self._run(dummy).shape)
+            except Exception as error:  # onnxruntime's own error types
+                raise WeightsError(
+                    f"regions: {self.path}: the model fails on a blank image ({_first_line(error)})"
+                ) from None
         self.n_classes = self._classes(shape)
 
     def _classes(self, shape) -> int:
@@ -191,7 +197,11 @@ class OnnxDetector:
         for start in range(0, len(frames), self.batch_size):
             chunk = frames[start : start + self.batch_size]
             batch, placements = self.prepare(chunk)
-            raw = self._run(batch)
+            if self.fixed_batch and len(batch) < self.fixed_batch:  # the file takes exactly this many images
+                batch = np.concatenate(
+                    [batch, np.zeros((self.fixed_batch - len(batch), *batch.shape[1:]), batch.dtype)]
+                )
+            raw = self._run(batch)[: len(chunk)]
             for image_raw, (ratio, offset), frame in zip(raw, placements, chunk, strict=True):
                 found.append(self.decode(image_raw, ratio, offset, frame.shape[:2]))
         return found
