@@ -11,7 +11,7 @@ reach (the demo's AI-VAD: μ = 83.6, σ = 659 against a bulk below 2), not > 10 
 Rules (K = 3):
   sigma      μ + Kσ                                  (the PLOVAD-based system's rule)
   mad        median + K · 1.4826 · MAD               (a Gaussian's σ from the median absolute deviation)
-  qsigma     median + K · (q84.13 − median)          (a Gaussian's σ from its upper half: tail-aware)
+  robust     median + K · (q84.13 − median)          (a Gaussian's σ from its upper half; vadctl's robust:3)
   logsigma   μ + Kσ of log(s − min + (median − min)), mapped back
   trimmed    μ + Kσ of the scores below their 99th percentile
   p99        the 99th percentile
@@ -59,7 +59,7 @@ def rules() -> dict:
     def p99(s):
         return np.percentile(s, 99)
 
-    return {"sigma": sigma, "mad": mad, "qsigma": qsigma, "logsigma": logsigma, "trimmed": trimmed, "p99": p99}
+    return {"sigma": sigma, "mad": mad, "robust": qsigma, "logsigma": logsigma, "trimmed": trimmed, "p99": p99}
 
 
 def heldout_scores(store_path: Path, model: str, params: dict) -> list[np.ndarray]:
