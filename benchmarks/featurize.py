@@ -11,10 +11,14 @@ alternate `--repeats` times, in alternating order; each pair gives a ratio and t
 reported, with the best rate of each (other processes on a shared machine slow whichever pass
 they overlap, so single figures are noisy). Weights are random with the real architectures
 (vadctl never downloads weights; compute does not depend on their values), saved to a temporary
-weights folder and loaded through vadctl's resolver like real files.
+weights folder and loaded through vadctl's resolver like real files; the YOLOX-nano detector
+(`yolox`: `regions` with `detector=yolox`) is the real ONNX file of ../shared/weights, skipped with a
+message where it is absent. `appearance`/`appearance_regions` run MobileNetV2 through onnxruntime
+(their default on CPU); their bare pass is onnxruntime on the preprocessed images.
 
   python benchmarks/featurize.py [--video ../shared/data/ped2/train/01.mp4] [--frames 64]
-      [--features clip,clip_regions,x3d,pose,raft] [--clip-model ViT-B-32] [--json out.json]
+      [--features clip,clip_regions,x3d,pose,raft,yolox,appearance,appearance_regions]
+      [--clip-model ViT-B-32] [--json out.json]
 """
 
 from __future__ import annotations
@@ -37,7 +41,19 @@ from safetensors.torch import save_file
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_VIDEO = HERE.parent.parent / "shared" / "data" / "ped2" / "train" / "01.mp4"
-UNITS = {"clip": "frames", "clip_regions": "regions", "x3d": "clips", "pose": "regions", "raft": "pairs"}
+UNITS = {
+    "clip": "frames",
+    "clip_regions": "regions",
+    "x3d": "clips",
+    "pose": "regions",
+    "raft": "pairs",
+    "yolox": "frames",
+    "appearance": "frames",
+    "appearance_regions": "regions",
+}
+FEATURE_OF = {"raft": "flow", "yolox": "regions"}  # benchmark name → the feature it extracts
+SHARED_WEIGHTS = HERE.parent.parent / "shared" / "weights"
+YOLOX_FILE = SHARED_WEIGHTS / "yolox_nano.onnx"  # the only detector weights here; read in place, never copied
 
 
 def trimmed_copy(video: Path, n_frames: int, folder: Path) -> Path:
@@ -80,12 +96,22 @@ def random_weights(folder: Path, features: list[str], clip_model: str) -> dict[s
         from vadctl import raft
 
         paths["raft_small"] = save_random(raft.build("raft_small").state_dict(), folder / "raft_small.safetensors")
+    if {"appearance", "appearance_regions"} & set(features):
+        from vadctl.features.appearance_model import build_trunk
+
+        trunk = build_trunk("appearance", "mobilenet_v2")
+        paths["mobilenet_v2"] = save_random(trunk.state_dict(), folder / "mobilenet_v2.safetensors")
+    if "yolox" in features:
+        (folder / "yolox.onnx").symlink_to(YOLOX_FILE)
+        paths["yolox"] = folder / "yolox.onnx"
     return paths
 
 
 def params_for(name: str, clip_model: str) -> dict:
     if name == "raft":
         return {"flow": {"method": "raft_small"}}
+    if name == "yolox":
+        return {"regions": {"detector": "yolox"}}
     params = {"clip": {"model": clip_model}, "clip_regions": {"model": clip_model}}.get(name, {})
     return {name: params} if params else {}
 
@@ -93,7 +119,8 @@ def params_for(name: str, clip_model: str) -> dict:
 def featurizers_for(name: str, clip_model: str):
     from vadctl.features import build
 
-    return build(["flow" if name == "raft" else name], params_for(name, clip_model)), "flow" if name == "raft" else name
+    feature = FEATURE_OF.get(name, name)
+    return build([feature], params_for(name, clip_model)), feature
 
 
 # ----- bare forward passes: inputs prepared first, only the model timed -----------------------------------
@@ -168,7 +195,43 @@ def bare(name: str, featurizer, featurizers, windows, info, clips) -> tuple[int,
         pairs = list(itertools.pairwise(frames))
         batches = [engine._prepare(pairs[i : i + engine.batch_size]) for i in range(0, len(pairs), engine.batch_size)]
         return timed(batches, engine._run)
+    if name == "yolox":
+        model = featurizer._detector.model
+        frames = np.concatenate([w.frames for w in windows])
+        batches = [model.prepare(frames[i : i + model.batch_size])[0] for i in range(0, len(frames), model.batch_size)]
+        return timed(batches, model._run)
+    if name in ("appearance", "appearance_regions"):
+        return timed(appearance_batches(name, featurizer, featurizers, windows), featurizer.encoder.forward)
     raise ValueError(name)
+
+
+def appearance_batches(name: str, featurizer, featurizers, windows) -> list[np.ndarray]:
+    """The backbone's input batches, preprocessed as the featurizer does (frames or region crops)."""
+    from vadctl.features import appearance_model as am
+
+    size, step = featurizer.size, featurizer.batch_size
+    if name == "appearance":
+        images = [am.frame_input(f, size) for w in windows for f in w.frames]
+    else:
+        images = [
+            am.crop_input(f, b, size)
+            for w, boxes in zip(windows, regions_of(windows, featurizers), strict=True)
+            for f, bs in zip(w.frames, boxes, strict=True)
+            for b in bs
+        ]
+    return [
+        np.ascontiguousarray(np.stack(images[i : i + step]).transpose(0, 3, 1, 2)) for i in range(0, len(images), step)
+    ]
+
+
+def torch_encoder(featurizer):
+    """The same backbone and weights in eager torch (runtime=torch), for the onnxruntime comparison."""
+    from vadctl.features import appearance_model as am
+    from vadctl.torch_compat import device
+
+    return am.AppearanceEncoder(
+        featurizer.name, featurizer.backbone, featurizer.resolved_weights(), device("cpu"), "torch"
+    )
 
 
 def timed(batches, forward) -> tuple[int, float]:
@@ -187,7 +250,7 @@ def extract(name: str, params: dict, video: Path, store: Path) -> tuple[int, flo
     from vadctl import api
     from vadctl.specs import FeatureSpec
 
-    requested = ["flow" if name == "raft" else name]
+    requested = [FEATURE_OF.get(name, name)]
     report = api.extract([video.parent], store, "train", requested, params, force=True)
     result = report.results[0]
     if result.status != "extracted":
@@ -196,7 +259,7 @@ def extract(name: str, params: dict, video: Path, store: Path) -> tuple[int, flo
     record = fs.video("train", result.video_id)
     key = next(k for k in result.written if k.startswith(requested[0] + "@"))
     entry = fs.entry(record, FeatureSpec.from_dict(record.features[key]))
-    units = int(entry.summary.get("rows", entry.summary["index"]))
+    units = int(entry.summary["index"] if name == "yolox" else entry.summary.get("rows", entry.summary["index"]))
     if name == "raft":
         units -= 1  # frame 0 has no pair
     return units, result.seconds
@@ -223,6 +286,9 @@ def main() -> None:
         names.remove("pose")
     if {"clip", "clip_regions", "x3d"} & set(names) and not extra_installed("open_clip", "pytorchvideo"):
         raise SystemExit("install the clip and x3d extras first: pip install -e '.[clip,x3d]' -c constraints.txt")
+    if "yolox" in names and not YOLOX_FILE.is_file():
+        print(f"yolox: skipped ({YOLOX_FILE} is absent; vadctl never downloads weights)")
+        names.remove("yolox")
     work = Path(tempfile.mkdtemp(prefix="vadctl-featurize-"))
     results = []
     try:
@@ -244,6 +310,11 @@ def main() -> None:
                 f.begin(info, clips)  # loads the model: not timed
             bare(name, featurizer, featurizers, windows, info, clips)  # warm-up: first calls set up kernels
             best_bare, best_extract, ratios = 0.0, 0.0, []
+            eager, runtime_ratios = None, []  # appearance: eager torch beside onnxruntime, same batches
+            if name in ("appearance", "appearance_regions"):
+                eager = torch_encoder(featurizer)
+                batches = appearance_batches(name, featurizer, featurizers, windows)
+                timed(batches[:1], eager.forward)  # warm-up
             for repeat in range(args.repeats):
                 store = work / f"store-{name}-{repeat}.zarr"
                 if repeat % 2:  # alternate the order, so drift in the machine's load cancels out
@@ -258,6 +329,10 @@ def main() -> None:
                 best_bare = max(best_bare, units_b / seconds_b)
                 best_extract = max(best_extract, units_e / seconds_e)
                 ratios.append((units_e / seconds_e) / (units_b / seconds_b))
+                if eager is not None:
+                    units_t, seconds_t = timed(batches, eager.forward)
+                    runtime_ratios.append((units_b / seconds_b) / (units_t / seconds_t))
+                    print(f"{name:13s} run {repeat + 1}: eager torch {units_t / seconds_t:8.2f} {UNITS[name]}/s")
                 print(
                     f"{name:13s} run {repeat + 1}: bare {units_b / seconds_b:8.2f} {UNITS[name]}/s, "
                     f"extract {units_e / seconds_e:8.2f} {UNITS[name]}/s ({units_e} {UNITS[name]})",
@@ -271,6 +346,9 @@ def main() -> None:
                     "x3d": "x3d_s",
                     "pose": "mediapipe 0.10.21 (complexity 1)",
                     "raft": "raft_small, 12 iterations",
+                    "yolox": "YOLOX-nano ONNX (416×416, batch 1), onnxruntime",
+                    "appearance": "MobileNetV2, onnxruntime, short side 224",
+                    "appearance_regions": "MobileNetV2, onnxruntime, crops 224×224",
                 }[name],
                 "units": UNITS[name],
                 "count": units_e,
@@ -280,6 +358,10 @@ def main() -> None:
                 "ratio_best": round(best_extract / best_bare, 3),
                 "ratios": [round(r, 3) for r in ratios],
             }
+            if runtime_ratios:
+                row["onnxruntime_over_torch_median"] = round(float(np.median(runtime_ratios)), 3)
+                row["onnxruntime_over_torch"] = [round(r, 3) for r in runtime_ratios]
+                print(f"{name:13s} onnxruntime / eager torch (bare): median {row['onnxruntime_over_torch_median']:.2f}")
             results.append(row)
             print(
                 f"{name:13s} best: bare {best_bare:.2f}, extract {best_extract:.2f} {UNITS[name]}/s; "

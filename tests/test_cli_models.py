@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from vadctl import defaults
 from vadctl.cli import app
 
 runner = CliRunner()
@@ -33,7 +34,7 @@ def scored(model_store, tmp_path_factory) -> dict:
 
 
 def test_fit_reports_features_threshold_and_file(scored):
-    assert "velocity=velocity@" in scored["fit"] and "threshold sigma:3" in scored["fit"]
+    assert "velocity=velocity@" in scored["fit"] and "threshold robust:3" in scored["fit"]
     assert "crossfit on 6 video(s)" in scored["fit"]
 
 
@@ -60,7 +61,9 @@ def test_scores_read_back_in_polars_pandas_and_duckdb(scored):
     assert frames["video_fingerprint"].n_unique() == 3 and frames["split"].unique().to_list() == ["fast"]
     meta = pl.read_parquet_metadata(path)
     assert meta["vadctl.store"] == str(Path(scored["store"]).resolve()) and meta["vadctl.split"] == "fast"
-    assert meta["vadctl.threshold_rule"] == "sigma:3" and "velocity" in json.loads(meta["vadctl.features"])
+    assert meta["vadctl.threshold_rule"] == defaults.THRESHOLD_RULE and "velocity" in json.loads(
+        meta["vadctl.features"]
+    )
     assert meta["vadctl.model_sha256"] == frames["model_sha256"][0] and meta["vadctl.version"]
     assert pd.read_parquet(path).shape == frames.shape
     con = duckdb.connect()

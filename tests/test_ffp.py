@@ -106,6 +106,15 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path, tmp_path_factory
     np.testing.assert_array_equal(scores_a, scores_b)
 
 
+def test_a_time_limit_stops_training_and_keeps_the_steps_done(tmp_path, tmp_path_factory):
+    """A budget in time (other jobs decide a shared CPU's speed): the model holds the steps done."""
+    store = FeatureStore(ffp_store(tmp_path_factory)["store"], read_only=True)
+    options = TrainOptions(time_limit=0.0, checkpoint_every=0)  # reached after the first step
+    fitted = fit_model(store, "ffp", RESUME_PARAMS, "train", out=tmp_path / "m.safetensors", training=options)
+    assert fitted.model.steps_ == 1 and load_model(tmp_path / "m.safetensors").model.steps_ == 1
+    assert any("time limit" in note and "step 1 of 6" in note for note in options.notes)
+
+
 def test_resume_refuses_missing_or_foreign_checkpoints(tmp_path, tmp_path_factory):
     store = FeatureStore(ffp_store(tmp_path_factory)["store"], read_only=True)
     path = tmp_path / "m.safetensors"

@@ -111,7 +111,7 @@ def test_model_parameters_are_checked(model_store):
         fit_model(store, "aivad", {"n_velocity_bins": 3}, "train")
     with pytest.raises(FeatureError, match="has no feature 'nope'"):
         fit_model(store, "fuvas", {"feature": "nope"}, "train")
-    with pytest.raises(FeatureError, match="frame-level"):
+    with pytest.raises(FeatureError, match="an embedding per clip or frame"):
         fit_model(store, "fuvas", {"feature": "velocity"}, "train")
     with pytest.raises(UsageError, match="no videos"):
         fit_model(store, "aivad", {}, "validation")

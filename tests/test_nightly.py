@@ -15,7 +15,7 @@ import pytest
 from nightly import camera_video, copy_archive, frame_counts, vadctl_run
 from typer.testing import CliRunner
 
-from vadctl import api, faults
+from vadctl import api, defaults, faults
 from vadctl.cli import app
 from vadctl.dataset import ResultsDataset
 
@@ -132,7 +132,7 @@ def test_results_read_with_polars_duckdb_and_pyarrow(job: Path):
     )
     part = next((results / "frames").rglob("*.parquet"))
     meta = pl.read_parquet_metadata(part)
-    assert meta["vadctl.split"] == "test" and meta["vadctl.threshold_rule"] == "sigma:3"
+    assert meta["vadctl.split"] == "test" and meta["vadctl.threshold_rule"] == defaults.THRESHOLD_RULE
     assert json.loads(meta["vadctl.features"])["velocity"].startswith("velocity@")
     assert meta["vadctl.store"] == str(job.parent / "archive.zarr") and "vadctl.version" in meta
 

@@ -21,9 +21,37 @@ def test_sigma_and_percentile_thresholds():
     assert cal.threshold("sigma:3") == pytest.approx(values.mean() + 3 * values.std())
     assert cal.threshold("percentile:99") == pytest.approx(np.percentile(values, 99), rel=1e-3)
     assert cal.normalize(np.array([cal.threshold()]))[0] == pytest.approx(3.0)
+    # robust:3 reads μ and σ from the median and the 84.13th percentile: on Gaussian scores it is μ + 3σ
+    assert cal.threshold("robust:3") == pytest.approx(cal.threshold("sigma:3"), rel=0.01)
+    assert cal.rule == "robust:3" and cal.warnings() == []
     for bad in ("sigma", "sigma:x", "percentile:101", "mad:3"):
         with pytest.raises(UsageError):
             parse_rule(bad)
+
+
+def test_a_heavy_tail_does_not_lift_the_robust_threshold_and_fit_warns_about_bad_ones():
+    """The demo's case: a few held-out videos with extreme scores (a density model's degenerate
+    directions) made μ + 3σ = 2,061 against a bulk below 2, so nothing was ever flagged."""
+    rng = np.random.default_rng(1)
+    bulk = [VideoScores(f"{i}", np.abs(rng.normal(0.4, 0.3, 120))) for i in range(6)]
+    wild = [VideoScores("w", np.concatenate([np.abs(rng.normal(0.4, 0.3, 110)), rng.uniform(100, 8000, 10)]))]
+    cal = Calibration.from_scores(bulk + wild, "crossfit")
+    assert cal.std > 500 and cal.threshold("sigma:3") > 1000
+    assert 1.0 < cal.threshold() < 2.0  # the bulk's upper edge: still reachable
+    assert 0 < cal.flagged_share() < 0.10 and cal.warnings() == []
+    (tail,) = cal.warnings("sigma:3")
+    assert "σ̂ above the median" in tail and "\n" not in tail
+    (many,) = cal.warnings("percentile:80")
+    assert "flags 20% of the" in many
+    (none,) = calibration(rng.normal(0, 1, 500)).warnings("sigma:40")
+    assert "far above every held-out normal score" in none
+
+
+def test_model_files_written_before_robust_rules_keep_their_rule():
+    cal = Calibration.from_meta(
+        {"mean": 1.0, "std": 0.5, "n_frames": 2, "videos": ["a"], "method": "x"}, np.zeros(1001)
+    )
+    assert cal.rule == "sigma:3" and cal.threshold() == pytest.approx(2.5)
 
 
 def test_frames_table_columns_and_flags():

@@ -363,12 +363,14 @@ def fit(
     device: str | None = None,
     resume: bool = False,
     checkpoint_every: int = 100,
+    time_limit: float | None = None,
     progress: ProgressArg = None,
 ) -> Path:
     """Fit `model` on the cached features of `split` and save it (default:
     stores/models/<model>.safetensors); returns the model file's path.
 
-    `epochs`, `steps` and `device` are shorthands for the parameters of models that train in steps.
+    `epochs`, `steps` and `device` are shorthands for the parameters of models that train in steps;
+    `time_limit` (seconds of training) stops them early, keeping the steps done.
     """
     from vadctl.options import parse_assignments
     from vadctl.pipeline import fit_model
@@ -380,7 +382,7 @@ def fit(
         if value is not None:
             values[key] = value
     path = Path(out) if out is not None else defaults.model_path(model)
-    training = TrainOptions(resume=resume, checkpoint_every=checkpoint_every, progress=report)
+    training = TrainOptions(resume=resume, checkpoint_every=checkpoint_every, progress=report, time_limit=time_limit)
     try:
         result = fit_model(
             _readable(store),
@@ -396,6 +398,8 @@ def fit(
     finally:
         for note in training.notes:
             report.note(note)
+    for warning in result.warnings:  # one line each: the threshold may flag too much or nothing
+        report.note(f"warning: {warning}")
     return result.path
 
 

@@ -13,7 +13,9 @@ STORE_ENV = "VADCTL_STORE"
 MODELS_DIR = Path("stores/models")
 SCORES = Path("stores/scores.parquet")
 
-FEATURES = ("frames", "flow", "regions", "velocity")  # what `vadctl extract` computes by default
+# what `vadctl extract` computes by default: what the default models read (frames: FFP and the
+# scene-aware model; velocity on regions: AI-VAD; motion: FUVAS)
+FEATURES = ("frames", "flow", "regions", "velocity", "motion")
 WINDOW = 32  # frames decoded at a time (bounds memory)
 CLIP_LENGTH, CLIP_STRIDE, FRAME_STEP = 16, 8, 1
 WAIT_SECONDS = 3600.0  # how long extract waits for videos another run holds
@@ -27,7 +29,9 @@ WORKERS = 1
 # store's chunk boundaries; a 10-hour video then keeps every worker busy instead of one.
 SEGMENT_FRAMES = 9000
 
-THRESHOLD_RULE = "sigma:3"  # μ+3σ of held-out normal frames (the PLOVAD-based system's rule)
+# μ+3σ of held-out normal frames (the PLOVAD-based system's rule), μ and σ read robustly: median + 3·σ̂,
+# σ̂ = q84.13 − median (vadctl.scoring)
+THRESHOLD_RULE = "robust:3"
 VALIDATION_FRACTION = 0.2
 TRAIN_SPLIT, TEST_SPLIT = "train", "test"
 

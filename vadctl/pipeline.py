@@ -61,6 +61,7 @@ class FitResult:
     seconds: float
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # one line each, about the threshold
 
 
 def usable_videos(store: FeatureStore, split: str, videos: Sequence[str] | None = None) -> list[str]:
@@ -131,6 +132,7 @@ def _fit(store, name, params, split, validation_fraction, seed, rule, out, train
         method = "holdout"
     calibration = Calibration.from_scores(heldout, method, rule)
     result = FitResult(model, calibration, fit_videos, time.perf_counter() - started)
+    result.warnings.extend(calibration.warnings())
     if training is not None:
         result.notes.extend(training.notes)
     if out is not None:

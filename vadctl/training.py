@@ -50,6 +50,10 @@ class TrainOptions:
     checkpoint_every: int = 100
     progress: Progress = field(default_factory=Progress)
     notes: list[str] = field(default_factory=list)  # what the run did, for the caller to print
+    # Stop after the step that reaches this much training time (seconds, resumed runs included):
+    # a budget in time, not steps, for machines whose speed other jobs decide. The model then
+    # holds the steps done; resuming with --resume continues from there.
+    time_limit: float | None = None
 
 
 def checkpoint_dir_for(model_path: Path) -> Path:
@@ -86,6 +90,7 @@ class Checkpoint:
 class TrainSummary:
     history: list[dict[str, float]]  # mean losses per `history_every` steps
     seconds: float  # training time summed over the interrupted and resumed runs
+    steps: int = 0  # steps done (fewer than asked when the time limit stopped the run)
 
 
 def _optimizer_parts(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -286,10 +291,18 @@ def train(run: Run, options: TrainOptions) -> TrainSummary:
                     raise KeyboardInterrupt
                 if options.checkpoint_every > 0 and step % options.checkpoint_every == 0 and step < run.total_steps:
                     save(step)
+                if options.time_limit is not None and seconds() >= options.time_limit and step < run.total_steps:
+                    if pending:
+                        history.append({"step": step, **{k: float(np.mean(v)) for k, v in pending.items()}})
+                        pending = {}
+                    options.notes.append(
+                        f"time limit {options.time_limit:.0f} s reached at step {step} of {run.total_steps}"
+                    )
+                    break
         if step > start or not (folder and (folder / CHECKPOINT_FILE).exists()):
             save(step)
     finally:
         options.progress.train_finished()
         for module in run.modules.values():
             module.eval()
-    return TrainSummary(history, seconds())
+    return TrainSummary(history, seconds(), step)

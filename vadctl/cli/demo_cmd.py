@@ -41,16 +41,26 @@ def register(app: typer.Typer) -> None:
                 f"({report.frames} frames, {human_seconds(report.seconds)})"
             )
         kinds = _kinds(result.data.labels.parent)
-        table = Table(title="demo results (frame-level AUROC on the test videos)", title_justify="left")
+        table = Table(
+            title="demo results (frame-level AUROC on the test videos; recall and false-positive rate at each "
+            "model's threshold)",
+            title_justify="left",
+        )
         table.add_column("model")
         table.add_column("micro", justify="right")
         table.add_column("macro", justify="right")
         for video, kind in kinds.items():
             table.add_column(f"{video} {kind}", justify="right")
+        table.add_column("recall @thr", justify="right")
+        table.add_column("FPR @thr", justify="right")
         for name, metrics in result.metrics.items():
             per_video = {v["video"]: v["auroc"] for v in metrics["videos"]}
             cells = [f"{per_video[v]:.3f}" if per_video.get(v) is not None else "–" for v in kinds]
-            table.add_row(name, f"{metrics['micro_auroc']:.3f}", f"{metrics['macro_auroc']:.3f}", *cells)
+            c = metrics.get("confusion") or {"fp": 0, "tn": 0}
+            fpr = c["fp"] / (c["fp"] + c["tn"]) if c["fp"] + c["tn"] else 0.0
+            recall = f"{metrics['recall']:.2f}" if metrics.get("recall") is not None else "–"
+            micro, macro = f"{metrics['micro_auroc']:.3f}", f"{metrics['macro_auroc']:.3f}"
+            table.add_row(name, micro, macro, *cells, recall, f"{fpr:.2f}")
         out.print(table)
         out.print(f"store:  {result.store}")
         for name in result.models:

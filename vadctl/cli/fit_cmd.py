@@ -29,7 +29,9 @@ def register(app: typer.Typer) -> None:
         ),
         param: list[str] = typer.Option([], "--param", "-p", help="Model parameter KEY=VALUE (repeatable)."),
         threshold: str = typer.Option(
-            defaults.THRESHOLD_RULE, help="Default threshold rule: sigma:K (μ+Kσ) or percentile:P."
+            defaults.THRESHOLD_RULE,
+            help="Threshold rule on held-out normal scores: robust:K (median + Kσ̂, σ̂ = q84.13 − median), "
+            "sigma:K (μ+Kσ) or percentile:P.",
         ),
         validation_fraction: float = typer.Option(
             defaults.VALIDATION_FRACTION,
@@ -41,6 +43,9 @@ def register(app: typer.Typer) -> None:
         device: str | None = typer.Option(None, help="Neural models: auto, cpu or cuda[:i] (= -p device=…)."),
         resume: bool = typer.Option(False, help="Neural models: continue from the checkpoint in <out>.ckpt/."),
         checkpoint_every: int = typer.Option(100, help="Neural models: save a checkpoint every N steps."),
+        time_limit: float | None = typer.Option(
+            None, help="Neural models: stop after this many minutes of training (the steps done are kept)."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Fit a model on the cached features of a split and save it (safetensors + JSON)."""
@@ -72,6 +77,7 @@ def register(app: typer.Typer) -> None:
                 device=device,
                 resume=resume,
                 checkpoint_every=checkpoint_every,
+                time_limit=None if time_limit is None else time_limit * 60,
                 progress=RichTrainProgress(quiet),
             )
         except KeyboardInterrupt:
@@ -91,9 +97,11 @@ def register(app: typer.Typer) -> None:
         )
         threshold_value = header["calibration"].get("threshold")
         shown = f"{threshold_value:.6g} " if threshold_value is not None else ""
+        robust = f"median {cal['median']:.6g}, σ̂ {cal['robust_std']:.6g}, " if "median" in cal else ""
+        flagged = f"; flags {cal['flagged']:.1%} of them" if "flagged" in cal else ""
         say.print(
-            f"threshold {cal['rule']}: {shown}(μ={cal['mean']:.6g}, σ={cal['std']:.6g} over "
-            f"{cal['n_frames']} held-out normal frames, {cal['method']} on {len(cal['videos'])} video(s))"
+            f"threshold {cal['rule']}: {shown}({robust}μ {cal['mean']:.6g}, σ {cal['std']:.6g} over "
+            f"{cal['n_frames']} held-out normal frames, {cal['method']} on {len(cal['videos'])} video(s){flagged})"
         )
         if scratch is not None:
             with written.open("rb") as handle:
@@ -189,7 +197,7 @@ def _describe_file(path: Path) -> None:
     cal = header["calibration"]
     out.print(
         f"  calibration: {cal['method']} on {len(cal['videos'])} video(s), {cal['n_frames']} frames, "
-        f"μ={cal['mean']:.6g}, σ={cal['std']:.6g}, rule {cal['rule']}"
+        f"μ={cal['mean']:.6g}, σ={cal['std']:.6g}, rule {cal.get('rule', 'sigma:3')}"
     )
     prov = header["provenance"]
     if "store" in prov:

@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
             None,
             help="Region scores (Parquet) [default: beside --out as <name>.regions.parquet; none with --out -].",
         ),
-        threshold: str | None = typer.Option(None, help="Override the model's rule: sigma:K or percentile:P."),
+        threshold: str | None = typer.Option(
+            None, help="Override the model's rule: robust:K, sigma:K or percentile:P."
+        ),
         videos: str | None = typer.Option(None, help="Only these comma-separated video ids."),
         backend: str = typer.Option("torch", help="Neural models: run the network with torch or onnx."),
         onnx: Path | None = typer.Option(

@@ -2,7 +2,7 @@
 
 A weighted featurizer's identity is its parameters plus the sha256 of its weights (never their
 path), so moving a file keeps cached features and other weights make a new entry. Parameters that
-change how it runs but not what it computes (`device`, `batch_size`) stay out of the identity.
+change how it runs but not what it computes (`device`, `batch_size`, `runtime`) stay out of the identity.
 Everything that can be checked without running the model is checked when the spec is computed
 (before any video): the extra is installed, the weights are found and hold the model's tensors.
 Featurizers whose weights depend on a parameter (flow's RAFT backend, regions' detectors) use the
@@ -18,7 +18,7 @@ from vadctl.features.base import Featurizer
 from vadctl.torch_compat import extra_installed
 from vadctl.weights import ResolvedWeights, WeightFile, WeightResolver
 
-EXECUTION_PARAMS = ("device", "batch_size")
+EXECUTION_PARAMS = ("device", "batch_size", "runtime")
 
 
 class UsesWeights:

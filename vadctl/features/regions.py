@@ -116,11 +116,13 @@ class Regions(UsesWeights, Featurizer):
     RegionExtractor: box area > `min_bbox_area`, then overlap removal by `max_bbox_overlap`.
     `dilation` (pixels, 0 = off as in AI-VAD) joins fragments of one object before labelling.
 
-    With `detector` (`maskrcnn_v2` as AI-VAD, or `maskrcnn`; local weights, see
-    `vadctl.features.detector`), frame t's regions are the detector's boxes scoring above
-    `box_score_thresh` plus, with `foreground`, the foreground components outside them, filtered as
-    AI-VAD does (`persons_only` keeps COCO persons only). Detector parameters join the feature's
-    identity only when a detector is set, so foreground-only entries keep their identity.
+    With `detector` (`maskrcnn_v2` as AI-VAD, or `maskrcnn`; ONNX `yolox` or `yolov8`; local
+    weights, see `vadctl.features.detector`), frame t's regions are the detector's boxes scoring
+    above `box_score_thresh` plus, with `foreground`, the foreground components outside them,
+    filtered as AI-VAD does (`persons_only` keeps persons only). Both default per detector family
+    (`detector.DEFAULT_SCORE_THRESH`, `detector.DEFAULT_FOREGROUND`); the values used join the
+    feature's identity. Detector parameters join it only when a detector is set, so foreground-only
+    entries keep their identity.
     """
 
     name = "regions"
@@ -135,9 +137,9 @@ class Regions(UsesWeights, Featurizer):
         max_bbox_overlap: float = 0.65,
         dilation: int = 0,
         detector: str | None = None,
-        box_score_thresh: float = 0.8,
+        box_score_thresh: float | None = None,
         persons_only: bool = False,
-        foreground: bool = True,
+        foreground: bool | None = None,
     ):
         self.kernel_size = kernel_size
         self.binary_threshold = binary_threshold
@@ -148,12 +150,12 @@ class Regions(UsesWeights, Featurizer):
         self.box_score_thresh = box_score_thresh
         self.persons_only = persons_only
         self.foreground = foreground
-        self._detector: detectors.Detector | None = None
+        self._detector = None
         if detector is not None and detector not in detectors.VARIANTS:
             raise UsageError(f"regions.detector={detector!r}: use one of {', '.join(detectors.VARIANTS)}")
-        if detector is None and (persons_only or not foreground or box_score_thresh != 0.8):
+        if detector is None and (persons_only or foreground is not None or box_score_thresh is not None):
             raise UsageError("regions.persons_only, .foreground and .box_score_thresh need regions.detector")
-        if not 0 <= box_score_thresh <= 1:
+        if box_score_thresh is not None and not 0 <= box_score_thresh <= 1:
             raise UsageError(f"regions.box_score_thresh={box_score_thresh}: must be in [0, 1]")
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise UsageError(f"regions.kernel_size={kernel_size}: must be a positive odd number")
@@ -164,25 +166,37 @@ class Regions(UsesWeights, Featurizer):
         if dilation < 0:
             raise UsageError(f"regions.dilation={dilation}: must be ≥ 0")
 
+    @property
+    def merge_foreground(self) -> bool:
+        """`foreground`, or the detector family's default when not given."""
+        if self.foreground is None:
+            return detectors.DEFAULT_FOREGROUND.get(self.detector, True)
+        return bool(self.foreground)
+
+    @property
+    def score_thresh(self) -> float | None:
+        """`box_score_thresh`, or the detector family's default when not given."""
+        if self.detector is None:
+            return None
+        return detectors.DEFAULT_SCORE_THRESH[self.detector] if self.box_score_thresh is None else self.box_score_thresh
+
     def get_params(self) -> dict:
         params = super().get_params()
         if self.detector is None:  # foreground-only regions keep the identity they had before detectors
-            params = {k: v for k, v in params.items() if k not in DETECTOR_PARAMS}
-        return params
+            return {k: v for k, v in params.items() if k not in DETECTOR_PARAMS}
+        return {**params, "box_score_thresh": self.score_thresh, "foreground": self.merge_foreground}  # as used
 
     def weight_file(self) -> WeightFile | None:
         return detectors.weight_file(self.detector) if self.detector else None
 
     def check_weights(self, weights) -> None:
-        detectors.check(self.detector, self.box_score_thresh, weights)
+        detectors.check(self.detector, self.score_thresh, weights)
 
     def begin(self, info: VideoInfo, clips: ClipSpec) -> None:
         if self.detector is not None and self._detector is None:
             weights = self.resolved_weights()
-            key = (self.detector, weights.sha256, self.box_score_thresh)
-            self._detector = shared(
-                "detector", key, lambda: detectors.Detector(self.detector, weights, self.box_score_thresh)
-            )
+            key = (self.detector, weights.sha256, self.score_thresh)
+            self._detector = shared("detector", key, lambda: detectors.load(self.detector, weights, self.score_thresh))
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
         return {
@@ -232,7 +246,7 @@ class Regions(UsesWeights, Featurizer):
         merged = []
         for (_, before, current), found in zip(window.gray_pairs(), self._detector.detect(window.frames), strict=True):
             mask = None
-            if self.foreground and before is not None:
+            if self.merge_foreground and before is not None:
                 mask = foreground_mask(before, current, self.kernel_size, self.binary_threshold, self.dilation)
             merged.append(merge_detections(*found, mask, self.persons_only, self.min_bbox_area, self.max_bbox_overlap))
         columns = list(zip(*merged, strict=True))

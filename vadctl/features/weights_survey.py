@@ -21,6 +21,12 @@ VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("flow", {"method": "raft_small"}),
     ("regions", {"detector": "maskrcnn_v2"}),
     ("regions", {"detector": "maskrcnn"}),
+    ("regions", {"detector": "yolox"}),
+    ("regions", {"detector": "yolov8"}),
+    ("appearance", {}),
+    ("appearance_regions", {}),
+    ("appearance", {"backbone": "resnet18"}),
+    ("appearance", {"backbone": "resnet50"}),
 )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vadctl.errors import FeatureError, UsageError
-from vadctl.models.base import Capabilities, VadModel, has_feature, pick_feature, source_scale
+from vadctl.models.base import Capabilities, VadModel, _newest_version, pick_feature, source_scale
 from vadctl.models.density import GMMDensity, KNNDistance, crossfit_scores
 from vadctl.models.registry import register
 from vadctl.models.velocity_bins import check_layout, merge_bins
@@ -28,6 +28,7 @@ from vadctl.specs import FeatureSpec
 from vadctl.store import FeatureStore
 
 TYPES = ("velocity", "pose", "deep")
+DEEP_FEATURES = ("clip_regions", "appearance_regions")  # deep_feature="auto": the first one extracted
 
 
 @dataclass
@@ -49,7 +50,10 @@ class AiVad(VadModel):
 
     name = "aivad"
     summary = "AI-VAD: velocity GMM + pose/deep kNN on regions, leave-video-out calibration"
-    needs = "velocity (required); pose and clip_regions when extracted (AI-VAD's pose and deep features)"
+    needs = (
+        "velocity (required); pose and clip_regions or appearance_regions when extracted "
+        "(AI-VAD's pose and deep features)"
+    )
     capabilities = Capabilities(crossfit=True)
 
     def __init__(
@@ -66,7 +70,7 @@ class AiVad(VadModel):
         n_folds: int = 10,
         velocity_feature: str = "velocity",
         pose_feature: str = "pose",
-        deep_feature: str = "clip_regions",
+        deep_feature: str = "auto",
         random_state: int = 0,
     ):
         self.n_velocity_bins = n_velocity_bins
@@ -93,18 +97,54 @@ class AiVad(VadModel):
         }
         return {kind: ref for kind, (use, ref) in wanted.items() if use}
 
+    def _candidates(self, store: FeatureStore, split: str, kind: str, ref: str) -> list[FeatureSpec]:
+        """Committed entries a role could use (`deep_feature="auto"`: CLIP crops, else ImageNet ones)."""
+        refs = DEEP_FEATURES if kind == "deep" and ref == "auto" else (ref,)
+        for each in refs:
+            found = store.candidates(each, split)
+            if found:
+                return _newest_version(found)
+        return []
+
     def select_features(self, store: FeatureStore, split: str) -> dict[str, FeatureSpec]:
-        chosen: dict[str, FeatureSpec] = {}
-        for kind, ref in self._wanted().items():
-            if kind == "velocity" or has_feature(store, split, ref.partition("@")[0]):
-                chosen[kind] = pick_feature(store, split, ref, f"{kind} ({ref})", self.name)
-        if not chosen:
+        """One entry per attribute type, all computed on the same `regions` entry.
+
+        A store can hold attributes on several region entries (foreground boxes, detector boxes):
+        the regions that carry velocity and the most other attribute types win; a tie is an error
+        that names the entries, so the user can pick one with NAME@HASH.
+        """
+        wanted = self._wanted()
+        if not wanted:
             raise UsageError("aivad: all feature types are switched off (use_*_features)")
-        upstream = {spec.params.get("upstream", {}).get("regions") for spec in chosen.values()}
-        if len(upstream) != 1 or None in upstream:
-            keys = ", ".join(spec.key for spec in chosen.values())
-            raise FeatureError(f"aivad: features {keys} were computed on different regions; re-extract them together")
-        chosen["regions"] = pick_feature(store, split, f"regions@{upstream.pop()}", "regions", self.name)
+        by_regions: dict[str, dict[str, list[FeatureSpec]]] = {}
+        for kind, ref in wanted.items():
+            for spec in self._candidates(store, split, kind, ref):
+                regions = spec.params.get("upstream", {}).get("regions")
+                if regions is not None:
+                    by_regions.setdefault(regions, {}).setdefault(kind, []).append(spec)
+        if "velocity" in wanted:
+            if not any("velocity" in kinds for kinds in by_regions.values()):
+                pick_feature(store, split, wanted["velocity"], f"velocity ({wanted['velocity']})", self.name)
+            by_regions = {r: kinds for r, kinds in by_regions.items() if "velocity" in kinds}
+        if not by_regions:
+            names = ", ".join(wanted.values())
+            raise FeatureError(f"aivad: split {split!r} of {store.path} has none of its features ({names})")
+        most = max(len(kinds) for kinds in by_regions.values())
+        best = [r for r, kinds in by_regions.items() if len(kinds) == most]
+        if len(best) > 1:
+            keys = ", ".join(sorted(spec.key for r in best for specs in by_regions[r].values() for spec in specs))
+            raise FeatureError(
+                f"aivad: the features {keys} were computed on {len(best)} different regions entries; "
+                "name the ones to use, e.g. -p velocity_feature=velocity@HASH"
+            )
+        chosen: dict[str, FeatureSpec] = {}
+        for kind, specs in by_regions[best[0]].items():
+            if len(specs) > 1:
+                keys = ", ".join(sorted(spec.key for spec in specs))
+                raise FeatureError(f"aivad: {kind} feature is ambiguous: {keys}; name one as NAME@HASH")
+            chosen[kind] = specs[0]
+        chosen = {kind: chosen[kind] for kind in TYPES if kind in chosen}
+        chosen["regions"] = pick_feature(store, split, f"regions@{best[0]}", "regions", self.name)
         self.features_ = chosen
         return chosen
 

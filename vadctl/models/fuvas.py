@@ -1,8 +1,10 @@
 """FUVAS: low-rank (PCA) reconstruction of clip features (anomalib's FUVAS / DFM on video clips).
 
 Clip features (X3D `blocks.4` when extracted; any clip-level feature otherwise, e.g. the
-weight-free `motion` grid) are flattened; PCA keeps `pca_level` of their variance; a clip's score
-is its squared reconstruction error, spread to the frames the clip covers. When the feature keeps
+weight-free `motion` grid; or, named with `feature`, a frame-level embedding such as `appearance`,
+averaged over each clip's frames of the video's clip table) are flattened; PCA keeps `pca_level`
+of their variance; a clip's score is its squared reconstruction error, spread to the frames the
+clip covers. When the feature keeps
 space (channels × rows × cols, or channels × time × rows × cols), the error summed over channels
 (and time) is a map over cells; cells above μ+3σ of held-out cell errors become regions.
 """
@@ -46,7 +48,10 @@ def clip_frame_scores(clips: np.ndarray, clip_scores: np.ndarray, n_frames: int)
 class Fuvas(VadModel):
     name = "fuvas"
     summary = "FUVAS: PCA reconstruction error of clip features, with spatial error maps"
-    needs = "a clip-level feature: x3d when extracted, else motion (weight-free), else any clip-level entry"
+    needs = (
+        "a clip-level feature: x3d when extracted, else motion (weight-free), else any clip-level entry; "
+        "or a frame embedding named with -p feature=appearance (averaged per clip)"
+    )
     capabilities = Capabilities(crossfit=True)
 
     def __init__(
@@ -75,16 +80,21 @@ class Fuvas(VadModel):
                     "run `vadctl extract … --features motion` (or x3d with weights)"
                 )
             spec = pick_feature(store, split, name, "clip-level", self.name)
-        if spec.axis != "clip":
-            raise FeatureError(f"fuvas needs a clip-level feature; {spec.key} is frame-level")
         self.features_ = {"clips": spec}
         return self.features_
 
     def _load(self, store: FeatureStore, split: str, video_id: str):
         record = store.video(split, video_id)
         entry = store.entry(record, self.features_["clips"])
+        if "embedding" not in entry.array_names:
+            raise FeatureError(f"fuvas needs a feature with an embedding per clip or frame; {entry.spec.key} has none")
         values = entry["embedding"].astype(np.float32)
-        return record, entry.clips(), values
+        if entry.spec.axis == "clip":
+            return record, entry.clips(), values
+        if entry.offsets is not None or values.ndim != 2:
+            raise FeatureError(f"fuvas: {entry.spec.key} is not one vector per frame; it cannot make clip features")
+        clips = store.clip_table(record)
+        return record, clips, np.stack([values[start:stop].mean(axis=0) for start, stop in clips])
 
     def _errors(self, pca: PCA, flat: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
         """(clip errors, per-cell error maps or None): squared reconstruction error."""

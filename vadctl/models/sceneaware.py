@@ -259,7 +259,7 @@ class SceneAware(NeuralModel):
         summary = train(run, self.training_options())
         self.history_ = summary.history
         self.train_seconds_ = summary.seconds
-        self.steps_ = total
+        self.steps_ = summary.steps
         self.scenes_ = labels_of if scenes else []
         self.net_ = net.eval()
         return self

@@ -143,4 +143,4 @@ def train_generator(
         step,
     )
     summary = train(run, options)
-    return Trained(generator.eval(), summary.history, summary.seconds, total, flow_sha)
+    return Trained(generator.eval(), summary.history, summary.seconds, summary.steps, flow_sha)
