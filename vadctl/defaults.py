@@ -12,6 +12,8 @@ STORE = Path("stores/default.zarr")  # relative to the working directory, like a
 STORE_ENV = "VADCTL_STORE"
 MODELS_DIR = Path("stores/models")
 SCORES = Path("stores/scores.parquet")
+INFER_SCORES = Path("stores/infer/scores.parquet")
+INFER_SPLIT = "infer"  # where `vadctl infer` keeps new files' features, apart from train and test
 
 FEATURES = ("frames", "flow", "regions", "velocity")  # what `vadctl extract` computes by default
 WINDOW = 32  # frames decoded at a time (bounds memory)

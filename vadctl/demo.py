@@ -4,7 +4,11 @@ A static camera over a one-way walkway: textured pedestrians walk left to right 
 below a lawn that nobody enters. Training videos hold only that. Each test video adds one kind of
 anomaly: a cyclist far faster than walkers, a pedestrian walking against the flow, or someone who
 steps onto the lawn and loiters there. Ground truth is the frames in which the anomalous actor is
-doing the anomalous thing. Everything is generated from a seed, so the demo is reproducible.
+doing the anomalous thing (labels.csv: video,frame,label,class, the class being the anomaly kind).
+For weak supervision, `n_weak` more training videos each show one anomaly and are labelled only
+at the video level (video_labels.csv: video,label,class; train/ videos normal, weak/ anomalous).
+Every video's crowd density is drawn from the same range, normal or not, so nothing but the
+anomaly tells them apart. Everything is generated from a seed, so the demo is reproducible.
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ WIDTH, HEIGHT, FPS = 320, 192, 15
 WALKWAY = (92, 176)  # y range where feet may be
 LAWN = (0, 70)  # y range of the lawn (the forbidden zone)
 WALK_SPEED = (1.4, 2.4)  # px / frame
-ANOMALIES = ("fast", "against", "loiter")
+ANOMALIES = ("fast", "against", "loiter")  # the demo's kinds, in turn
+# "bike": a cyclist only about twice a walker's pace, close to Ped2's cyclists (not in the default
+# cycle; the weak-supervision study uses it for a hard case)
+KINDS = (*ANOMALIES, "bike")
+DENSITY = (0.04, 0.06)  # walkers entering per frame, drawn per video
 
 
 @dataclass
@@ -113,9 +121,10 @@ def _normal_crowd(rng: np.random.Generator, n_frames: int, density: float) -> li
 
 def _anomaly(kind: str, rng: np.random.Generator, n_frames: int) -> Actor:
     start = int(rng.integers(n_frames // 4, n_frames // 3))
-    if kind == "fast":
+    if kind in ("fast", "bike"):
         actor = Actor("cyclist", 24, 16, _texture(rng, 24, 16, 200))
-        _walk(actor, rng, start, n_frames, +1, float(rng.uniform(6.5, 8.0)))
+        speed = (6.5, 8.0) if kind == "fast" else (3.6, 4.4)
+        _walk(actor, rng, start, n_frames, +1, float(rng.uniform(*speed)))
     elif kind == "against":
         actor = _walker(rng)
         _walk(actor, rng, start, n_frames, -1, float(rng.uniform(*WALK_SPEED)))
@@ -175,29 +184,64 @@ class DemoData:
     test: Path
     labels: Path
     test_kinds: dict[str, str]
+    weak: Path | None = None
+    video_labels: Path | None = None
 
 
-def generate(root: Path, n_train: int = 8, n_test: int = 4, n_frames: int = 120, seed: int = 7) -> DemoData:
-    """Write train/*.mp4 (normal only), test/*.mp4 (one anomaly kind each, first one normal) and
-    labels.csv (video,frame,label) under `root`."""
+def test_kind(i: int, n_test: int) -> str | None:
+    """The anomaly of test video i: the first is normal when there are more videos than kinds."""
+    lead = n_test > len(ANOMALIES)
+    return None if i == 0 and lead else ANOMALIES[(i - lead) % len(ANOMALIES)]
+
+
+def generate(
+    root: Path,
+    n_train: int = 8,
+    n_test: int = 4,
+    n_frames: int = 120,
+    seed: int = 7,
+    n_weak: int = 0,
+    density: tuple[float, float] = DENSITY,
+    weak_density: tuple[float, float] | None = None,
+    kinds: list[str | None] | None = None,
+    weak_kinds: tuple[str, ...] = ANOMALIES,
+) -> DemoData:
+    """Write train/*.mp4 (normal only), test/*.mp4 (one anomaly kind each, first one normal, or
+    the given `kinds`), labels.csv (video,frame,label,class) and, with `n_weak`, weak/w*.mp4 (one
+    anomaly each, kinds in turn) with video_labels.csv under `root`. `weak_density` (default:
+    `density`) lets a study make the weak anomalous videos more crowded than the normal ones."""
     root = Path(root)
     rng = np.random.default_rng(seed)
+
+    def density_of(span: tuple[float, float]) -> float:
+        return float(rng.uniform(*span))
+
     for i in range(n_train):
-        frames, _ = render_video(rng, n_frames, None)
+        frames, _ = render_video(rng, n_frames, None, density_of(density))
         write_mp4(root / "train" / f"{i + 1:02d}.mp4", frames)
-    kinds = {}
-    rows = ["video,frame,label"]
+    test_kinds = {}
+    rows = ["video,frame,label,class"]
     for i in range(n_test):
-        kind = None if i == 0 and n_test > len(ANOMALIES) else ANOMALIES[(i - (n_test > len(ANOMALIES))) % 3]
+        kind = kinds[i] if kinds is not None else test_kind(i, n_test)
         video = f"{i + 1:02d}"
-        frames, labels = render_video(rng, n_frames, kind)
+        frames, labels = render_video(rng, n_frames, kind, density_of(density))
         write_mp4(root / "test" / f"{video}.mp4", frames)
-        kinds[video] = kind or "normal"
-        rows += [f"{video},{t},{int(v)}" for t, v in enumerate(labels)]
+        test_kinds[video] = kind or "normal"
+        rows += [f"{video},{t},{int(v)},{kind if v else ''}" for t, v in enumerate(labels)]
     labels_path = root / "labels.csv"
     labels_path.write_text("\n".join(rows) + "\n")
-    (root / "kinds.json").write_text(json.dumps(kinds, indent=1))
-    return DemoData(root, root / "train", root / "test", labels_path, kinds)
+    (root / "kinds.json").write_text(json.dumps(test_kinds, indent=1))
+    data = DemoData(root, root / "train", root / "test", labels_path, test_kinds)
+    if n_weak:
+        weak = ["video,label,class"] + [f"{i + 1:02d},0," for i in range(n_train)]
+        for i in range(n_weak):
+            kind = weak_kinds[i % len(weak_kinds)]
+            frames, _ = render_video(rng, n_frames, kind, density_of(weak_density or density))
+            write_mp4(root / "weak" / f"w{i + 1:02d}.mp4", frames)
+            weak.append(f"w{i + 1:02d},1,{kind}")
+        data.weak, data.video_labels = root / "weak", root / "video_labels.csv"
+        data.video_labels.write_text("\n".join(weak) + "\n")
+    return data
 
 
 # ----- the end-to-end run behind `vadctl demo` ------------------------------------------------

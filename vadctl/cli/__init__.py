@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 
 from vadctl import __version__
-from vadctl.cli import demo_cmd, eval_cmd, export_cmd, extract_cmd, fit_cmd, score_cmd, store_cmd, weights_cmd
+from vadctl.cli import (
+    demo_cmd,
+    eval_cmd,
+    export_cmd,
+    extract_cmd,
+    fit_cmd,
+    infer_cmd,
+    score_cmd,
+    store_cmd,
+    weights_cmd,
+)
 from vadctl.cli.common import out
 
 app = typer.Typer(
@@ -20,6 +30,7 @@ extract_cmd.register(app)
 fit_cmd.register(app)
 score_cmd.register(app)
 eval_cmd.register(app)
+infer_cmd.register(app)
 export_cmd.register(app)
 weights_cmd.register(app)
 demo_cmd.register(app)

@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
         device: str | None = typer.Option(None, help="Neural models: auto, cpu or cuda[:i] (= -p device=…)."),
         resume: bool = typer.Option(False, help="Neural models: continue from the checkpoint in <out>.ckpt/."),
         checkpoint_every: int = typer.Option(100, help="Neural models: save a checkpoint every N steps."),
+        video_labels: Path | None = typer.Option(
+            None, help="Weakly supervised models (plovad): CSV video,label[,class] of the split's videos."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Fit a model on the cached features of a split and save it (safetensors + JSON)."""
@@ -63,6 +66,7 @@ def register(app: typer.Typer) -> None:
                 device=device,
                 resume=resume,
                 checkpoint_every=checkpoint_every,
+                video_labels=video_labels,
                 progress=RichTrainProgress(quiet),
             )
         except KeyboardInterrupt:
@@ -124,6 +128,8 @@ def _can(cls) -> str:
         "crossfit": "cross-fit calibration",
         "trains_in_steps": "steps, checkpoints, --resume",
         "onnx": "ONNX export",
+        "video_labels": "video-level labels (--video-labels)",
+        "classes": "anomaly classes",
     }
     return ", ".join(text for key, text in words.items() if getattr(can, key)) or "–"
 

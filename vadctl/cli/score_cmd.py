@@ -28,6 +28,14 @@ def register(app: typer.Typer) -> None:
         onnx: Path | None = typer.Option(
             None, help="ONNX file for --backend onnx [default: the model file with suffix .onnx]."
         ),
+        classes: str | None = typer.Option(
+            None, help='Open-vocabulary models: name these comma-separated classes instead ("fighting,theft").'
+        ),
+        weights: list[str] = typer.Option(
+            [],
+            "--weights",
+            help="With --classes: CLIP weights for the text tower, clip=PATH (else found as extract finds them).",
+        ),
     ) -> None:
         """Score every frame of a split; writes video, frame, score, score_norm, is_anomaly, threshold, model."""
         import time
@@ -50,6 +58,8 @@ def register(app: typer.Typer) -> None:
             videos=chosen,
             backend=backend,
             onnx=onnx,
+            classes=classes,
+            weights=weights,
         )
         frames = pl.read_parquet(written, columns=["video", "is_anomaly"])
         n_boxes = pl.scan_parquet(regions_path).select(pl.len()).collect().item()
@@ -62,3 +72,12 @@ def register(app: typer.Typer) -> None:
         )
         out.print(f"frames: {escape(str(written))}")
         out.print(f"regions: {escape(str(regions_path))} ({n_boxes} boxes)")
+        videos_table = pl.read_parquet(api.beside(written, "videos"))
+        if "class" in videos_table.columns:
+            named = ", ".join(
+                f"{escape(r['video'])}: {escape(str(r['class']))} ({r['class_prob']:.2f})"
+                for r in videos_table.filter(pl.col("is_anomaly")).head(8).iter_rows(named=True)
+            )
+            out.print(f"classes of flagged videos: {named or 'none flagged'}")
+        tables = ", ".join(escape(str(api.beside(written, t))) for t in ("videos", "events"))
+        out.print(f"videos, events: {tables}")
