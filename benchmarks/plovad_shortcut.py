@@ -35,9 +35,9 @@ HERE = Path(__file__).resolve().parent
 FEATURES = ("flow", "regions", "velocity", "motion")
 VARIANTS = {
     "flexible (grid + attributes, absolute)": {"inputs": "attributes+grid", "contrast": "none"},
-    "grid + attributes, within-video contrast": {"inputs": "attributes+grid", "contrast": "video"},
+    "grid + attributes, within-video contrast (default)": {"inputs": "attributes+grid", "contrast": "video"},
     "attributes only, absolute": {"inputs": "attributes", "contrast": "none"},
-    "attributes only, within-video contrast (default)": {"inputs": "attributes", "contrast": "video"},
+    "attributes only, within-video contrast": {"inputs": "attributes", "contrast": "video"},
 }
 
 
