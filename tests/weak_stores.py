@@ -25,6 +25,7 @@ PLOVAD_PARAMS = {
     "lr": 3e-3,
     "dropout": 0.0,
     "velocity_bins": 4,
+    "appearance_feature": "none",  # the store may hold tiny-CLIP features too (open-vocabulary test)
     "device": "cpu",
 }
 _cache: dict[str, dict] = {}
@@ -47,9 +48,9 @@ def visible(square: Square) -> set[int]:
     return {t for t in range(N_FRAMES) if -square.size < square.x + square.dx * t < WIDTH}
 
 
-def weak_store(factory, clip_weights: Path | None = None) -> dict:
-    """The store (with `clip` features from `clip_weights` too, when given)."""
-    key = f"weak-{clip_weights}"
+def weak_store(factory) -> dict:
+    """The store with weight-free features, built once."""
+    key = "weak"
     if key in _cache:
         return _cache[key]
     root = factory.mktemp("weak")
@@ -78,11 +79,8 @@ def weak_store(factory, clip_weights: Path | None = None) -> dict:
     (root / "video_labels.csv").write_text("\n".join(rows) + "\n")
     (root / "labels.csv").write_text("\n".join(frame_rows) + "\n")
     store = root / "store.zarr"
-    features = [*FEATURES, "clip"] if clip_weights else list(FEATURES)
-    params = {"clip": {"model": "vadctl-tiny-test", "pretrained": "custom"}} if clip_weights else None
-    weights = {"clip": clip_weights} if clip_weights else None
     for split in ("weak", "test"):
-        api.extract([videos / split], store, split, features, params, weights, clip_len=8, clip_stride=4)
+        api.extract([videos / split], store, split, FEATURES, clip_len=8, clip_stride=4)
     _cache[key] = {
         "root": root,
         "store": store,
@@ -91,6 +89,15 @@ def weak_store(factory, clip_weights: Path | None = None) -> dict:
         "labels": root / "labels.csv",
     }
     return _cache[key]
+
+
+def with_clip(factory, weights: Path) -> dict:
+    """The same store with tiny-CLIP frame embeddings added (the other entries stay cached)."""
+    info = weak_store(factory)
+    params = {"clip": {"model": "vadctl-tiny-test", "pretrained": "custom"}}
+    for split in ("weak", "test"):
+        api.extract([info["videos"] / split], info["store"], split, ["clip"], params, {"clip": weights})
+    return info
 
 
 def fitted_plovad(factory) -> dict:

@@ -46,6 +46,7 @@ from vadctl.store import FeatureStore
 from vadctl.video_labels import VideoLabels
 
 INPUTS = ("attributes", "attributes+grid")
+DETECTIONS = ("evidence", "additive")
 OPEN_VOCABULARY = ("auto", "on", "off")
 
 
@@ -65,6 +66,7 @@ class Plovad(NeuralModel):
         appearance_feature: str = "auto",
         inputs: str = "attributes+grid",
         contrast: str = "video",
+        detection: str = "evidence",
         open_vocabulary: str = "auto",
         prompt: str = "a video of {}",
         clip_weights: str | None = None,
@@ -97,6 +99,7 @@ class Plovad(NeuralModel):
         self.appearance_feature = appearance_feature
         self.inputs = inputs
         self.contrast = contrast
+        self.detection = detection
         self.open_vocabulary = open_vocabulary
         self.prompt = prompt
         self.clip_weights = clip_weights
@@ -183,6 +186,8 @@ class Plovad(NeuralModel):
     def _check_params(self) -> None:
         if self.inputs not in INPUTS:
             raise UsageError(f"plovad: inputs={self.inputs!r}: use {' or '.join(INPUTS)}")
+        if self.detection not in DETECTIONS:
+            raise UsageError(f"plovad: detection={self.detection!r}: use {' or '.join(DETECTIONS)}")
         if self.open_vocabulary not in OPEN_VOCABULARY:
             raise UsageError(f"plovad: open_vocabulary={self.open_vocabulary!r}: use {', '.join(OPEN_VOCABULARY)}")
         for name in ("max_snippets", "d_model", "heads", "layers", "class_dim", "batch_size", "velocity_bins"):
@@ -365,6 +370,7 @@ class Plovad(NeuralModel):
         n = video.n_frames
         return {
             "detection": detection_t,
+            "snippet_heat": heat_t.max(axis=(1, 2)),
             "class_probs": probs,
             "frame_scores": outputs.spread(video.clips, detection_t, n),
             "frame_probs": outputs.spread(video.clips, probs, n),
@@ -459,6 +465,7 @@ class Plovad(NeuralModel):
             int(meta["class_dim"]),
             self.dropout,
             self.open_vocabulary_,
+            self.detection,
         )
         load_module_arrays("net", net, arrays)
         self.net_ = net.to(device("cpu" if self.device == "cpu" else "auto"))

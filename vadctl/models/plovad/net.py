@@ -7,8 +7,18 @@
       temporal module           → (B, T, d): Transformer blocks whose attention is distance-aware
                                   (each head's logits fall linearly with the snippet distance,
                                   with a learnt slope: PLOVAD's local-vs-global temporal context)
-      detection head            → logits (B, T) = linear(temporal) + the snippet's hottest cell
+      detection head            → logits (B, T), from the heatmap's evidence (each snippet's
+                                  hottest cell) mixed over time by a distance-aware attention
+                                  whose weights come from the temporal features
       class head                → unit embeddings (B, T, E) · prototypesᵀ → class logits (B, T, K)
+
+Detection ("evidence", the default): a snippet's logit is a convex mix of its own hottest cell and
+an attention-weighted mean of the other snippets' hottest cells. The temporal features decide
+*which* snippets inform each other; they cannot add evidence of their own, so whatever the pooled
+snippet vectors carry about a recording as a whole (on Ped2's weak split: which recording, how
+crowded) cannot lift a snippet whose cells all look normal. The first version ("additive": a
+linear head on the temporal features plus the hottest cell) learnt exactly that on Ped2 (see
+benchmarks/RESULTS.md); it stays selectable to reproduce those figures.
 
 Prototypes are an input, not a weight: the learned classifier passes its trained class vectors,
 the open-vocabulary mode passes CLIP text embeddings of prompts (any classes, at scoring time).
@@ -66,9 +76,42 @@ class TemporalBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+class EvidenceMixer(nn.Module):
+    """Each snippet's logit: a learnt convex mix of its own evidence and a distance-aware
+    attention-weighted mean of all snippets' evidence (weights from the temporal features).
+
+    The context is a neighbourhood: content can shift a weight by at most e^(±`CONTENT`) (cosine
+    similarity of query and key), while a snippet k apart is down-weighted at least e^(−k/2)
+    (`MIN_SLOPE`), so one hot snippet cannot lift a whole video (left free, the attention learnt to
+    copy the video's hottest snippet everywhere, which MIL does not punish)."""
+
+    MIN_SLOPE = 0.5
+    CONTENT = 2.0
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.slope = nn.Parameter(torch.tensor(-1.0))
+        self.mix = nn.Parameter(torch.tensor(0.0))  # sigmoid: share of the temporal context
+
+    def forward(self, x: torch.Tensor, evidence: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
+        length = x.shape[1]
+        query, key = F.normalize(self.query(x), dim=-1), F.normalize(self.key(x), dim=-1)
+        logits = self.CONTENT * query @ key.transpose(-1, -2)
+        position = torch.arange(length, device=x.device, dtype=x.dtype)
+        slope = F.softplus(self.slope) + self.MIN_SLOPE
+        logits = logits - slope * (position[None, :] - position[:, None]).abs()
+        if pad is not None:
+            logits = logits.masked_fill(pad[:, None, :], -1e4)
+        context = (logits.softmax(dim=-1) @ evidence.unsqueeze(-1)).squeeze(-1)
+        share = torch.sigmoid(self.mix)
+        return (1 - share) * evidence + share * context
+
+
 class PlovadNet(nn.Module):
     """See module docstring. `appearance_dim` 0: no appearance input; `clip_classes`: the class
-    embedding lives in the appearance (CLIP) space."""
+    embedding lives in the appearance (CLIP) space; `detection`: "evidence" or "additive"."""
 
     def __init__(
         self,
@@ -80,9 +123,11 @@ class PlovadNet(nn.Module):
         class_dim: int,
         dropout: float,
         clip_classes: bool = False,
+        detection: str = "evidence",
     ):
         super().__init__()
         self.clip_classes = clip_classes
+        self.detection = detection
         self.cell = nn.Sequential(
             nn.Conv2d(in_channels, d_model, 1), nn.GELU(), nn.Dropout(dropout), nn.Conv2d(d_model, d_model, 1)
         )
@@ -90,7 +135,10 @@ class PlovadNet(nn.Module):
         self.appearance = nn.Linear(appearance_dim, d_model) if appearance_dim else None
         self.temporal = nn.ModuleList(TemporalBlock(d_model, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
-        self.detect = nn.Linear(d_model, 1)
+        if detection == "evidence":
+            self.mixer = EvidenceMixer(d_model)
+        else:
+            self.detect = nn.Linear(d_model, 1)
         self.classify = nn.Linear(d_model, class_dim)
         if clip_classes:  # start at CLIP's own embedding: zero-shot meaning kept for unseen classes
             nn.init.zeros_(self.classify.weight)
@@ -118,7 +166,11 @@ class PlovadNet(nn.Module):
         for block in self.temporal:
             x = block(x, pad)
         x = self.norm(x)
-        detection = self.detect(x).squeeze(-1) + heat.max(dim=-1).values
+        evidence = heat.max(dim=-1).values
+        if self.detection == "evidence":
+            detection = self.mixer(x, evidence, pad)
+        else:
+            detection = self.detect(x).squeeze(-1) + evidence
         embedding = self.classify(x)
         if self.clip_classes and appearance is not None:
             embedding = embedding + appearance

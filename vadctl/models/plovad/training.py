@@ -158,6 +158,7 @@ def train_network(
         class_dim,
         model.dropout,
         clip_classes,
+        model.detection,
     ).to(device)
     learnt = None
     if clip_classes:
