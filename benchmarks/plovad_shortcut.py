@@ -34,10 +34,29 @@ from sklearn.metrics import roc_auc_score
 HERE = Path(__file__).resolve().parent
 FEATURES = ("flow", "regions", "velocity", "motion")
 VARIANTS = {
-    "flexible (grid + attributes, absolute)": {"inputs": "attributes+grid", "contrast": "none"},
-    "grid + attributes, within-video contrast (default)": {"inputs": "attributes+grid", "contrast": "video"},
-    "attributes only, absolute": {"inputs": "attributes", "contrast": "none"},
-    "attributes only, within-video contrast": {"inputs": "attributes", "contrast": "video"},
+    "v1: grid + attributes, absolute": {"inputs": "attributes+grid", "contrast": "none", "detection": "additive"},
+    "v1: grid + attributes, within-video contrast": {
+        "inputs": "attributes+grid",
+        "contrast": "video",
+        "detection": "additive",
+    },
+    "v1: attributes only, absolute": {"inputs": "attributes", "contrast": "none", "detection": "additive"},
+    "v1: attributes only, within-video contrast": {
+        "inputs": "attributes",
+        "contrast": "video",
+        "detection": "additive",
+    },
+    "v2: grid + attributes, within-video contrast": {
+        "inputs": "attributes+grid",
+        "contrast": "video",
+        "detection": "evidence",
+    },
+    "v2: attributes only, absolute": {"inputs": "attributes", "contrast": "none", "detection": "evidence"},
+    "v2: attributes only, within-video contrast": {
+        "inputs": "attributes",
+        "contrast": "video",
+        "detection": "evidence",
+    },
 }
 
 
@@ -57,7 +76,7 @@ def crowding(root: Path) -> dict[str, float]:
     return shares
 
 
-def build(out: Path, n_frames: int, kinds_used: tuple[str, ...]) -> dict:
+def build(out: Path, n_frames: int, kinds_used: tuple[str, ...], weak_noise: float) -> dict:
     from vadctl import api
     from vadctl.demo import generate
 
@@ -71,6 +90,7 @@ def build(out: Path, n_frames: int, kinds_used: tuple[str, ...]) -> dict:
         density=(0.03, 0.045),
         weak_density=(0.06, 0.08),
         weak_kinds=kinds_used,
+        weak_noise=weak_noise,
     )
     kinds = [None if i % 2 == 0 else kinds_used[(i // 2) % len(kinds_used)] for i in range(12)]
     test = generate(
@@ -108,6 +128,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--kinds", default="fast,against,loiter", help="anomaly kinds (bike: Ped2-like cyclists)")
+    parser.add_argument("--weak-noise", type=float, default=2.0, help="camera noise of the anomalous training videos")
+    parser.add_argument("--variants", default="", help="comma-separated variant numbers (default: all)")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "plovad_shortcut")
     args = parser.parse_args()
     from vadctl.models.files import load_model
@@ -117,16 +139,18 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     kinds = tuple(args.kinds.split(","))
-    args.out = args.out / "-".join(kinds)
+    args.out = args.out / ("-".join(kinds) + (f"-noise{args.weak_noise:g}" if args.weak_noise != 2.0 else ""))
     args.out.mkdir(parents=True, exist_ok=True)
-    data = build(args.out, args.frames, kinds)
+    data = build(args.out, args.frames, kinds, args.weak_noise)
     store = FeatureStore(data["store"], read_only=True)
     labels = pl.read_csv(data["labels"], schema_overrides={"video": pl.String}).select("video", "frame", "label")
     crowd = crowding(data["test"])
     rows = []
-    for name, params in VARIANTS.items():
+    chosen = {int(v) for v in args.variants.split(",") if v} or set(range(len(VARIANTS)))
+    variants = {name: params for i, (name, params) in enumerate(VARIANTS.items()) if i in chosen}
+    for name, params in variants.items():
         for seed in range(args.seeds):
-            path = args.out / f"{params['inputs']}-{params['contrast']}-{seed}.safetensors"
+            path = args.out / ("-".join(str(v) for v in params.values()) + f"-{seed}.safetensors")
             fit_model(
                 store,
                 "plovad",
@@ -147,7 +171,7 @@ def main() -> None:
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"\nshortcut trap ({','.join(kinds)}; anomalous training videos twice as crowded), {args.steps} steps")
     print(f"{'variant':<52} {'micro AUROC':>12} {'video AUROC':>12} {'ρ(score, crowd) normal':>24}")
-    for name in VARIANTS:
+    for name in variants:
         mine = [r for r in rows if r["variant"] == name]
         cells = [np.mean([r[k] for r in mine]) for k in ("micro_auroc", "video_auroc", "crowd_rho_normal")]
         print(f"{name:<52} {cells[0]:12.3f} {cells[1]:12.3f} {cells[2]:24.2f}")

@@ -147,8 +147,11 @@ def _anomaly(kind: str, rng: np.random.Generator, n_frames: int) -> Actor:
     return actor
 
 
-def render_video(rng: np.random.Generator, n_frames: int, anomaly: str | None, density: float = 0.05):
-    """(frames (n, H, W) uint8 gray, labels (n,) int8) for one video."""
+def render_video(
+    rng: np.random.Generator, n_frames: int, anomaly: str | None, density: float = 0.05, noise_level: float = 2.0
+):
+    """(frames (n, H, W) uint8 gray, labels (n,) int8) for one video; `noise_level` is the camera's
+    pixel noise (σ in grey levels), a recording's signature like its crowd density."""
     background = _background(rng)
     actors = _normal_crowd(rng, n_frames, density)
     labels = np.zeros(n_frames, np.int8)
@@ -156,7 +159,7 @@ def render_video(rng: np.random.Generator, n_frames: int, anomaly: str | None, d
         actor = _anomaly(anomaly, rng, n_frames)
         actors.append(actor)
         labels[sorted(actor.anomalous_frames)] = 1
-    noise = rng.normal(0, 2.0, (n_frames, HEIGHT, WIDTH))
+    noise = rng.normal(0, noise_level, (n_frames, HEIGHT, WIDTH))
     frames = np.empty((n_frames, HEIGHT, WIDTH), np.uint8)
     for t in range(n_frames):
         frame = background.copy()
@@ -205,11 +208,13 @@ def generate(
     weak_density: tuple[float, float] | None = None,
     kinds: list[str | None] | None = None,
     weak_kinds: tuple[str, ...] = ANOMALIES,
+    weak_noise: float = 2.0,
 ) -> DemoData:
     """Write train/*.mp4 (normal only), test/*.mp4 (one anomaly kind each, first one normal, or
     the given `kinds`), labels.csv (video,frame,label,class) and, with `n_weak`, weak/w*.mp4 (one
     anomaly each, kinds in turn) with video_labels.csv under `root`. `weak_density` (default:
-    `density`) lets a study make the weak anomalous videos more crowded than the normal ones."""
+    `density`) and `weak_noise` let a study give the weak anomalous videos another recording's
+    traits (more crowded, noisier camera) than the normal ones."""
     root = Path(root)
     rng = np.random.default_rng(seed)
 
@@ -236,7 +241,7 @@ def generate(
         weak = ["video,label,class"] + [f"{i + 1:02d},0," for i in range(n_train)]
         for i in range(n_weak):
             kind = weak_kinds[i % len(weak_kinds)]
-            frames, _ = render_video(rng, n_frames, kind, density_of(weak_density or density))
+            frames, _ = render_video(rng, n_frames, kind, density_of(weak_density or density), weak_noise)
             write_mp4(root / "weak" / f"w{i + 1:02d}.mp4", frames)
             weak.append(f"w{i + 1:02d},1,{kind}")
         data.weak, data.video_labels = root / "weak", root / "video_labels.csv"

@@ -162,7 +162,7 @@ def _fit(store, name, params, split, validation_fraction, seed, rule, out, train
         heldout: list[VideoScores] = model.heldout_
         fit_videos, method = videos, "crossfit"
     else:
-        chosen = model.calibration_split(videos, validation_fraction, seed)
+        chosen = model.calibration_split(store, split, videos, validation_fraction, seed)
         fit_videos, validation = chosen or validation_split(videos, validation_fraction, seed)
         model.fit(store, split, fit_videos)
         model.calibrate_heldout(store, split, validation)

@@ -86,7 +86,7 @@ class VadModel(ABC):
         """Restore what `state` returned."""
 
     def calibration_split(
-        self, videos: Sequence[str], fraction: float, seed: int
+        self, store: FeatureStore, split: str, videos: Sequence[str], fraction: float, seed: int
     ) -> tuple[list[str], list[str]] | None:
         """(videos to fit, videos held out to calibrate), or None for the pipeline's seeded split of
         whole videos. Weakly supervised models hold out normal videos only."""

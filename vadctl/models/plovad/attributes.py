@@ -72,6 +72,16 @@ def region_cells(video: VideoInputs, scores: np.ndarray, fill: float | None, sha
     return out
 
 
+def activity(video: VideoInputs, shape: tuple[int, int]) -> float:
+    """How busy a video is: the mean share of cells a region overlaps per snippet (without regions,
+    the share of cells whose grid differs from the video's quietest state). A recording-wide trait
+    (crowding), used to match normal videos to anomalous ones, never as an input."""
+    if video.regions is not None:
+        return float(np.isfinite(region_cells(video, np.ones(len(video.regions.frame)), None, shape)).mean())
+    deviation = np.abs(video.grid - video.grid.min(axis=0, keepdims=True)).sum(axis=1)
+    return float((deviation > 0.05).mean())
+
+
 class CellAttributes:
     """Per-cell normality maps (see module docstring); scikit-learn conventions."""
 

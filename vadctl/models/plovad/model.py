@@ -36,7 +36,7 @@ from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, has_feature, pick_feature
 from vadctl.models.neural import NeuralModel, load_module_arrays, module_arrays
 from vadctl.models.plovad import outputs, prompts
-from vadctl.models.plovad.attributes import CellAttributes
+from vadctl.models.plovad.attributes import CellAttributes, activity
 from vadctl.models.plovad.snippets import VideoInputs, capped, load_video
 from vadctl.models.registry import register
 from vadctl.results import ClassScores, VideoScores
@@ -67,6 +67,7 @@ class Plovad(NeuralModel):
         inputs: str = "attributes+grid",
         contrast: str = "video",
         detection: str = "evidence",
+        match_activity: bool = True,
         open_vocabulary: str = "auto",
         prompt: str = "a video of {}",
         clip_weights: str | None = None,
@@ -100,6 +101,7 @@ class Plovad(NeuralModel):
         self.inputs = inputs
         self.contrast = contrast
         self.detection = detection
+        self.match_activity = match_activity
         self.open_vocabulary = open_vocabulary
         self.prompt = prompt
         self.clip_weights = clip_weights
@@ -139,9 +141,13 @@ class Plovad(NeuralModel):
             )
         return labels
 
-    def calibration_split(self, videos: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    def calibration_split(
+        self, store: FeatureStore, split: str, videos: Sequence[str], fraction: float, seed: int
+    ) -> tuple[list[str], list[str]]:
         """Hold out normal videos only (the threshold is a statistic of normal data); every anomalous
-        video trains. At least two normal videos stay for training (held-out attribute scores)."""
+        video trains. With `match_activity`, normal videos at least as busy as the quietest anomalous
+        one stay in training (they are the negatives that anomalous videos get matched with); the
+        held-out ones are drawn from the rest. At least two normal videos stay for training."""
         labels = self._video_labels()
         labelled = [v for v in videos if v in labels.labels]
         left_out = len(videos) - len(labelled)
@@ -155,9 +161,25 @@ class Plovad(NeuralModel):
             )
         if not 0 < fraction < 1:
             raise UsageError(f"validation fraction {fraction} must be in (0, 1)")
-        order = np.random.default_rng(seed).permutation(len(normal))
-        held = {normal[i] for i in order[: min(max(1, round(fraction * len(normal))), len(normal) - 2)]}
+        n_held = min(max(1, round(fraction * len(normal))), len(normal) - 2)
+        eligible = normal
+        if self.match_activity:
+            busy = self._activities(store, split, labelled)
+            floor = min(busy[v] for v in labelled if labels.labels[v] == 1)
+            quiet = [v for v in normal if busy[v] < floor]
+            eligible = quiet if len(quiet) >= n_held else normal
+        order = np.random.default_rng(seed).permutation(len(eligible))
+        held = {eligible[i] for i in order[:n_held]}
         return [v for v in labelled if v not in held], [v for v in normal if v in held]
+
+    def _activities(self, store: FeatureStore, split: str, videos: Sequence[str]) -> dict[str, float]:
+        cached = getattr(self, "_activity", {})
+        for video_id in videos:
+            if video_id not in cached:
+                video = self._load(store, split, video_id)
+                cached[video_id] = activity(video, video.grid.shape[2:])
+        self._activity = cached
+        return {v: cached[v] for v in videos}
 
     def select_features(self, store: FeatureStore, split: str) -> dict[str, FeatureSpec]:
         grid = pick_feature(store, split, self.grid_feature, "spatial clip (grid)", self.name)
@@ -267,7 +289,8 @@ class Plovad(NeuralModel):
             video, cells = capped(loaded[video_id], self._cells(loaded[video_id], maps[video_id]), self.max_snippets)
             name = labels.classes.get(video_id)
             index = self.classes_.index(name) if name is not None else -1
-            train.append(TrainVideo(cells, video.appearance, labels.labels[video_id], index))
+            busy = self._activities(store, split, [video_id])[video_id] if self.match_activity else 0.0
+            train.append(TrainVideo(cells, video.appearance, labels.labels[video_id], index, busy))
         identity = self.run_identity({r: s.key for r, s in self.features_.items()}, videos)
         identity["video_labels_sha256"] = labels.digest()
         trained = train_network(

@@ -76,9 +76,14 @@ class TemporalBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+PROBABILITY_EPS = 1e-6  # mixed probabilities stay in [1e-6, 1 − 1e-6]: logits within ±13.8
+
+
 class EvidenceMixer(nn.Module):
-    """Each snippet's logit: a learnt convex mix of its own evidence and a distance-aware
-    attention-weighted mean of all snippets' evidence (weights from the temporal features).
+    """Each snippet's logit: a learnt convex mix, in probability, of its own evidence and a
+    distance-aware attention-weighted mean of all snippets' evidence (weights from the temporal
+    features). Mixing probabilities, a quiet snippet beside a very hot one rises at most to the
+    mixing share (logit 0 at an even mix), not to a share of the neighbour's unbounded logit.
 
     The context is a neighbourhood: content can shift a weight by at most e^(±`CONTENT`) (cosine
     similarity of query and key), while a snippet k apart is down-weighted at least e^(−k/2)
@@ -104,9 +109,11 @@ class EvidenceMixer(nn.Module):
         logits = logits - slope * (position[None, :] - position[:, None]).abs()
         if pad is not None:
             logits = logits.masked_fill(pad[:, None, :], -1e4)
-        context = (logits.softmax(dim=-1) @ evidence.unsqueeze(-1)).squeeze(-1)
+        probability = torch.sigmoid(evidence)
+        context = (logits.softmax(dim=-1) @ probability.unsqueeze(-1)).squeeze(-1)
         share = torch.sigmoid(self.mix)
-        return (1 - share) * evidence + share * context
+        mixed = ((1 - share) * probability + share * context).clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)
+        return torch.log(mixed) - torch.log1p(-mixed)
 
 
 class PlovadNet(nn.Module):

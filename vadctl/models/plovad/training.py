@@ -1,6 +1,11 @@
 """Training the PLOVAD-based network from video-level labels: the joint loss and the run.
 
 Each step takes a batch balanced between normal and anomalous videos (padded to the longest).
+With `match_activity`, each anomalous video in a batch is paired with a normal one of similar
+activity (share of busy cells: how crowded the recording is), drawn with a Gaussian kernel over
+the activity difference (bandwidth half the spread of the normal videos' activities): if the
+anomalous training videos come from busier recordings than the normal ones (Ped2's weak split),
+unmatched batches teach "busy = anomalous"; matched batches make busyness useless to the loss.
 
 - Detection (multiple-instance learning): a video's logit is the mean of its top-k snippet
   logits (k = `topk_fraction` of its snippets, at least 1), against the video's label.
@@ -37,6 +42,7 @@ class TrainVideo:
     appearance: np.ndarray | None  # (T, D) float32
     label: int
     class_index: int  # -1: no class
+    activity: float = 0.0  # share of busy cells (for activity-matched negatives)
 
 
 @dataclass
@@ -124,6 +130,18 @@ def joint_loss(model, outputs, batch: dict[str, torch.Tensor], with_classes: boo
     return terms
 
 
+def matched_negatives(videos: list[TrainVideo], normal: list[int], anomalous: list[int]) -> dict[int, np.ndarray]:
+    """For each anomalous video, sampling probabilities over the normal videos: a Gaussian kernel on
+    the activity difference, bandwidth half the spread of normal activities."""
+    busy = np.array([videos[i].activity for i in normal])
+    bandwidth = max(0.5 * float(busy.std()), 1e-3)
+    out = {}
+    for p in anomalous:
+        weights = np.exp(-0.5 * ((busy - videos[p].activity) / bandwidth) ** 2) + 1e-12
+        out[p] = weights / weights.sum()
+    return out
+
+
 def train_network(
     model,
     videos: list[TrainVideo],
@@ -170,13 +188,19 @@ def train_network(
         [*net.parameters(), *holder.parameters()], lr=model.lr, weight_decay=model.weight_decay
     )
     half = max(1, model.batch_size // 2)
+    matching = matched_negatives(videos, normal, anomalous) if model.match_activity else None
     total = model.steps or max(1, math.ceil(model.epochs * len(videos) / (2 * half)))
     weights = {"mil": 1.0, "loc": model.localization_weight, "cls": model.class_weight, "smooth": model.smooth_weight}
 
     def step(i: int) -> dict[str, float]:
         torch.manual_seed(step_seed(model.random_state, i))
         rng = np.random.default_rng(step_seed(model.random_state, i, stream=1))
-        chosen = [*rng.choice(normal, half), *rng.choice(anomalous, half)]
+        positives = rng.choice(anomalous, half)
+        if matching is None:
+            negatives = rng.choice(normal, half)
+        else:
+            negatives = [rng.choice(normal, p=matching[p]) for p in positives]
+        chosen = [*negatives, *positives]
         batch = collate([videos[j] for j in chosen], device)
         classes = fixed if clip_classes else holder["prototypes"]
         outputs = net(batch["cells"], classes, batch.get("appearance"), batch["pad"])
