@@ -19,13 +19,16 @@ def test_demo_runs_end_to_end_and_reruns_without_extracting(tmp_path):
     assert sorted(kinds.values()) == ["against", "fast", "loiter", "normal"]
     labels = pl.read_csv(folder / "labels.csv", schema_overrides={"video": pl.String})
     assert labels.filter(pl.col("video") == "01")["label"].sum() == 0  # the normal test video
-    for model in ("aivad", "fuvas"):
+    for model in ("aivad", "fuvas", "plovad"):
         scores = pl.read_parquet(folder / "scores" / f"{model}.parquet")
         assert len(scores) == 4 * 60
         assert (folder / "plots" / model / "roc.png").exists()
+    weak = pl.read_csv(folder / "video_labels.csv", schema_overrides={"video": pl.String})
+    assert sorted(weak.filter(pl.col("label") == 1)["class"].unique()) == ["against", "fast", "loiter"]
+    assert (folder / "plots" / "plovad" / "confusion_classes.png").exists()
     assert len(FeatureStore(store).videos("test")) == 4
     rows = [line.split("│") for line in first.output.splitlines() if line.startswith("│ ")]
     micro = [float(cells[2]) for cells in rows]
-    assert len(micro) == 2 and min(micro) > 0.6, first.output  # better than chance even on short videos
+    assert len(micro) == 3 and min(micro) > 0.6, first.output  # better than chance even on short videos
     again = CliRunner().invoke(app, args, catch_exceptions=False)
     assert "extract train: 0 extracted, 8 up to date" in again.output

@@ -252,8 +252,11 @@ def generate(
 # ----- the end-to-end run behind `vadctl demo` ------------------------------------------------
 DEMO_FEATURES = ("frames", "flow", "regions", "velocity", "motion")
 # The demo scene is a one-way walkway, so direction matters: AI-VAD gets 4 velocity direction bins
-# (its published Ped2 setting, 1 bin, sees speed only and would miss walkers against the flow).
-DEMO_MODELS = {"aivad": {"n_velocity_bins": 4}, "fuvas": {}}
+# (its published Ped2 setting, 1 bin, sees speed only and would miss walkers against the flow);
+# plovad's velocity attribute gets the same 4 bins.
+DEMO_MODELS = {"aivad": {"n_velocity_bins": 4}, "fuvas": {}, "plovad": {"velocity_bins": 4}}
+WEAK_MODELS = ("plovad",)  # trained on split "weak" (train/ + weak/) with video_labels.csv
+N_WEAK = 6  # anomalous training videos with video-level labels, two of each kind
 
 
 @dataclass
@@ -268,25 +271,34 @@ class DemoResult:
 
 
 def run(root: Path, store_path: Path, progress=None, seed: int = 7, n_frames: int = 120) -> DemoResult:
-    """Generate the data (once per seed), then extract → fit → score → eval for each demo model."""
+    """Generate the data (once per seed), then extract → fit → score → eval for each demo model;
+    the unsupervised models fit on train/, plovad on train/ + weak/ with video-level labels."""
     from vadctl import api
 
     root = Path(root)
     marker = root / "GENERATED"
-    stamp = f"seed={seed} frames={n_frames} version=1"
+    stamp = f"seed={seed} frames={n_frames} version=2"
     if marker.exists() and marker.read_text() == stamp:
-        data = DemoData(root, root / "train", root / "test", root / "labels.csv", {})
+        data = DemoData(root, root / "train", root / "test", root / "labels.csv", {}, root / "weak")
+        data.video_labels = root / "video_labels.csv"
     else:
-        data = generate(root, n_frames=n_frames, seed=seed)
+        data = generate(root, n_frames=n_frames, seed=seed, n_weak=N_WEAK)
         marker.write_text(stamp)
     store = api.open_store(store_path, create=True, read_only=False)
+    folders = {"train": [data.train], "test": [data.test], "weak": [data.train, data.weak]}
     reports = [
-        api.extract([folder], store, split, DEMO_FEATURES, scene="walkway", progress=progress)
-        for split, folder in (("train", data.train), ("test", data.test))
+        api.extract(roots, store, split, DEMO_FEATURES, scene="walkway", progress=progress)
+        for split, roots in folders.items()
     ]
     models, scores, metrics, plots = {}, {}, {}, {}
     for name, params in DEMO_MODELS.items():
-        models[name] = api.fit(name, store, root / "models" / f"{name}.safetensors", params)
+        path = root / "models" / f"{name}.safetensors"
+        if name in WEAK_MODELS:
+            models[name] = api.fit(
+                name, store, path, params, split="weak", video_labels=data.video_labels, progress=progress
+            )
+        else:
+            models[name] = api.fit(name, store, path, params)
         scores[name] = api.score(models[name], store, "test", root / "scores" / f"{name}.parquet")
         plots[name] = root / "plots" / name
         metrics[name] = api.evaluate(scores[name], data.labels, plots=plots[name])

@@ -22,15 +22,16 @@ def register(app: typer.Typer) -> None:
         frames: int = typer.Option(120, min=48, help="Frames per generated video."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ) -> None:
-        """Generate a labelled synthetic scene, then extract → fit → score → eval (AI-VAD and FUVAS)."""
+        """Generate a labelled synthetic scene, then extract → fit → score → eval (AI-VAD, FUVAS; plovad
+        from video-level labels)."""
         import time
 
         from vadctl import demo as demo_lib
 
         started = time.perf_counter()
         out.print(
-            f"demo data: {folder}/ (train: normal walkers; test: normal, fast cyclist, against the flow, "
-            "loitering on the lawn)"
+            f"demo data: {folder}/ (train: normal walkers; weak: one anomaly each, labelled per video; test: "
+            "normal, fast cyclist, against the flow, loitering on the lawn)"
         )
         with RichProgress(quiet) as progress:
             result = demo_lib.run(folder, store_path(store), progress, seed=seed, n_frames=frames)
@@ -47,11 +48,26 @@ def register(app: typer.Typer) -> None:
         table.add_column("macro", justify="right")
         for video, kind in kinds.items():
             table.add_column(f"{video} {kind}", justify="right")
+        table.add_column("videos right", justify="right")
+        table.add_column("classes right", justify="right")
         for name, metrics in result.metrics.items():
             per_video = {v["video"]: v["auroc"] for v in metrics["videos"]}
             cells = [f"{per_video[v]:.3f}" if per_video.get(v) is not None else "–" for v in kinds]
-            table.add_row(name, f"{metrics['micro_auroc']:.3f}", f"{metrics['macro_auroc']:.3f}", *cells)
+            video_accuracy = metrics.get("video_accuracy")
+            class_accuracy = metrics.get("class_accuracy")
+            table.add_row(
+                name,
+                f"{metrics['micro_auroc']:.3f}",
+                f"{metrics['macro_auroc']:.3f}",
+                *cells,
+                f"{video_accuracy:.2f}" if video_accuracy is not None else "–",
+                f"{class_accuracy:.2f}" if class_accuracy is not None else "–",
+            )
         out.print(table)
+        out.print(
+            "videos right: share of test videos called anomalous or not correctly (any frame above the threshold); "
+            "classes right: share named right, normal included (plovad names anomaly kinds)"
+        )
         out.print(f"store:  {result.store}")
         for name in result.models:
             out.print(f"{name}: model {result.models[name]}, scores {result.scores[name]}, plots {result.plots[name]}/")
