@@ -11,10 +11,12 @@ Inputs. Each cell carries the snippet's motion grid there and the *normality sco
 unsupervised attributes, learned on the normal training videos only (`attributes.py`: FUVAS-style
 reconstruction error of the motion grid per cell, AI-VAD's velocity GMM per region), cross-fitted
 and contrasted within each video. The cell encoder and the heatmap are 1×1 (each cell judged on its
-own), and the localization loss pins every cell of every normal video down: a recording-wide trait
-of the anomalous training videos (on Ped2's weak split they are more crowded) is invisible to a
-head that sees one cell at a time and must keep the dense cells of normal videos cold.
-`inputs="attributes"` drops the grid; `contrast="none"` keeps the attributes' absolute levels.
+own), and the localization loss pins every cell of every normal video down, so a recording-wide
+trait of the anomalous training videos (on Ped2's weak split they are busier) is invisible to the
+heatmap. `inputs="attributes"` drops the grid; `contrast="none"` keeps the attributes' absolute
+levels. Two options were added after Ped2's weak-split evaluation and did not help there (see
+benchmarks/RESULTS.md): `detection="evidence"` (detection from heatmap evidence only, see `net.py`)
+and `match_activity` (activity-matched negatives, calibration held out from the quieter normals).
 
 Classes: a learned classifier over the training classes, or, with `clip` frame embeddings and
 CLIP's text tower (`prompts.py`), prompts "a video of {class}" (open vocabulary: `vadctl score
@@ -46,7 +48,7 @@ from vadctl.store import FeatureStore
 from vadctl.video_labels import VideoLabels
 
 INPUTS = ("attributes", "attributes+grid")
-DETECTIONS = ("evidence", "additive")
+DETECTIONS = ("additive", "evidence")
 OPEN_VOCABULARY = ("auto", "on", "off")
 
 
@@ -66,8 +68,8 @@ class Plovad(NeuralModel):
         appearance_feature: str = "auto",
         inputs: str = "attributes+grid",
         contrast: str = "video",
-        detection: str = "evidence",
-        match_activity: bool = True,
+        detection: str = "additive",
+        match_activity: bool = False,
         open_vocabulary: str = "auto",
         prompt: str = "a video of {}",
         clip_weights: str | None = None,

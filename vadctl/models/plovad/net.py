@@ -7,18 +7,15 @@
       temporal module           → (B, T, d): Transformer blocks whose attention is distance-aware
                                   (each head's logits fall linearly with the snippet distance,
                                   with a learnt slope: PLOVAD's local-vs-global temporal context)
-      detection head            → logits (B, T), from the heatmap's evidence (each snippet's
-                                  hottest cell) mixed over time by a distance-aware attention
-                                  whose weights come from the temporal features
+      detection head            → logits (B, T) = linear(temporal features) + the snippet's
+                                  hottest cell ("additive", the default); or ("evidence") the
+                                  hottest cell mixed over neighbouring snippets by an attention
+                                  the temporal features steer, with no term of their own
       class head                → unit embeddings (B, T, E) · prototypesᵀ → class logits (B, T, K)
 
-Detection ("evidence", the default): a snippet's logit is a convex mix of its own hottest cell and
-an attention-weighted mean of the other snippets' hottest cells. The temporal features decide
-*which* snippets inform each other; they cannot add evidence of their own, so whatever the pooled
-snippet vectors carry about a recording as a whole (on Ped2's weak split: which recording, how
-crowded) cannot lift a snippet whose cells all look normal. The first version ("additive": a
-linear head on the temporal features plus the hottest cell) learnt exactly that on Ped2 (see
-benchmarks/RESULTS.md); it stays selectable to reproduce those figures.
+Two detection heads, both measured on Ped2's weak split (benchmarks/RESULTS.md): "additive" is the
+configuration fixed before that evaluation and stays the default; "evidence" was designed after it
+(the free linear term can learn a recording-wide trait) and did not do better there.
 
 Prototypes are an input, not a weight: the learned classifier passes its trained class vectors,
 the open-vocabulary mode passes CLIP text embeddings of prompts (any classes, at scoring time).
@@ -130,7 +127,7 @@ class PlovadNet(nn.Module):
         class_dim: int,
         dropout: float,
         clip_classes: bool = False,
-        detection: str = "evidence",
+        detection: str = "additive",
     ):
         super().__init__()
         self.clip_classes = clip_classes

@@ -6,6 +6,7 @@ activity (share of busy cells: how crowded the recording is), drawn with a Gauss
 the activity difference (bandwidth half the spread of the normal videos' activities): if the
 anomalous training videos come from busier recordings than the normal ones (Ped2's weak split),
 unmatched batches teach "busy = anomalous"; matched batches make busyness useless to the loss.
+(An option: on Ped2's weak split it did not help; see benchmarks/RESULTS.md.)
 
 - Detection (multiple-instance learning): a video's logit is the mean of its top-k snippet
   logits (k = `topk_fraction` of its snippets, at least 1), against the video's label.
@@ -195,10 +196,11 @@ def train_network(
     def step(i: int) -> dict[str, float]:
         torch.manual_seed(step_seed(model.random_state, i))
         rng = np.random.default_rng(step_seed(model.random_state, i, stream=1))
-        positives = rng.choice(anomalous, half)
         if matching is None:
             negatives = rng.choice(normal, half)
+            positives = rng.choice(anomalous, half)
         else:
+            positives = rng.choice(anomalous, half)
             negatives = [rng.choice(normal, p=matching[p]) for p in positives]
         chosen = [*negatives, *positives]
         batch = collate([videos[j] for j in chosen], device)
