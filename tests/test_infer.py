@@ -104,25 +104,16 @@ def test_infer_with_plovad_writes_classes_and_heatmap_boxes(tmp_path_factory, tm
     info = fitted_plovad(tmp_path_factory)
     store = tmp_path / "store.zarr"
     shutil.copytree(info["store"], store)
-    video = shutil.copy(info["videos"] / "test" / "tz0.avi", tmp_path / "zone_walker.avi")
-    result = runner.invoke(
-        app,
-        [
-            "infer",
-            str(video),
-            "-m",
-            str(info["path"]),
-            "--store",
-            str(store),
-            "-o",
-            str(tmp_path / "z.parquet"),
-            "--video-out",
-            str(tmp_path / "mp4"),
-            "-q",
-        ],
-    )
+    expected = api.score(info["path"], store, "test", tmp_path / "t.parquet", videos=["tz0", "tz1"])
+    boxed = pl.read_parquet(api.regions_path(expected))["video"].value_counts(sort=True)
+    name = boxed["video"][0]  # the held-out zone video with the most heatmap boxes
+    video = shutil.copy(info["videos"] / "test" / f"{name}.avi", tmp_path / "zone_walker.avi")
+    out = tmp_path / "z.parquet"
+    args = ["infer", str(video), "-m", str(info["path"]), "--store", str(store), "-o", str(out)]
+    result = runner.invoke(app, [*args, "--video-out", str(tmp_path / "mp4"), "-q"])
     assert result.exit_code == 0, result.output
     videos = pl.read_parquet(tmp_path / "z.videos.parquet")
     assert videos["class"].to_list() == ["zone"] and videos["is_anomaly"].to_list() == [True]
-    assert len(pl.read_parquet(tmp_path / "z.regions.parquet")) > 0
+    regions = pl.read_parquet(tmp_path / "z.regions.parquet")
+    assert len(regions) == boxed["count"][0] > 0  # the same boxes as scoring the test split gave
     assert len(decord.VideoReader(str(tmp_path / "mp4" / "zone_walker.mp4"))) == 40
