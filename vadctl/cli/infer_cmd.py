@@ -60,11 +60,12 @@ def register(app: typer.Typer) -> None:
         if report.scores is None:
             raise typer.Exit(EXIT_PARTIAL)
         frames = pl.read_parquet(report.scores, columns=["video", "is_anomaly"])
-        extracted = sum(r.count("extracted") for r in report.extract_reports)
+        fresh = {r.video_id for rep in report.extract_reports for r in rep.results if r.status == "extracted"}
         out.print(
             f"scored {len(report.videos)} video(s), {len(frames)} frames in "
-            f"{human_seconds(time.perf_counter() - started)} ({extracted} extract runs did work; the rest came "
-            f"from the store); {int(frames['is_anomaly'].sum())} frames above the threshold"
+            f"{human_seconds(time.perf_counter() - started)} ({len(fresh)} extracted now, "
+            f"{len(report.videos) - len(fresh)} from the store's cache); "
+            f"{int(frames['is_anomaly'].sum())} frames above the threshold"
         )
         out.print(f"frames: {escape(str(report.scores))} (regions, videos, events beside it)")
         for path in report.annotated:
