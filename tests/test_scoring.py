@@ -88,3 +88,7 @@ def test_videos_and_events_tables_carry_classes():
     events = events_table(scores, frames)
     assert events.select("start_frame", "stop_frame").rows() == [(1, 3), (4, 6)]
     assert events["class"].to_list() == ["bike", "cart"]
+    named.video_score = -1.5  # the model's own video-level decision wins over flagged frames
+    frames = frames_table(scores, cal, "toy")
+    videos = videos_table(scores, frames).sort("video")
+    assert videos["is_anomaly"].to_list() == [False, False] and videos["video_score"].to_list()[0] == -1.5

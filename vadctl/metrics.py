@@ -6,10 +6,11 @@ listed, not averaged). Scores and labels must line up frame for frame: anything 
 side is an error that names it, never silently dropped.
 
 Confusion matrices at the model's threshold: frames (flagged or not against the label) and
-videos (a video is anomalous when any frame is labelled so, predicted anomalous when any frame is
-flagged). When labels.csv has a `class` column (the kind of each anomalous frame) and the model
-names classes, a multi-class matrix over videos: true class = the class of its anomalous frames
-(`normal` when it has none), predicted = the model's class for the video when flagged, else `normal`.
+videos (a video is anomalous when any frame is labelled so; predicted anomalous by the model's own
+video-level decision when it has one, as plovad's MIL head, else when any frame is flagged).
+When labels.csv has a `class` column (the kind of each anomalous frame) and the model names
+classes, a multi-class matrix over videos: true class = the class of its anomalous frames (`normal`
+when it has none), predicted = the model's class for the video when flagged, else `normal`.
 """
 
 from __future__ import annotations
@@ -169,7 +170,10 @@ def video_truth(joined: pl.DataFrame) -> pl.DataFrame:
     """Per video: labelled anomalous (any frame), flagged (any frame), true and predicted class."""
     aggregations = [pl.col("label").max().alias("anomalous")]
     if "is_anomaly" in joined.columns:
-        aggregations.append(pl.col("is_anomaly").any().alias("flagged"))
+        flagged = pl.col("is_anomaly").any()
+        if "video_is_anomaly" in joined.columns:  # the model's own video-level decision, where it has one
+            flagged = pl.coalesce(pl.col("video_is_anomaly").first(), flagged)
+        aggregations.append(flagged.alias("flagged"))
     if LABEL_CLASS in joined.columns:
         named = pl.col(LABEL_CLASS).filter((pl.col("label") == 1) & pl.col(LABEL_CLASS).is_not_null())
         aggregations.append(named.mode().first().alias("true_class"))

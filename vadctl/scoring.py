@@ -137,6 +137,9 @@ def frames_table(
             columns[name] = pl.Series(np.asarray(values, dtype=np.float64), dtype=pl.Float64)
         if item.classes is not None:
             columns |= _class_columns(item.classes, n)
+        if item.video_score is not None:
+            columns["video_score"] = pl.Series([float(item.video_score)] * n, dtype=pl.Float64)
+            columns["video_is_anomaly"] = pl.Series([item.video_score > 0] * n, dtype=pl.Boolean)
         parts.append(pl.DataFrame(columns))
     if not parts:
         raise UsageError("nothing to score: the split has no videos with the model's features")
@@ -170,19 +173,22 @@ def flagged_runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 
 def videos_table(scores: Sequence[VideoScores], frames: pl.DataFrame) -> pl.DataFrame:
-    """One row per video: frames, peak score, flagged frames, is_anomaly (any frame flagged), and for
-    models that name classes its class, that class's probability and every class's (`class_probs`)."""
-    summary = (
-        frames.group_by("video", maintain_order=True)
-        .agg(
-            pl.len().alias("frames"),
-            pl.col("score").max().alias("peak_score"),
-            pl.col("is_anomaly").sum().cast(pl.Int64).alias("flagged_frames"),
-            pl.col("is_anomaly").any().alias("is_anomaly"),
-            pl.col("model").first(),
-        )
-        .sort("video")
-    )
+    """One row per video: frames, peak score, flagged frames, is_anomaly (the model's own video-level
+    decision when it has one, else: any frame flagged), and for models that name classes its class,
+    that class's probability and every class's (`class_probs`)."""
+    own = "video_is_anomaly" in frames.columns
+    flagged = pl.col("is_anomaly").any()
+    decision = pl.coalesce(pl.col("video_is_anomaly").first(), flagged) if own else flagged
+    aggregations = [
+        pl.len().alias("frames"),
+        pl.col("score").max().alias("peak_score"),
+        pl.col("is_anomaly").sum().cast(pl.Int64).alias("flagged_frames"),
+        decision.alias("is_anomaly"),
+        pl.col("model").first(),
+    ]
+    if own:
+        aggregations.insert(1, pl.col("video_score").first())
+    summary = frames.group_by("video", maintain_order=True).agg(aggregations).sort("video")
     named = [s for s in scores if s.classes is not None]
     if not named:
         return summary

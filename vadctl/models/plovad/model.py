@@ -440,7 +440,8 @@ class Plovad(NeuralModel):
             if names:
                 video_probs = outputs.top_mean(predicted["class_probs"], predicted["detection"], self.topk_fraction)
                 classes = ClassScores(list(names), predicted["frame_probs"], video_probs)
-            yield VideoScores(video_id, scores, regions, extra, classes)
+            video_score = float(outputs.top_mean(predicted["detection"], predicted["detection"], self.topk_fraction))
+            yield VideoScores(video_id, scores, regions, extra, classes, video_score)
 
     # ----- persistence ------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
