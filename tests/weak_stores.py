@@ -21,7 +21,7 @@ PLOVAD_PARAMS = {
     "d_model": 16,
     "class_dim": 16,
     "heads": 2,
-    "steps": 150,
+    "steps": 100,
     "lr": 3e-3,
     "dropout": 0.0,
     "velocity_bins": 4,
@@ -91,12 +91,17 @@ def weak_store(factory) -> dict:
     return _cache[key]
 
 
+CLIP_TEST_VIDEOS = ("tf0", "tz0")
+
+
 def with_clip(factory, weights: Path) -> dict:
-    """The same store with tiny-CLIP frame embeddings added (the other entries stay cached)."""
+    """The same store with tiny-CLIP frame embeddings added to the training videos and to two test
+    videos (`CLIP_TEST_VIDEOS`); the other entries stay cached."""
     info = weak_store(factory)
     params = {"clip": {"model": "vadctl-tiny-test", "pretrained": "custom"}}
-    for split in ("weak", "test"):
-        api.extract([info["videos"] / split], info["store"], split, ["clip"], params, {"clip": weights})
+    tests = [info["videos"] / "test" / f"{name}.avi" for name in CLIP_TEST_VIDEOS]
+    for split, roots in (("weak", [info["videos"] / "weak"]), ("test", tests)):
+        api.extract(roots, info["store"], split, ["clip"], params, {"clip": weights})
     return info
 
 

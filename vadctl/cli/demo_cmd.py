@@ -48,25 +48,24 @@ def register(app: typer.Typer) -> None:
         table.add_column("macro", justify="right")
         for video, kind in kinds.items():
             table.add_column(f"{video} {kind}", justify="right")
-        table.add_column("videos right", justify="right")
-        table.add_column("classes right", justify="right")
+        videos = Table(title="whole test videos", title_justify="left")
+        for column in ("model", "called right", "kind named right"):
+            videos.add_column(column, justify="left" if column == "model" else "right")
         for name, metrics in result.metrics.items():
             per_video = {v["video"]: v["auroc"] for v in metrics["videos"]}
             cells = [f"{per_video[v]:.3f}" if per_video.get(v) is not None else "–" for v in kinds]
-            video_accuracy = metrics.get("video_accuracy")
-            class_accuracy = metrics.get("class_accuracy")
-            table.add_row(
+            table.add_row(name, f"{metrics['micro_auroc']:.3f}", f"{metrics['macro_auroc']:.3f}", *cells)
+            video_accuracy, class_accuracy = metrics.get("video_accuracy"), metrics.get("class_accuracy")
+            videos.add_row(
                 name,
-                f"{metrics['micro_auroc']:.3f}",
-                f"{metrics['macro_auroc']:.3f}",
-                *cells,
                 f"{video_accuracy:.2f}" if video_accuracy is not None else "–",
                 f"{class_accuracy:.2f}" if class_accuracy is not None else "–",
             )
         out.print(table)
+        out.print(videos)
         out.print(
-            "videos right: share of test videos called anomalous or not correctly (any frame above the threshold); "
-            "classes right: share named right, normal included (plovad names anomaly kinds)"
+            "called right: share of test videos called anomalous or normal correctly (plovad: its MIL head's "
+            "decision; the others: any frame above the threshold); kind named right: normal counts as a kind"
         )
         out.print(f"store:  {result.store}")
         for name in result.models:
