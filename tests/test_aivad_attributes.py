@@ -25,7 +25,7 @@ def write(store, record, spec, arrays: dict[str, np.ndarray]) -> None:
     specs = {name: ArraySpec(value.shape[1:], str(value.dtype), ragged=True) for name, value in arrays.items()}
     writer = store.entry_writer(record, spec, specs, N_FRAMES)
     writer.write(ragged=arrays, counts=np.full(N_FRAMES, PER_FRAME))
-    store.commit(record, spec, writer.finish())
+    store.commit_entry(record, writer, writer.finish())
 
 
 def video(store, split: str, name: str, rng, odd_frames: range = range(0)) -> list[int]:
@@ -33,7 +33,7 @@ def video(store, split: str, name: str, rng, odd_frames: range = range(0)) -> li
     record = VideoRecord(
         split, name, f"/x/{name}.mp4", Fingerprint(1, 1, name), n_frames=N_FRAMES, fps=10, height=64, width=96
     )
-    store.save_video(record)
+    store.add_video(record, np.array([[0, N_FRAMES]]))
     rows = N_FRAMES * PER_FRAME
     boxes = np.tile(np.array([[10, 10, 30, 40]], np.float32), (rows, 1))
     write(store, record, REGIONS, {"boxes": boxes, "scores": np.ones(rows, np.float32)})

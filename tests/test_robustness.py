@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from commands import extract_cmd
+from snapshots import assert_same, snapshot
 from videos import Square, make_video
 
 from vadctl.store import FeatureStore
@@ -29,24 +30,6 @@ def archive(root: Path, n: int = 6, frames: int = 90) -> Path:
             squares=[Square(5 + 7 * i, 30, 3.0, 0.5, size=20), Square(140, 80, -2.5, -0.5, size=18)],
         )
     return root
-
-
-def snapshot(store: Path) -> dict:
-    """Every committed array of every video, for comparing stores."""
-    fs = FeatureStore(store, read_only=True)
-    data = {}
-    for record in fs.videos("train"):
-        for key, summary in record.features.items():
-            entry = fs.entry(record, fs.resolve(key, "train"))
-            for name in entry.array_names + (["offsets"] if entry.offsets is not None else []):
-                data[(record.video_id, summary["name"], name)] = entry.array(name)[...]
-    return data
-
-
-def assert_same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=str(key))
 
 
 @pytest.fixture(scope="module")

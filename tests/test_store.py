@@ -14,7 +14,7 @@ SPEC = FeatureSpec("toy", 1, {"k": 3})
 
 def new_video(store: FeatureStore, video_id: str = "v1", split: str = "train", n: int = 10) -> VideoRecord:
     record = VideoRecord(split, video_id, f"/data/{video_id}.mp4", Fingerprint(1, 2, "ab"), n_frames=n, fps=10.0)
-    store.save_video(record, clips=np.array([[0, n]]))
+    store.add_video(record, np.array([[0, n]]))
     return record
 
 
@@ -34,7 +34,7 @@ def write_toy(store: FeatureStore, record: VideoRecord, windows: list[int], comm
         start += size
     summary = writer.finish()
     if commit:
-        store.commit(record, SPEC, summary)
+        store.commit_entry(record, writer, summary)
     return summary
 
 
@@ -42,7 +42,7 @@ def test_create_then_reopen_and_reject_foreign_folders(tmp_path: Path):
     with pytest.raises(StoreError, match="no feature store"):
         FeatureStore(tmp_path / "missing.zarr")
     FeatureStore(tmp_path / "s.zarr", create=True)
-    assert FeatureStore(tmp_path / "s.zarr").info["schema"] == 1
+    assert FeatureStore(tmp_path / "s.zarr").info["schema"] == 2
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(StoreError, match="not an empty folder"):
@@ -120,7 +120,7 @@ def test_specs_hash_and_resolution(store_path: Path):
         store.resolve("flow")
     writer = store.entry_writer(record, other, {"dense": ArraySpec((1,), "float32")}, 10)
     writer.write(dense={"dense": np.zeros((10, 1))})
-    store.commit(record, other, writer.finish())
+    store.commit_entry(record, writer, writer.finish())
     with pytest.raises(FeatureError, match="ambiguous"):
         store.resolve("toy")
 
@@ -132,3 +132,28 @@ def test_delete_video_forgets_everything(store_path: Path):
     store.delete_video("train", "v1")
     assert store.video("train", "v1") is None
     assert store.videos("train") == []
+
+
+def test_other_clients_open_the_store_as_it_is(video_dir: Path, tmp_path: Path):
+    """xarray and zarr's own walkers read the store with no vadctl code and no warning."""
+    import warnings
+
+    import xarray as xr
+
+    from vadctl import api
+
+    store = tmp_path / "s.zarr"
+    api.extract([video_dir], store, "test", ["flow", "regions", "velocity"])
+    record = FeatureStore(store, read_only=True).video("test", "a")
+    flow_key = next(key for key in record.features if key.startswith("flow@"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        list(zarr.open_group(store, mode="r").members(max_depth=None))
+        video = xr.open_zarr(store, group="videos/test/a", consolidated=False)
+        flow = xr.open_zarr(store, group=f"videos/test/a/{record.group_of(flow_key)}", consolidated=False)
+        tree = xr.open_datatree(store, engine="zarr", consolidated=False)
+    assert video["clips"].dims == ("clip", "bound")
+    assert flow["data"].dims == ("frame", "y", "x", "component") and flow["data"].dtype.kind == "f"
+    entry = FeatureStore(store, read_only=True).entry(record, FeatureSpec.from_dict(record.features[flow_key]))
+    np.testing.assert_allclose(flow["data"].values, entry["data"] * entry.attrs("data")["scale_factor"])
+    assert "videos/test/a" in tree.groups or "/videos/test/a" in tree.groups

@@ -37,10 +37,41 @@ def open_store(path: PathLike | None = None, *, create: bool = False, read_only:
     return FeatureStore(defaults.store_path(path), create=create, read_only=read_only and not create)
 
 
-def _writable(store: PathLike | FeatureStore | None) -> FeatureStore:
+def verify(store: PathLike | FeatureStore | None = None, *, deep: bool = False, forget_damaged: bool = False):
+    """(entries checked, problems): every committed entry holds what was written (cheap: file
+    counts and sizes; `deep`: every file re-hashed) and every record is readable. With
+    `forget_damaged`, damaged data is taken out of use (quarantined) so `extract` redoes it."""
+    if not forget_damaged:
+        return _readable(store).verify(deep=deep)
+    from vadctl.store.maintenance import forget_damaged as forget
+
+    writable = _writable(store, create=False)
+    checked, problems = writable.verify(deep=deep)
+    forget(writable, problems)
+    return checked, problems
+
+
+def gc(store: PathLike | FeatureStore | None = None, *, apply: bool = False):
+    """Entries superseded by newer parameters and data no record refers to: listed, and removed
+    with `apply=True` (a `store.maintenance.MaintenanceReport`)."""
+    from vadctl.store.maintenance import gc as collect
+
+    return collect(_writable(store, create=False), apply=apply)
+
+
+def prune(store: PathLike | FeatureStore | None = None, *, missing_sources: bool = True, apply: bool = False):
+    """Videos whose source file is gone: listed, and forgotten with `apply=True`."""
+    from vadctl.store.maintenance import MaintenanceReport, prune_missing_sources
+
+    if not missing_sources:
+        return MaintenanceReport(applied=apply)
+    return prune_missing_sources(_writable(store, create=False), apply=apply)
+
+
+def _writable(store: PathLike | FeatureStore | None, create: bool = True) -> FeatureStore:
     if isinstance(store, FeatureStore):
         return store
-    return open_store(store, create=True, read_only=False)
+    return open_store(store, create=create, read_only=False)
 
 
 def _readable(store: PathLike | FeatureStore | None) -> FeatureStore:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vadctl.errors import UsageError
+from vadctl.names import check_video_id
 from vadctl.specs import Fingerprint
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -103,10 +104,7 @@ def frame_files(folder: Path) -> list[Path]:
 
 
 def _video_id(relative: Path) -> str:
-    parts = list(relative.parts)
-    if not parts or parts == ["."]:
-        raise UsageError(f"{relative}: cannot derive a video id")
-    return "/".join(parts)
+    return check_video_id("/".join(relative.parts))
 
 
 def discover(roots: Sequence[Path | str]) -> list[VideoSource]:
@@ -134,7 +132,7 @@ def _discover_root(root: Path) -> Iterable[VideoSource]:
     if root.is_file():
         if root.suffix.lower() not in VIDEO_SUFFIXES:
             raise UsageError(f"{root}: not a video file (known suffixes: {', '.join(sorted(VIDEO_SUFFIXES))})")
-        yield VideoSource(root.stem, root)
+        yield VideoSource(check_video_id(root.resolve().stem), root)
         return
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
@@ -143,7 +141,8 @@ def _discover_root(root: Path) -> Iterable[VideoSource]:
         images = [f for f in visible if Path(f).suffix.lower() in IMAGE_SUFFIXES]
         if images and any(_NUMBER.search(Path(f).stem) for f in images):
             relative = here.relative_to(root)
-            video_id = _video_id(relative) if relative.parts else here.name
+            # a root that is itself a frame folder (even `.`) is named after the folder
+            video_id = _video_id(relative) if relative.parts else check_video_id(root.resolve().name)
             yield VideoSource(video_id, here, is_frame_folder=True)
         for name in visible:
             path = here / name

@@ -9,7 +9,6 @@ then waited for, so two runs over one archive share the work instead of collidin
 
 from __future__ import annotations
 
-import contextlib
 import time
 import traceback
 from collections.abc import Iterable, Sequence
@@ -19,7 +18,8 @@ from filelock import Timeout
 
 from vadctl import defaults
 from vadctl.catalog import VideoSource
-from vadctl.errors import VideoError
+from vadctl.errors import StoreError, VideoError
+from vadctl.faults import fault_point
 from vadctl.features.base import Featurizer, Output
 from vadctl.progress import Progress
 from vadctl.specs import ClipSpec, DecodeSpec, FeatureSpec, Fingerprint
@@ -146,15 +146,23 @@ class Extractor:
             if self.retry_failed:
                 return _Plan(source, "replace", fingerprint, list(self.requested))
             return _Plan(source, "failed earlier", fingerprint, [], record.error)
-        pending = [spec for spec in self.requested if not record.has(spec)]
+        if self.store.clips_problem(record):
+            return _Plan(source, "replace", fingerprint, list(self.requested))
+        pending = [
+            spec for spec in self.requested if not record.has(spec) or self.store.entry_problem(record, spec.key)
+        ]
         if pending:
             return _Plan(source, "update", fingerprint, pending)
         return _Plan(source, "refresh" if state == "touched" else "skip", fingerprint, [])
 
+    def _intact(self, record: VideoRecord, spec: FeatureSpec) -> bool:
+        """Committed and passing the cheap integrity check (damaged entries are redone)."""
+        return record.has(spec) and self.store.entry_problem(record, spec.key) is None
+
     def run(self, sources: Sequence[VideoSource], progress: Progress | None = None) -> ExtractReport:
         progress = progress or Progress()
         started = time.perf_counter()
-        records = {r.video_id: r for r in self.store.videos(self.split)}
+        records = {r.video_id: r for r in self.store.videos(self.split, damaged_ok=True)}
         plans = [self._plan(source, records.get(source.video_id)) for source in sources]
         progress.planned(len(plans), sum(p.action in ("new", "replace", "update") for p in plans))
         results: dict[str, VideoResult] = {}
@@ -191,7 +199,7 @@ class Extractor:
             return None
         try:
             # Re-plan under the lock: another process may have done (part of) the work meanwhile.
-            plan = self._plan(plan.source, self.store.video(self.split, plan.source.video_id))
+            plan = self._plan(plan.source, self._current(plan.source.video_id))
             if plan.action in ("skip", "failed earlier", "failed", "refresh"):
                 if plan.action == "refresh":
                     self._refresh(plan)
@@ -203,6 +211,15 @@ class Extractor:
             lock.release()
         progress.video_finished(result)
         return result
+
+    def _current(self, video_id: str) -> VideoRecord | None:
+        """The video's record (caller holds its lock); an unreadable one is moved out of the store
+        (kept in the sidecar's quarantine) and the video is extracted anew."""
+        try:
+            return self.store.video(self.split, video_id)
+        except StoreError:
+            self.store.quarantine(self.split, self.store.key(self.split, video_id))
+            return None
 
     def _refresh(self, plan: _Plan) -> None:
         record = self.store.video(self.split, plan.source.video_id)
@@ -226,7 +243,7 @@ class Extractor:
             if name in compute:
                 return
             spec = self.specs[name]
-            if stored_form_ok and name not in pending_names and record.has(spec) and spec.axis == "frame":
+            if stored_form_ok and name not in pending_names and self._intact(record, spec) and spec.axis == "frame":
                 load.add(name)
                 return
             compute.add(name)
@@ -242,14 +259,12 @@ class Extractor:
     def _stored_outputs(self, record: VideoRecord, names: Sequence[str]):
         """Per window, the stored dense arrays of committed upstream entries, as featurizer outputs."""
         entries = {name: self.store.entry(record, self.specs[name]) for name in names}
-        arrays = {
-            name: {a: entry.array(a) for a in entry.array_names if a != "clips"} for name, entry in entries.items()
-        }
+        arrays = {name: [a for a in entry.array_names if a != "clips"] for name, entry in entries.items()}
 
         def window_outputs(start: int, stop: int) -> dict[str, Output]:
             return {
                 name: Output(
-                    dense={a: arr[start:stop] for a, arr in arrays[name].items()}, params=self.specs[name].params
+                    dense={a: entries[name].read(a, start, stop) for a in arrays[name]}, params=self.specs[name].params
                 )
                 for name in names
             }
@@ -257,17 +272,22 @@ class Extractor:
         return window_outputs
 
     def _extract(self, plan: _Plan, progress: Progress) -> VideoResult:
+        """Write the new version of a video beside whatever is committed, then switch to it in one
+        record update (`FeatureStore.commit_video`); caller holds the video's lock."""
         video_id = plan.source.video_id
         started = time.perf_counter()
-        if plan.action == "replace":
-            self.store.delete_video(self.split, video_id)
+        self.store.clean_video(self.split, video_id)  # leftovers of a killed or failed run
+        previous = self.store.video(self.split, video_id)
         try:
             reader = VideoReader(plan.source, self.decode)
         except VideoError as error:
-            return self._fail(plan, None, str(error), started)
+            return self._fail(plan, previous, str(error), started)
         info = reader.info
-        record = self.store.video(self.split, video_id) if plan.action == "update" else None
-        if record is None:
+        if plan.action == "update" and previous is not None:
+            record = VideoRecord.from_attrs(previous.to_attrs())
+            record.scene = self.scene if self.scene is not None else record.scene
+        else:  # a new video, or a new version of one: new facts, new clip table
+            self.store.prepare_video(self.split, video_id)
             record = VideoRecord(
                 self.split,
                 video_id,
@@ -280,14 +300,11 @@ class Extractor:
                 scene=self.scene,
                 clip_spec=self.clips.to_dict(),
             )
-            self.store.save_video(record, clips=self.clips.table(info.n_frames))
-        elif self.scene is not None and record.scene != self.scene:
-            record.scene = self.scene
-            self.store.save_video(record)
+            self.store.write_clips(record, self.clips.table(info.n_frames))
         progress.video_started(video_id, info.n_frames)
         pending_names = {spec.name for spec in plan.pending}
-        running, loaded = self._run_plan(plan.pending, record)
-        stored_outputs = self._stored_outputs(record, loaded)
+        running, loaded = self._run_plan(plan.pending, previous or record)
+        stored_outputs = self._stored_outputs(previous or record, loaded)
         writers = {}
         frames_done = 0
         try:
@@ -310,6 +327,7 @@ class Extractor:
                         writers[featurizer.name].write(out.dense, out.ragged, out.counts)
                 frames_done += len(window)
                 progress.frames_done(len(window))
+            written = {}
             for featurizer in running:
                 if featurizer.name not in writers:
                     continue
@@ -322,45 +340,37 @@ class Extractor:
                     extra = {"clips": self.clips.table(info.n_frames), **extra}
                 summary = writer.finish(extra)
                 summary["frame_size"] = [info.width, info.height]  # what pixel coordinates refer to
-                self.store.commit(record, self.specs[featurizer.name], summary)
+                spec = self.specs[featurizer.name]
+                written[spec.key] = (spec, summary, writer.group_name)
+            fault_point("extract.written")
+            self.store.commit_video(record, written, previous)
         except VideoError as error:
-            return self._fail(plan, record, str(error), started, frames_done, writers)
+            return self._fail(plan, previous, str(error), started, frames_done)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as error:  # a featurizer bug or odd input must not sink the whole batch
             detail = traceback.format_exc() if self.debug else f"{type(error).__name__}: {error}"
-            return self._fail(plan, record, f"{plan.source.path}: {detail}", started, frames_done, writers)
+            return self._fail(plan, previous, f"{plan.source.path}: {detail}", started, frames_done)
         finally:
             reader.close()
-        written = [self.specs[name].key for name in writers]
-        result = VideoResult(video_id, EXTRACTED, written, frames_done, time.perf_counter() - started)
+        result = VideoResult(video_id, EXTRACTED, list(written), frames_done, time.perf_counter() - started)
         result.computed = [f.name for f in running]
         result.read = [self.specs[name].key for name in loaded]
         return result
 
     def _fail(
-        self,
-        plan: _Plan,
-        record: VideoRecord | None,
-        message: str,
-        started: float,
-        frames: int = 0,
-        writers: dict | None = None,
+        self, plan: _Plan, previous: VideoRecord | None, message: str, started: float, frames: int = 0
     ) -> VideoResult:
-        """Record the failure in the store; committed entries of earlier runs stay valid."""
-        if record is None:
-            record = VideoRecord(
-                self.split, plan.source.video_id, str(plan.source.path.resolve()), plan.fingerprint, scene=self.scene
-            )
-        for name in writers or {}:
-            spec = self.specs[name]
-            if spec.key not in record.features:
-                self._discard(record, spec)
+        """Record the failure. Committed entries of an earlier version stay (kept, not read by
+        models while the video is failed); uncommitted data of this attempt is removed."""
+        if previous is not None:
+            record = VideoRecord.from_attrs(previous.to_attrs())
+            record.fingerprint = plan.fingerprint
+        else:
+            self.store.prepare_video(self.split, plan.source.video_id)
+            source = str(plan.source.path.resolve())
+            record = VideoRecord(self.split, plan.source.video_id, source, plan.fingerprint, scene=self.scene)
         record.status, record.error = "failed", message
         self.store.save_video(record)
+        self.store.clean_video(self.split, plan.source.video_id)
         return VideoResult(plan.source.video_id, FAILED, [], frames, time.perf_counter() - started, message)
-
-    def _discard(self, record: VideoRecord, spec: FeatureSpec) -> None:
-        # best effort: leftovers are never read and are replaced on the next run
-        with contextlib.suppress(Exception):
-            self.store.drop_entry(record, spec)

@@ -12,8 +12,6 @@ and events (one row per run of consecutive flagged frames, with the event's clas
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ import polars as pl
 from scipy.ndimage import gaussian_filter1d
 
 from vadctl import defaults
+from vadctl.atomic import write_atomic
 from vadctl.errors import UsageError
 from vadctl.results import ClassScores, VideoScores
 
@@ -268,14 +267,4 @@ def regions_table(scores: Iterable[VideoScores], calibration: Calibration | None
 
 def write_parquet_atomic(table: pl.DataFrame, path: Path) -> Path:
     """Write beside the target, then rename: a killed run never leaves half a file at `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        table.write_parquet(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, table.write_parquet)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
+from vadctl.atomic import write_atomic
 from vadctl.errors import ModelFileError, UsageError
 from vadctl.progress import Progress
 from vadctl.specs import canonical_json
@@ -137,16 +136,9 @@ def save_checkpoint(
     }
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / CHECKPOINT_FILE
-    handle, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=folder)
-    os.close(handle)
-    try:
-        save_file(tensors, tmp, metadata={META_KEY: canonical_json(meta)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(
+        folder / CHECKPOINT_FILE, lambda tmp: save_file(tensors, tmp, metadata={META_KEY: canonical_json(meta)})
+    )
 
 
 def _differences(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:

@@ -5,11 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from vadctl.cli.common import StoreOption, human_bytes, one_line_errors, out, store_path
+from vadctl.cli.common import (
+    EXIT_PARTIAL,
+    StoreOption,
+    err,
+    human_bytes,
+    human_seconds,
+    one_line_errors,
+    out,
+    store_path,
+)
 
-store_app = typer.Typer(help="Inspect feature stores.", no_args_is_help=True)
+store_app = typer.Typer(help="Inspect, verify and maintain feature stores.", no_args_is_help=True)
+PathArgument = typer.Argument(None, help="Store path [default: $VADCTL_STORE or stores/default.zarr]")
 
 
 def _short_params(params: dict) -> str:
@@ -100,3 +111,103 @@ def info(
                 status,
             )
         out.print(table)
+
+
+@store_app.command("verify")
+@one_line_errors
+def verify(
+    path: Path | None = PathArgument,
+    store: Path | None = StoreOption,
+    deep: bool = typer.Option(False, help="Re-hash every file (reads all data) instead of checking sizes."),
+    forget_damaged: bool = typer.Option(
+        False, help="Take damaged entries out of use (quarantined, not deleted) so `vadctl extract` redoes them."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Check every committed entry against what was written; exit 1 when damage is found.
+
+    The cheap check (default) compares each array's file count and bytes with what was committed;
+    --deep re-hashes every file. Damage found by the cheap check is redone by the next `vadctl
+    extract`; damage only --deep sees needs --forget-damaged first."""
+    import time
+
+    from vadctl import api
+
+    started = time.perf_counter()
+    where = path or store_path(store)
+    checked, problems = api.verify(where, deep=deep, forget_damaged=forget_damaged)
+    seconds = time.perf_counter() - started
+    if as_json:
+        out.print_json(
+            data={
+                "store": str(where),
+                "deep": deep,
+                "entries": checked,
+                "seconds": round(seconds, 3),
+                "problems": [p.to_dict() for p in problems],
+            }
+        )
+    else:
+        kind = "deep (every file re-hashed)" if deep else "cheap (file counts and sizes)"
+        out.print(f"{escape(str(where))}: {checked} entries checked, {kind}, in {human_seconds(seconds)}")
+        for problem in problems:
+            err.print(f"[red]damaged[/] {escape(str(problem))}", soft_wrap=True)
+        if problems:
+            err.print(
+                "`vadctl extract` over the same videos redoes damaged entries (unreadable records are quarantined)"
+            )
+        else:
+            out.print("[green]intact[/]")
+    if problems:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _maintenance(report, where: Path, verb: str, as_json: bool) -> None:
+    if as_json:
+        out.print_json(data={"store": str(where), **report.to_dict()})
+        return
+    for removal in report.removals:
+        done = "removed" if report.applied else "would remove"
+        where = escape(f"{removal.split}/{removal.video}")
+        out.print(f"{done} {where}: {escape(removal.what)} ({human_bytes(removal.bytes)})")
+    for video in report.busy:
+        err.print(f"[yellow]skipped[/] {escape(video)}: being written by another process")
+    total = human_bytes(report.bytes)
+    if report.applied:
+        out.print(f"{verb}: {len(report.removals)} item(s), {total} freed")
+    else:
+        out.print(f"{verb} (dry run): {len(report.removals)} item(s), {total} would be freed; pass --yes to remove")
+
+
+@store_app.command("gc")
+@one_line_errors
+def gc(
+    path: Path | None = PathArgument,
+    store: Path | None = StoreOption,
+    yes: bool = typer.Option(False, "--yes", help="Remove (default: only list what would go)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Entries superseded by newer parameters and data no record refers to (dry run by default)."""
+    from vadctl import api
+
+    where = path or store_path(store)
+    _maintenance(api.gc(where, apply=yes), where, "gc", as_json)
+
+
+@store_app.command("prune")
+@one_line_errors
+def prune(
+    path: Path | None = PathArgument,
+    store: Path | None = StoreOption,
+    missing_sources: bool = typer.Option(False, "--missing-sources", help="Forget videos whose source file is gone."),
+    yes: bool = typer.Option(False, "--yes", help="Remove (default: only list what would go)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Forget videos that no longer exist (dry run by default)."""
+    from vadctl import api
+    from vadctl.errors import UsageError
+
+    if not missing_sources:
+        raise UsageError("vadctl store prune: say what to prune (--missing-sources)")
+    where = path or store_path(store)
+    _maintenance(api.prune(where, missing_sources=True, apply=yes), where, "prune", as_json)

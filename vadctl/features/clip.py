@@ -83,7 +83,10 @@ class Clip(_ClipBase):
             raise UsageError(f"clip.every={every!r}: must be a positive integer (1 = every frame)")
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
-        return {"embedding": ArraySpec((self._dim(),), "float16", ragged=self.every > 1)}
+        attrs = {"description": "CLIP image embedding, L2-normalised", "every_nth_frame": self.every}
+        return {
+            "embedding": ArraySpec((self._dim(),), "float16", ragged=self.every > 1, dims=("embedding",), attrs=attrs)
+        }
 
     def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:
         index = np.arange(window.start, window.stop)
@@ -119,7 +122,8 @@ class ClipRegions(_ClipBase):
         self._validate()
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
-        return {"embedding": ArraySpec((self._dim(),), "float16", ragged=True)}
+        attrs = {"description": "CLIP embedding of each regions box, L2-normalised; rows align with regions"}
+        return {"embedding": ArraySpec((self._dim(),), "float16", ragged=True, dims=("embedding",), attrs=attrs)}
 
     def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:
         boxes_per_frame = upstream["regions"].memory["boxes"]

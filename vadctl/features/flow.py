@@ -75,7 +75,13 @@ class Flow(UsesWeights, Featurizer):
         return max(1, round(info.height * self.store_scale)), max(1, round(info.width * self.store_scale))
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
-        return {"data": ArraySpec((*self._stored_size(info), 2), "int16")}
+        attrs = {
+            "description": "optical flow from frame t-1 to t (dx, dy); frame 0 is zero",
+            "units": "pixels per frame at the stored size",
+            "scale_factor": self.quantum,  # stored values are int16 multiples of `quantum` pixels
+            "stored_scale": self.store_scale,  # stored size / decoded size
+        }
+        return {"data": ArraySpec((*self._stored_size(info), 2), "int16", dims=("y", "x", "component"), attrs=attrs)}
 
     def begin(self, info: VideoInfo, clips: ClipSpec) -> None:
         self._stored = self._stored_size(info)

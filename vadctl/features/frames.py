@@ -35,7 +35,8 @@ class Frames(Featurizer):
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
         tail = (self.height, self.width) if self.color == "gray" else (self.height, self.width, 3)
-        return {"data": ArraySpec(tail, "uint8")}
+        dims = ("y", "x") if self.color == "gray" else ("y", "x", "channel")
+        return {"data": ArraySpec(tail, "uint8", dims=dims, attrs={"description": f"{self.color} frames, resized"})}
 
     def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:
         source = window.gray if self.color == "gray" else window.frames

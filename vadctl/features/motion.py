@@ -70,7 +70,13 @@ class Motion(Featurizer):
         return len(self.edges) + 1 + DIRECTIONS
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
-        return {"embedding": ArraySpec((self.channels, self.rows, self.cols), "float32")}
+        attrs = {
+            "description": "per grid cell: fraction of pixels per flow magnitude bin, then per direction",
+            "magnitude_edges": list(self.edges),
+            "directions": ["right", "down", "left", "up"],
+        }
+        shape = (self.channels, self.rows, self.cols)
+        return {"embedding": ArraySpec(shape, "float32", dims=("channel", "grid_y", "grid_x"), attrs=attrs)}
 
     def begin(self, info: VideoInfo, clips: ClipSpec) -> None:
         self._clips = clips

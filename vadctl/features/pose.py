@@ -105,8 +105,14 @@ class Pose(WeightedFeaturizer):
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
         return {
-            "keypoints": ArraySpec((N_KEYPOINTS, 2), "float32", ragged=True),
-            "visibility": ArraySpec((N_KEYPOINTS,), "float32", ragged=True),
+            "keypoints": ArraySpec(
+                (N_KEYPOINTS, 2),
+                "float32",
+                ragged=True,
+                dims=("keypoint", "xy"),
+                attrs={"units": "fraction of the region box"},
+            ),
+            "visibility": ArraySpec((N_KEYPOINTS,), "float32", ragged=True, dims=("keypoint",)),
             "found": ArraySpec((), "uint8", ragged=True),
         }
 

@@ -185,7 +185,13 @@ class Regions(UsesWeights, Featurizer):
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
         return {
-            "boxes": ArraySpec((4,), "float32", ragged=True),
+            "boxes": ArraySpec(
+                (4,),
+                "float32",
+                ragged=True,
+                dims=("corner",),
+                attrs={"units": "pixels of the decoded frame (x1, y1, x2, y2)"},
+            ),
             "scores": ArraySpec((), "float32", ragged=True),
             "labels": ArraySpec((), "int16", ragged=True),
             "fill": ArraySpec((), "float32", ragged=True),

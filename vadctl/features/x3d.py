@@ -171,7 +171,8 @@ class X3D(WeightedFeaturizer):
 
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
         shape = self._feature_shape(info, getattr(self, "_clips", ClipSpec()))
-        return {"embedding": ArraySpec(shape, "float32" if self.spatial_pool else "float16")}
+        dims = ("channel",) if self.spatial_pool else ("channel", "t", "y", "x")
+        return {"embedding": ArraySpec(shape, "float32" if self.spatial_pool else "float16", dims=dims[: len(shape)])}
 
     def _pool(self, features):
         import torch.nn.functional as F

@@ -149,7 +149,7 @@ class AiVad(VadModel):
 
     def _attribute(self, kind: str, entry, count: int) -> tuple[np.ndarray, np.ndarray]:
         if kind == "velocity":
-            check_layout(entry.array("magnitude_sum").attrs, entry.spec.key)
+            check_layout(entry.attrs("magnitude_sum"), entry.spec.key)
             values = merge_bins(entry["magnitude_sum"], entry["count"], self.n_velocity_bins)
             return values, np.ones(count, bool)
         if kind == "pose":

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from vadctl import __version__
+from vadctl.atomic import write_atomic
 from vadctl.errors import ModelFileError, VadctlError
 from vadctl.models.base import VadModel
 from vadctl.models.registry import build
@@ -74,17 +73,8 @@ def save_model(
         "provenance": {"created_at": datetime.now(UTC).isoformat(timespec="seconds"), **(provenance or {})},
     }
     header_json = canonical_json(header)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, tmp, metadata={HEADER_KEY: header_json, DIGEST_KEY: _digest(header_json, tensors)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    metadata = {HEADER_KEY: header_json, DIGEST_KEY: _digest(header_json, tensors)}
+    return write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def read_header(path: Path) -> dict[str, Any]:

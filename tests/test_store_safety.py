@@ -1,0 +1,167 @@
+"""Every path that replaces data in the store is crash-safe at each step: a real `vadctl extract`
+process is killed at each commit point in turn (fault injection), the store must then read as the
+old or the new version of each video (never a mix, never a crash), and a rerun must complete it to
+exactly what a clean run writes. Readers running while a video is rewritten never crash."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from commands import extract_cmd
+from snapshots import assert_same, snapshot
+from videos import Square, make_video
+
+from vadctl import api
+from vadctl.faults import EXIT_CODE
+from vadctl.store import FeatureStore
+
+FEATURES = ("frames", "flow", "regions", "velocity")
+POINTS = ("extract.written", "store.commit.before_switch", "store.commit.after_switch", "store.commit.removing")
+IDS = ("a", "b", "c")
+
+
+def write_archive(root: Path, version: int) -> Path:
+    """Three small lossless videos; `version` 2 has other content (a 'changed source')."""
+    for i, name in enumerate(IDS):
+        square = Square(4 + 6 * i, 10 + 14 * version, 2.0 + version, 0.5, size=14)
+        make_video(root / f"{name}.avi", 24 + 4 * i, seed=10 * version + i, squares=[square])
+    return root
+
+
+def clean_store(root: Path, path: Path) -> dict:
+    report = api.extract([root], path, "train", FEATURES)
+    assert not report.failed
+    return snapshot(path)
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory) -> dict:
+    base = tmp_path_factory.mktemp("safety")
+    old_root = write_archive(base / "old", 1)
+    new_root = write_archive(base / "new", 2)
+    old = clean_store(old_root, base / "old.zarr")
+    new = clean_store(new_root, base / "new.zarr")
+    return {"base": base, "old_root": old_root, "new_root": new_root, "old": old, "new": new}
+
+
+def killed(command: list[str], point: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, env={**os.environ, "VADCTL_FAULT": point}, capture_output=True, text=True)
+    assert done.returncode == EXIT_CODE, f"not killed at {point}: {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def per_video(data: dict) -> dict[str, dict]:
+    videos: dict[str, dict] = {}
+    for key, value in data.items():
+        videos.setdefault(key[0], {})[key] = value
+    return videos
+
+
+def assert_old_or_new(got: dict, old: dict, new: dict) -> list[str]:
+    """Each video reads exactly as its old or its new version; returns the ids that are new."""
+    now, before, after = per_video(got), per_video(old), per_video(new)
+    assert set(now) == set(before), "a video vanished or appeared"
+    switched = []
+    for video, data in now.items():
+        try:
+            assert_same(data, before[video])
+        except AssertionError:
+            assert_same(data, after[video])
+            switched.append(video)
+    return switched
+
+
+def assert_intact(store: Path) -> None:
+    fs = FeatureStore(store, read_only=True)
+    checked, problems = fs.verify(deep=True)
+    assert problems == [] and checked > 0
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("nth", [1, 2])
+def test_changed_sources_killed_at_each_commit_point_then_rerun(versions, tmp_path: Path, point: str, nth: int):
+    store = tmp_path / "store.zarr"
+    shutil.copytree(versions["base"] / "old.zarr", store)
+    root = tmp_path / "videos"
+    shutil.copytree(versions["old_root"], root)
+    for name in IDS:  # the archive's files change (same ids, other content)
+        shutil.copy2(versions["new_root"] / f"{name}.avi", root / f"{name}.avi")
+    # removal happens once per superseded node (clip table + 4 entries): the n-th video's first one
+    reached = 1 + (nth - 1) * (1 + len(FEATURES)) if point == "store.commit.removing" else nth
+    killed(extract_cmd(root, store), f"{point}@{reached}")
+    switched = assert_old_or_new(snapshot(store), versions["old"], versions["new"])
+    expected_switched = nth - 1 + (point in ("store.commit.after_switch", "store.commit.removing"))
+    assert len(switched) == expected_switched, (point, nth, switched)
+    assert_intact(store)
+    rerun = api.extract([root], store, "train", FEATURES)
+    assert not rerun.failed and rerun.count("extracted") == len(IDS) - expected_switched
+    assert_same(snapshot(store), versions["new"])
+    assert_intact(store)
+    report = api.gc(store, apply=True)  # whatever a kill left behind goes, nothing else
+    assert all(r.what.startswith("orphan") or r.what.startswith("sidecar") for r in report.removals)
+    assert_same(snapshot(store), versions["new"])
+
+
+@pytest.mark.parametrize("point", POINTS[:3])
+def test_forced_reextract_killed_at_each_commit_point(versions, tmp_path: Path, point: str):
+    store = tmp_path / "store.zarr"
+    shutil.copytree(versions["base"] / "new.zarr", store)
+    killed(extract_cmd(versions["new_root"], store, "--force"), point)
+    assert_same(snapshot(store), versions["new"])  # same input: old and new versions are equal
+    assert_intact(store)
+    api.extract([versions["new_root"]], store, "train", FEATURES, force=True)
+    assert_same(snapshot(store), versions["new"])
+    assert api.gc(store).removals == []  # the rerun left no leftovers
+
+
+def test_new_videos_killed_before_their_commit_are_extracted_by_the_rerun(versions, tmp_path: Path):
+    store = tmp_path / "store.zarr"
+    killed(extract_cmd(versions["new_root"], store), "store.commit.before_switch@2")
+    assert [r.video_id for r in FeatureStore(store, read_only=True).videos("train")] == ["a"]
+    rerun = api.extract([versions["new_root"]], store, "train", FEATURES)
+    assert rerun.count("extracted") == 2 and rerun.count("up to date") == 1
+    assert_same(snapshot(store), versions["new"])
+
+
+def test_readers_never_crash_while_videos_are_rewritten(versions, tmp_path: Path):
+    store = tmp_path / "store.zarr"
+    shutil.copytree(versions["base"] / "new.zarr", store)
+    expected = versions["new"]
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _REWRITE.format(root=str(versions["new_root"]), store=str(store))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    reads, errors = 0, []
+    stop = threading.Event()
+    try:
+        while writer.poll() is None and not stop.is_set():
+            try:
+                got = snapshot(store)
+            except Exception as error:  # any exception is a failure of the promise
+                errors.append(f"{type(error).__name__}: {error}")
+                continue
+            for key, value in got.items():
+                np.testing.assert_array_equal(value, expected[key], err_msg=str(key))
+            reads += 1
+    finally:
+        writer.wait(timeout=300)
+    assert writer.returncode == 0, writer.stderr
+    assert errors == [] and reads >= 3, (reads, errors[:3])
+    assert_same(snapshot(store), expected)
+
+
+_REWRITE = """
+from vadctl import api
+for _ in range(4):
+    report = api.extract([{root!r}], {store!r}, "train", ("frames", "flow", "regions", "velocity"), force=True)
+    assert not report.failed
+"""

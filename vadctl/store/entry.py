@@ -1,0 +1,117 @@
+"""Read access to one committed feature entry of one video.
+
+Reads never crash on a concurrent writer: if the entry's data vanished because another process
+replaced the video (new version written beside the old, switched, old removed), the read follows
+the record to the new version. Data that is gone or corrupt while the record still points to it is
+damage: a one-line `StoreError` naming the video and the entry, never zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import zarr
+
+from vadctl.errors import FeatureError, StoreError, VadctlError
+from vadctl.specs import FeatureSpec
+from vadctl.store.records import VideoRecord
+
+if TYPE_CHECKING:
+    from vadctl.store.feature_store import FeatureStore
+
+T = TypeVar("T")
+RETRIES = 3
+
+
+class Entry:
+    def __init__(self, store: FeatureStore, record: VideoRecord, spec: FeatureSpec):
+        self.store = store
+        self.spec = spec
+        self._bind(record)
+
+    def _bind(self, record: VideoRecord) -> None:
+        summary = record.features.get(self.spec.key)
+        if summary is None:
+            raise FeatureError(f"video {record.split}/{record.video_id} has no committed feature {self.spec.key}")
+        self.record = record
+        self.summary = dict(summary)
+        self.group_name = record.group_of(self.spec.key)
+        self._group: zarr.Group | None = None
+
+    @property
+    def video_id(self) -> str:
+        return self.record.video_id
+
+    @property
+    def where(self) -> str:
+        return f"feature {self.spec.key} of video {self.record.split}/{self.record.video_id}"
+
+    def _guarded(self, read: Callable[[], T]) -> T:
+        """Run a read; on vanished or unreadable data, follow a newer record or report damage."""
+        for _ in range(RETRIES):
+            try:
+                return read()
+            except (KeyboardInterrupt, SystemExit, FeatureError):
+                raise
+            except Exception as error:  # zarr/codec errors come in many types; all mean the same here
+                fresh = self.store.video(self.record.split, self.record.video_id)
+                if fresh is None or self.spec.key not in fresh.features:
+                    raise StoreError(f"{self.where} was removed while being read; run again") from None
+                if fresh.group_of(self.spec.key) == self.group_name:
+                    reason = str(error) if isinstance(error, VadctlError) else f"{type(error).__name__}: {error}"
+                    raise StoreError(
+                        f"{self.where} is damaged ({reason.splitlines()[0][:200]}); "
+                        "`vadctl store verify` lists damage and `vadctl extract` redoes it"
+                    ) from None
+                self._bind(fresh)  # replaced meanwhile by another process: read the new version
+        raise StoreError(f"{self.where} kept changing while being read; run again")
+
+    @property
+    def group(self) -> zarr.Group:
+        if self._group is None:
+            self._group = self._guarded(lambda: self.store.node(self.record, self.group_name))
+        return self._group
+
+    def array(self, name: str) -> zarr.Array:
+        """The lazy Zarr array (for slices, use `read`)."""
+
+        def open_array() -> zarr.Array:
+            group = self.store.node(self.record, self.group_name)
+            if name not in group:
+                raise FeatureError(f"{self.where} has no array {name!r}")
+            return group[name]
+
+        return self._guarded(open_array)
+
+    def read(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """Rows [start, stop) of an array (all rows by default), read safely."""
+        return self._guarded(lambda: self.array(name)[slice(start, stop)])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.read(name)
+
+    def attrs(self, name: str) -> dict[str, Any]:
+        return dict(self.array(name).attrs)
+
+    @property
+    def array_names(self) -> list[str]:
+        return self._guarded(lambda: sorted(k for k in self.group.array_keys() if k != "offsets"))
+
+    @property
+    def offsets(self) -> np.ndarray | None:
+        return self.read("offsets") if "offsets" in self._guarded(lambda: list(self.group.array_keys())) else None
+
+    def row_index(self) -> np.ndarray:
+        """For ragged entries: the frame (or clip) index of every row."""
+        offsets = self.offsets
+        if offsets is None:
+            raise FeatureError(f"feature {self.spec.key} is not ragged")
+        return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
+    def clips(self) -> np.ndarray:
+        """For clip-level entries: the (n_clips, 2) [start, stop) frame range of every row."""
+        if "clips" not in self._guarded(lambda: list(self.group.array_keys())):
+            raise FeatureError(f"feature {self.spec.key} is frame-level; it has no clip table")
+        return self.read("clips")
