@@ -82,3 +82,24 @@ def test_bad_label_files(tmp_path: Path, content: str, message: str):
         read_labels(path)
     with pytest.raises(UsageError, match="no such labels file"):
         read_labels(tmp_path / "none.csv")
+
+
+def test_video_and_class_confusion(tmp_path: Path):
+    rows = [("n", 0, 0.1, False), ("n", 1, 0.2, False), ("b", 0, 0.9, True), ("b", 1, 0.8, True)]
+    rows += [("c", 0, 0.1, False), ("c", 1, 0.9, True), ("m", 0, 0.1, False), ("m", 1, 0.2, False)]
+    scores = table(rows).with_columns(
+        pl.col("video").replace_strict({"n": "bike", "b": "bike", "c": "bike", "m": "cart"}).alias("video_class")
+    )
+    path = tmp_path / "labels.csv"
+    truth = {"n": (0, ""), "b": (1, "bike"), "c": (1, "cart"), "m": (1, "cart")}
+    path.write_text(
+        "video,frame,label,class\n" + "".join(f"{v},{f},{truth[v][0]},{truth[v][1]}\n" for v in truth for f in (0, 1))
+    )
+    joined, _ = align(scores, read_labels(path))
+    metrics = evaluate(joined)
+    assert metrics.video_confusion == {"tn": 1, "fp": 0, "fn": 1, "tp": 2}
+    assert metrics.video_accuracy == 0.75
+    confusion = metrics.class_confusion
+    assert confusion["labels"] == ["normal", "bike", "cart"]
+    assert confusion["matrix"] == [[1, 0, 0], [0, 1, 0], [1, 1, 0]]  # m missed (normal); c called a bike
+    assert metrics.class_accuracy == 0.5 and metrics.class_accuracy_anomalous == pytest.approx(2 / 3)

@@ -95,3 +95,28 @@ def test_parquet_write_is_atomic(tmp_path: Path, monkeypatch):
         write_parquet_atomic(pl.DataFrame({"a": [3]}), target)
     assert target.read_bytes() == before  # the old file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]  # no temp file left behind
+
+
+def test_videos_and_events_tables_carry_classes():
+    from vadctl.results import ClassScores
+    from vadctl.scoring import events_table, videos_table
+
+    cal = calibration(np.array([0.0, 1.0, 2.0, 1.0]))
+    probs = np.array([[0.9, 0.1]] * 3 + [[0.2, 0.8]] * 3)
+    named = VideoScores(
+        "a", np.array([0, 9, 9, 0, 9, 9.0]), classes=ClassScores(["bike", "cart"], probs, np.array([0.3, 0.7]))
+    )
+    scores = [named, VideoScores("b", np.zeros(4))]
+    frames = frames_table(scores, cal, "toy")
+    assert frames.filter(pl.col("video") == "a")["class"].to_list() == ["bike"] * 3 + ["cart"] * 3
+    assert frames.filter(pl.col("video") == "b")["class"].null_count() == 4  # names no class
+    videos = videos_table(scores, frames).sort("video")
+    assert videos["is_anomaly"].to_list() == [True, False] and videos["class"].to_list() == ["cart", None]
+    assert videos["class_probs"].struct.field("cart").to_list()[0] == pytest.approx(0.7)
+    events = events_table(scores, frames)
+    assert events.select("start_frame", "stop_frame").rows() == [(1, 3), (4, 6)]
+    assert events["class"].to_list() == ["bike", "cart"]
+    named.video_score = -1.5  # the model's own video-level decision wins over flagged frames
+    frames = frames_table(scores, cal, "toy")
+    videos = videos_table(scores, frames).sort("video")
+    assert videos["is_anomaly"].to_list() == [False, False] and videos["video_score"].to_list()[0] == -1.5

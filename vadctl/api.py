@@ -10,6 +10,7 @@ callable receiving `fn(event, **fields)`).
     model = api.fit("aivad", "stores/cam.zarr", "models/aivad.safetensors")
     scores = api.score(model, "stores/cam.zarr", "test", "scores.parquet")
     metrics = api.evaluate(scores, "labels.csv")
+    done = api.infer(["new/cam3.mp4"], model, "stores/cam.zarr", "cam3.parquet", video_out="annotated/")
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from vadctl import defaults
-from vadctl.errors import UsageError
+from vadctl.errors import ModelFileError, UsageError
 from vadctl.progress import Progress, as_progress
 from vadctl.store import FeatureStore
 
@@ -364,6 +367,7 @@ def fit(
     resume: bool = False,
     checkpoint_every: int = 100,
     time_limit: float | None = None,
+    video_labels: PathLike | None = None,
     progress: ProgressArg = None,
 ) -> Path:
     """Fit `model` on the cached features of `split` and save it (default:
@@ -371,6 +375,7 @@ def fit(
 
     `epochs`, `steps` and `device` are shorthands for the parameters of models that train in steps;
     `time_limit` (seconds of training) stops them early, keeping the steps done.
+    `video_labels` (CSV video,label[,class]) is what weakly supervised models (plovad) learn from.
     """
     from vadctl.options import parse_assignments
     from vadctl.pipeline import fit_model
@@ -394,6 +399,7 @@ def fit(
             rule=threshold,
             out=path,
             training=training,
+            video_labels=video_labels,
         )
     finally:
         for note in training.notes:
@@ -405,8 +411,14 @@ def fit(
 
 def regions_path(scores_path: PathLike) -> Path:
     """Where region scores go beside a frame-scores file: <name>.regions.parquet."""
+    return beside(scores_path, "regions")
+
+
+def beside(scores_path: PathLike, table: str) -> Path:
+    """Where another table goes beside a frame-scores file: <name>.<table>.parquet (regions,
+    videos, events)."""
     path = Path(scores_path)
-    return path.with_name(path.stem + ".regions.parquet")
+    return path.with_name(f"{path.stem}.{table}.parquet")
 
 
 def score(
@@ -421,28 +433,31 @@ def score(
     backend: str = "torch",
     onnx: PathLike | None = None,
     workers: int = 1,
+    classes: str | Sequence[str] | None = None,
+    weights: Mapping[str, PathLike] | Iterable[str] | None = None,
     progress: ProgressArg = None,
 ) -> Path:
-    """Score every usable video of `split` with a fitted model; writes frame scores to `out` and
-    region scores beside it (or to `regions_out`), each atomically; returns `out`. `workers` > 1
+    """Score every usable video of `split` with a fitted model; writes frame scores to `out`, and
+    beside it region scores (or to `regions_out`), per-video and per-event tables
+    (<name>.videos.parquet, <name>.events.parquet), each atomically; returns `out`. `workers` > 1
     scores videos in that many processes (same tables as serial).
 
     Rows carry their provenance (model_sha256, video_fingerprint, run_id, scored_at, split) and the
-    files' Parquet metadata holds the vadctl version, store, split, feature entries and threshold."""
+    files' Parquet metadata holds the vadctl version, store, split, feature entries and threshold.
+    `classes` ("a,b" or a list) names other classes for models with an open vocabulary (plovad on
+    CLIP features); their text tower's weights are found like featurizers' or given in `weights`."""
     from vadctl.executors.choose import check_workers
     from vadctl.models.files import load_model
-    from vadctl.pipeline import score_model
-    from vadctl.provenance import Provenance, with_provenance_frames, with_provenance_regions
-    from vadctl.scoring import write_parquet_atomic
+    from vadctl.pipeline import score_tables
 
     check_workers(workers)
     loaded = load_model(Path(model_path))
     if backend == "onnx" and onnx is None:
-        from vadctl.onnx_export import default_onnx_path
-
-        onnx = default_onnx_path(Path(model_path))
+        onnx = _default_onnx(Path(model_path))
+    if isinstance(classes, str):
+        classes = [c.strip() for c in classes.split(",") if c.strip()]
     feature_store = _readable(store)
-    frames, regions = score_model(
+    tables = score_tables(
         loaded,
         feature_store,
         split,
@@ -451,16 +466,31 @@ def score(
         backend,
         Path(onnx) if onnx is not None else None,
         progress=as_progress(progress),
+        classes=classes,
+        weights=_weights_dict(weights),
         workers=workers,
         model_path=Path(model_path),
     )
-    provenance = Provenance.of(loaded, Path(model_path), feature_store.path, split, rule=threshold)
-    records = {r.video_id: r for r in feature_store.videos(split)}
-    frames = with_provenance_frames(frames, provenance, records)
-    regions = with_provenance_regions(regions, provenance, records)
+    return write_tables(tables, loaded, Path(model_path), feature_store, split, threshold, out, regions_out)
+
+
+def write_tables(
+    tables, loaded, model_path: Path, store: FeatureStore, split: str, rule, out, regions_out=None
+) -> Path:
+    """Frames to `out`, the other tables beside it (regions to `regions_out` when given), each
+    with its provenance (columns and Parquet metadata) and written atomically."""
+    from vadctl.provenance import Provenance, with_provenance_frames, with_provenance_regions
+    from vadctl.scoring import write_parquet_atomic
+
+    provenance = Provenance.of(loaded, model_path, store.path, split, rule=rule)
+    records = {r.video_id: r for r in store.videos(split)}
+    frames = with_provenance_frames(tables.frames, provenance, records)
+    regions = with_provenance_regions(tables.regions, provenance, records)
     written = write_parquet_atomic(frames, Path(out), provenance.metadata("frames"))
     regions_file = Path(regions_out) if regions_out is not None else regions_path(out)
     write_parquet_atomic(regions, regions_file, provenance.metadata("regions"))
+    write_parquet_atomic(tables.videos, beside(out, "videos"), provenance.metadata("videos"))
+    write_parquet_atomic(tables.events, beside(out, "events"), provenance.metadata("events"))
     return written
 
 
@@ -535,3 +565,126 @@ def events(
         store=Path(store) if store is not None else None,
         progress=as_progress(progress),
     )
+
+
+@dataclass
+class InferReport:
+    """What `infer` did: where scores went, which videos were scored, which failed (and why),
+    the annotated videos written, and the extract reports of the run."""
+
+    scores: Path | None
+    videos: list[str]
+    failed: dict[str, str]  # video id → one-line reason naming the file
+    annotated: list[Path] = field(default_factory=list)
+    extract_reports: list = field(default_factory=list)
+
+
+def infer(
+    videos: PathLike | Sequence[PathLike],
+    model: PathLike,
+    store: PathLike | FeatureStore | None = None,
+    out: PathLike = defaults.INFER_SCORES,
+    *,
+    video_out: PathLike | None = None,
+    split: str = defaults.INFER_SPLIT,
+    threshold: str | None = None,
+    classes: str | Sequence[str] | None = None,
+    weights: Mapping[str, PathLike] | Iterable[str] | None = None,
+    backend: str = "torch",
+    onnx: PathLike | None = None,
+    progress: ProgressArg = None,
+) -> InferReport:
+    """New video files (or folders of them) end to end with a fitted model: extract exactly the
+    feature entries the model file records (the store's cache is reused: a video already there
+    costs nothing), score, write the Parquet tables (frames to `out`, the rest beside it) and, with
+    `video_out`, an annotated MP4 per video. Videos that cannot be read are reported in `failed`;
+    the others are still scored. Any model works, each with the features it was fitted on."""
+    from vadctl.catalog import discover
+    from vadctl.models.files import load_model, read_header
+    from vadctl.recipes import extract_jobs
+
+    model = Path(model)
+    loaded = load_model(model)
+    header = read_header(model)
+    jobs = extract_jobs(header, str(model))
+    paths = [videos] if isinstance(videos, str | Path) else list(videos)
+    sources = {s.video_id: s for s in discover([Path(p) for p in paths])}
+    if not sources:
+        raise UsageError(f"{', '.join(str(p) for p in paths)}: no videos found")
+    writable = _writable(store)
+    reports, failed = [], {}
+    for job in jobs:
+        report = extract(
+            paths,
+            writable,
+            split,
+            job.features,
+            job.params,
+            weights,
+            resize=job.resize,
+            clip_len=job.clips.length,
+            clip_stride=job.clips.stride,
+            frame_step=job.clips.step,
+            retry_failed=True,
+            progress=progress,
+        )
+        reports.append(report)
+        made = {spec.name: spec.key for spec in report.specs}
+        for name, key in job.expected.items():
+            if made.get(name) != key:
+                raise ModelFileError(
+                    f"{model}: was fitted on {key}, and extracting with its recorded parameters now gives "
+                    f"{made.get(name)} (another featurizer version or other weights); fit the model again"
+                )
+        for result in report.failed:
+            failed.setdefault(result.video_id, result.error or f"{sources[result.video_id].path}: failed")
+    scored = [v for v in sources if v not in failed]
+    if not scored:
+        return InferReport(None, [], failed, [], reports)
+    from vadctl.pipeline import score_tables
+
+    if isinstance(classes, str):
+        classes = [c.strip() for c in classes.split(",") if c.strip()]
+    explicit = _weights_dict(weights)
+    tables = score_tables(
+        loaded,
+        writable,
+        split,
+        scored,
+        threshold,
+        backend,
+        Path(onnx) if onnx is not None else (_default_onnx(model) if backend == "onnx" else None),
+        as_progress(progress),
+        classes=classes,
+        weights=explicit,
+    )
+    written = write_tables(tables, loaded, model, writable, split, threshold, out)
+    annotated = []
+    if video_out is not None:
+        from vadctl.annotate import annotate
+
+        for video_id in scored:
+            frames = tables.frames.filter(pl.col("video") == video_id)
+            regions = tables.regions.filter(pl.col("video") == video_id)
+            target = Path(video_out) / f"{_safe_name(video_id)}.mp4"
+            annotated.append(annotate(sources[video_id].path, frames, regions, target))
+    return InferReport(written, scored, failed, annotated, reports)
+
+
+def _weights_dict(weights) -> dict[str, Path]:
+    from vadctl.weights import parse_weight_options
+
+    if weights is None:
+        return {}
+    explicit = weights if isinstance(weights, Mapping) else parse_weight_options(weights)
+    return {k: Path(v) for k, v in explicit.items()}
+
+
+def _default_onnx(model: Path) -> Path:
+    from vadctl.onnx_export import default_onnx_path
+
+    return default_onnx_path(model)
+
+
+def _safe_name(video_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id)

@@ -12,6 +12,8 @@ STORE = Path("stores/default.zarr")  # relative to the working directory, like a
 STORE_ENV = "VADCTL_STORE"
 MODELS_DIR = Path("stores/models")
 SCORES = Path("stores/scores.parquet")
+INFER_SCORES = Path("stores/infer/scores.parquet")
+INFER_SPLIT = "infer"  # where `vadctl infer` keeps new files' features, apart from train and test
 
 # what `vadctl extract` computes by default: what the default models read (frames: FFP and the
 # scene-aware model; velocity on regions: AI-VAD; motion: FUVAS)

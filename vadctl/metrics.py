@@ -4,6 +4,13 @@ Micro AUROC pools all frames of all videos; macro AUROC averages per-video AUROC
 videos that hold both normal and anomalous frames (single-class videos have no AUROC; they are
 listed, not averaged). Scores and labels must line up frame for frame: anything missing on either
 side is an error that names it, never silently dropped.
+
+Confusion matrices at the model's threshold: frames (flagged or not against the label) and
+videos (a video is anomalous when any frame is labelled so; predicted anomalous by the model's own
+video-level decision when it has one, as plovad's MIL head, else when any frame is flagged).
+When labels.csv has a `class` column (the kind of each anomalous frame) and the model names
+classes, a multi-class matrix over videos: true class = the class of its anomalous frames (`normal`
+when it has none), predicted = the model's class for the video when flagged, else `normal`.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ import polars as pl
 from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score, roc_curve
 
 from vadctl.errors import UsageError
+from vadctl.video_labels import NORMAL
+
+LABEL_CLASS = "label_class"  # labels.csv's optional `class`, renamed apart from the model's own `class`
 
 
 def read_labels(path: Path) -> pl.DataFrame:
@@ -31,7 +41,10 @@ def read_labels(path: Path) -> pl.DataFrame:
     if missing:
         raise UsageError(f"{path}: needs columns video,frame,label (missing: {', '.join(sorted(missing))})")
     try:
-        labels = labels.select(pl.col("video"), pl.col("frame").cast(pl.Int64), pl.col("label").cast(pl.Int64))
+        columns = [pl.col("video"), pl.col("frame").cast(pl.Int64), pl.col("label").cast(pl.Int64)]
+        if "class" in labels.columns:
+            columns.append(pl.col("class").cast(pl.String).alias(LABEL_CLASS))
+        labels = labels.select(columns)
     except pl.exceptions.PolarsError:
         raise UsageError(f"{path}: frame and label must be integers") from None
     bad = labels.filter(~pl.col("label").is_in([0, 1]))
@@ -130,6 +143,11 @@ class Metrics:
     f1: float | None
     videos: list[VideoMetrics] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    video_confusion: dict[str, int] | None = None
+    video_accuracy: float | None = None
+    class_confusion: dict | None = None  # {"labels": [...], "matrix": [[true × predicted]]}
+    class_accuracy: float | None = None  # over all videos, `normal` a class like the others
+    class_accuracy_anomalous: float | None = None  # over anomalous videos: their class named right
 
     def to_dict(self) -> dict:
         """Plain JSON-able values; `ap` is average precision's short name."""
@@ -141,6 +159,41 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
     fnr = 1 - tpr
     i = int(np.argmin(np.abs(fnr - fpr)))
     return float((fpr[i] + fnr[i]) / 2)
+
+
+def binary_confusion(truth: np.ndarray, predicted: np.ndarray) -> dict[str, int]:
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(truth, predicted, labels=[0, 1]).ravel())
+    return {"tn": tn, "fp": fp, "fn": fn, "tp": tp}
+
+
+def video_truth(joined: pl.DataFrame) -> pl.DataFrame:
+    """Per video: labelled anomalous (any frame), flagged (any frame), true and predicted class."""
+    aggregations = [pl.col("label").max().alias("anomalous")]
+    if "is_anomaly" in joined.columns:
+        flagged = pl.col("is_anomaly").any()
+        if "video_is_anomaly" in joined.columns:  # the model's own video-level decision, where it has one
+            flagged = pl.coalesce(pl.col("video_is_anomaly").first(), flagged)
+        aggregations.append(flagged.alias("flagged"))
+    if LABEL_CLASS in joined.columns:
+        named = pl.col(LABEL_CLASS).filter((pl.col("label") == 1) & pl.col(LABEL_CLASS).is_not_null())
+        aggregations.append(named.mode().first().alias("true_class"))
+    if "video_class" in joined.columns:
+        aggregations.append(pl.col("video_class").first())
+    return joined.group_by("video", maintain_order=True).agg(aggregations).sort("video")
+
+
+def class_confusion(videos: pl.DataFrame) -> tuple[dict, float, float | None]:
+    """(multi-class confusion over videos, accuracy over all, accuracy over anomalous videos)."""
+    truth = [c if a and c else NORMAL for a, c in zip(videos["anomalous"], videos["true_class"], strict=True)]
+    flagged = videos["flagged"].to_list() if "flagged" in videos.columns else [True] * len(videos)
+    named = videos["video_class"].to_list()
+    predicted = [c if f and c else NORMAL for f, c in zip(flagged, named, strict=True)]
+    labels = [NORMAL, *sorted((set(truth) | set(predicted)) - {NORMAL})]
+    matrix = confusion_matrix(truth, predicted, labels=labels).tolist()
+    accuracy = float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)]))
+    anomalous = [(t, c) for t, c in zip(truth, named, strict=True) if t != NORMAL]
+    named_right = float(np.mean([t == c for t, c in anomalous])) if anomalous else None
+    return {"labels": labels, "matrix": matrix}, accuracy, named_right
 
 
 def evaluate(joined: pl.DataFrame, column: str = "score", notes: list[str] | None = None) -> Metrics:
@@ -163,14 +216,18 @@ def evaluate(joined: pl.DataFrame, column: str = "score", notes: list[str] | Non
         flagged = int(part["is_anomaly"].sum()) if "is_anomaly" in part.columns else 0
         per_video.append(VideoMetrics(video, len(part), int(yv.sum()), auroc, flagged))
     confusion = precision = recall = f1 = None
+    video_confusion = video_accuracy = None
+    per_video_truth = video_truth(joined)
     if "is_anomaly" in joined.columns:
-        predicted = joined["is_anomaly"].to_numpy().astype(int)
-        tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, predicted, labels=[0, 1]).ravel())
-        confusion = {"tn": tn, "fp": fp, "fn": fn, "tp": tp}
+        confusion = binary_confusion(y, joined["is_anomaly"].to_numpy().astype(int))
+        fp, fn, tp = confusion["fp"], confusion["fn"], confusion["tp"]
+        truth_v = per_video_truth["anomalous"].to_numpy().astype(int)
+        video_confusion = binary_confusion(truth_v, per_video_truth["flagged"].to_numpy().astype(int))
+        video_accuracy = (video_confusion["tp"] + video_confusion["tn"]) / len(truth_v)
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return Metrics(
+    metrics = Metrics(
         column=column,
         frames=len(y),
         anomalous=int(y.sum()),
@@ -186,4 +243,12 @@ def evaluate(joined: pl.DataFrame, column: str = "score", notes: list[str] | Non
         f1=f1,
         videos=per_video,
         notes=list(notes or []),
+        video_confusion=video_confusion,
+        video_accuracy=video_accuracy,
     )
+    has_classes = LABEL_CLASS in joined.columns and joined[LABEL_CLASS].drop_nulls().len() > 0
+    if has_classes and "video_class" in joined.columns:
+        metrics.class_confusion, metrics.class_accuracy, metrics.class_accuracy_anomalous = class_confusion(
+            per_video_truth
+        )
+    return metrics

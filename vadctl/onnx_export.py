@@ -1,11 +1,12 @@
 """ONNX export of a fitted neural model's scoring network, a parity check, and an onnxruntime backend.
 
 The exported graph is the network that scoring evaluates (FFP's generator, the scene-aware
-autoencoder), with a dynamic batch axis; everything around it (resizing, PSNR, error maps,
-calibration) stays in vadctl and runs the same for either backend. The ONNX file records the
-SHA-256 of the weights it was exported from, so scoring refuses an ONNX file that belongs to
-another model file. Export uses torch's TorchScript-based exporter (the dynamo exporter needs
-onnxscript, which is not a dependency).
+autoencoder, the PLOVAD-based network with its detection, class and heatmap outputs), with the
+dynamic axes the model declares (batch; snippets and classes for PLOVAD); everything around it
+(resizing, PSNR, error maps, attribute scores, calibration) stays in vadctl and runs the same for
+either backend. The ONNX file records the SHA-256 of the weights it was exported from, so scoring
+refuses an ONNX file that belongs to another model file. Export uses torch's TorchScript-based
+exporter (the dynamo exporter needs onnxscript, which is not a dependency).
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def export_onnx(model: VadModel, path: Path, parity_batch: int = 4) -> ExportRep
     onnx, _ = _onnxruntime()
     started = time.perf_counter()
     net = model.scoring_net().cpu().eval()
-    example = torch.from_numpy(model.example_input(2))
+    examples = model.example_inputs(2)
+    example = tuple(torch.from_numpy(value) for value in examples.values())
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -78,12 +80,12 @@ def export_onnx(model: VadModel, path: Path, parity_batch: int = 4) -> ExportRep
             warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
             torch.onnx.export(
                 net,
-                (example,),
+                example,
                 tmp,
                 dynamo=False,
-                input_names=["input"],
-                output_names=["output"],
-                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                input_names=list(examples),
+                output_names=model.onnx_outputs(),
+                dynamic_axes=model.onnx_dynamic_axes(),
                 opset_version=OPSET,
             )
         proto = onnx.load(tmp)
@@ -100,12 +102,17 @@ def export_onnx(model: VadModel, path: Path, parity_batch: int = 4) -> ExportRep
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    inputs = model.example_input(parity_batch)
-    reference = model.forward(inputs)
-    backend = OnnxBackend(path, model)
-    got = backend(inputs)
-    diff = float(np.abs(got - reference).max())
-    return ExportReport(path, diff, parity_batch, float(np.abs(reference).max()), time.perf_counter() - started)
+    inputs = model.example_inputs(parity_batch, variant=1)  # other sizes on the dynamic axes than exported
+    previous = getattr(model, "_backend", None)
+    model.use_backend(None)
+    try:
+        reference = model.run_network(inputs)
+    finally:
+        model.use_backend(previous)
+    got = OnnxBackend(path, model).run(inputs)
+    diff = max(float(np.abs(g - r).max()) for g, r in zip(got, reference, strict=True))
+    scale = max(float(np.abs(r).max()) for r in reference)
+    return ExportReport(path, diff, parity_batch, scale, time.perf_counter() - started)
 
 
 class OnnxBackend:
@@ -131,7 +138,13 @@ class OnnxBackend:
                 "export this model again with `vadctl export`"
             )
         self.path = path
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.input_name = self.input_names[0]
+
+    def run(self, inputs) -> list[np.ndarray]:
+        """Every output for named inputs (inputs the graph does not take are left out)."""
+        feed = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items() if k in self.input_names}
+        return self.session.run(None, feed)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,11 @@ from vadctl.models.files import LoadedModel, save_model
 from vadctl.models.registry import build, names_with
 from vadctl.progress import Progress
 from vadctl.results import VideoScores
-from vadctl.scoring import DEFAULT_RULE, Calibration, frames_table, regions_table
+from vadctl.scoring import DEFAULT_RULE, Calibration, events_table, frames_table, regions_table, videos_table
+from vadctl.specs import FeatureSpec
 from vadctl.store import FeatureStore, check_split
 from vadctl.training import TrainOptions, checkpoint_dir_for
+from vadctl.video_labels import VideoLabels, read_video_labels
 
 BACKENDS = ("torch", "onnx")
 
@@ -100,12 +102,48 @@ def fit_model(
     rule: str = DEFAULT_RULE,
     out: Path | None = None,
     training: TrainOptions | None = None,
+    video_labels: Path | str | VideoLabels | None = None,
 ) -> FitResult:
     with blas_threads():
-        return _fit(store, name, params, split, validation_fraction, seed, rule, out, training)
+        return _fit(store, name, params, split, validation_fraction, seed, rule, out, training, video_labels)
 
 
-def _fit(store, name, params, split, validation_fraction, seed, rule, out, training) -> FitResult:
+def _labels(model: VadModel, video_labels, videos: Sequence[str], where: str) -> VideoLabels | None:
+    """Video-level labels for models that learn from them; given to any other model, an error."""
+    if not model.capabilities.video_labels:
+        if video_labels is not None:
+            weak = ", ".join(names_with("video_labels"))
+            raise UsageError(f"model {model.name} does not learn from video-level labels (models that do: {weak})")
+        return None
+    if video_labels is None:
+        raise UsageError(
+            f"model {model.name} learns from video-level labels: pass --video-labels FILE (CSV video,label[,class])"
+        )
+    labels = video_labels if isinstance(video_labels, VideoLabels) else read_video_labels(video_labels)
+    labels.check_videos(videos, where)
+    model.set_video_labels(labels)
+    return labels
+
+
+def feature_chain(store: FeatureStore, split: str, specs: Iterable[FeatureSpec]) -> list[dict]:
+    """The entries a model was fitted on and every upstream entry they were computed from (name,
+    version, parameters, hash), so `vadctl infer` can extract exactly those from new videos."""
+    known = {spec.key: spec for spec, _ in store.specs(split).values()}
+    chain: dict[str, FeatureSpec] = {}
+    todo = list(specs)
+    while todo:
+        spec = todo.pop()
+        if spec.key in chain:
+            continue
+        chain[spec.key] = spec
+        for name, digest in spec.params.get("upstream", {}).items():
+            upstream = known.get(f"{name}@{digest}")
+            if upstream is not None:
+                todo.append(upstream)
+    return [chain[key].to_dict() for key in sorted(chain)]
+
+
+def _fit(store, name, params, split, validation_fraction, seed, rule, out, training, video_labels) -> FitResult:
     started = time.perf_counter()
     model = build(name, params)
     can = model.capabilities
@@ -118,6 +156,7 @@ def _fit(store, name, params, split, validation_fraction, seed, rule, out, train
         neural = ", ".join(names_with("trains_in_steps"))
         raise UsageError(f"model {name} does not train in steps; --resume applies to models that do ({neural})")
     videos = usable_videos(store, split)
+    labels = _labels(model, video_labels, videos, f"the usable videos of split {split!r} of {store.path}")
     chosen = model.select_features(store, split)
     store.require_intact(split, videos, [spec.key for spec in chosen.values()])  # before any training
     if can.crossfit:
@@ -125,7 +164,8 @@ def _fit(store, name, params, split, validation_fraction, seed, rule, out, train
         heldout: list[VideoScores] = model.heldout_
         fit_videos, method = videos, "crossfit"
     else:
-        fit_videos, validation = validation_split(videos, validation_fraction, seed)
+        chosen = model.calibration_split(store, split, videos, validation_fraction, seed)
+        fit_videos, validation = chosen or validation_split(videos, validation_fraction, seed)
         model.fit(store, split, fit_videos)
         model.calibrate_heldout(store, split, validation)
         heldout = list(model.score(store, split, validation))
@@ -137,6 +177,9 @@ def _fit(store, name, params, split, validation_fraction, seed, rule, out, train
         result.notes.extend(training.notes)
     if out is not None:
         provenance = {"store": str(store.path.resolve()), "split": split, "fit_videos": fit_videos, "seed": seed}
+        provenance["feature_entries"] = feature_chain(store, split, model.features_.values())
+        if labels is not None:
+            provenance["video_labels"] = {"path": labels.path, "sha256": labels.digest()}
         result.path = save_model(out, model, calibration, provenance)
     return result
 
@@ -173,6 +216,27 @@ def use_backend(loaded: LoadedModel, backend: str, onnx_path: Path | None) -> No
         loaded.model.use_backend(OnnxBackend(onnx_path, loaded.model))
 
 
+def use_classes(loaded: LoadedModel, classes: Sequence[str] | None, weights: Mapping[str, Path] | None) -> None:
+    """Name other classes for models with an open vocabulary (CLIP's text tower, its weights found
+    as featurizers find them, or in `weights`)."""
+    if classes is None:
+        return
+    if not loaded.model.capabilities.classes:
+        named = ", ".join(names_with("classes"))
+        raise UsageError(f"--classes: model {loaded.model.name} names no classes (models that do: {named})")
+    loaded.model.set_classes(list(classes), weights)
+
+
+@dataclass
+class ScoreTables:
+    """What scoring writes: frames, regions, videos and events (see `vadctl.scoring`)."""
+
+    frames: pl.DataFrame
+    regions: pl.DataFrame
+    videos: pl.DataFrame
+    events: pl.DataFrame
+
+
 def score_model(
     loaded: LoadedModel,
     store: FeatureStore,
@@ -185,18 +249,39 @@ def score_model(
     workers: int = 1,
     model_path: Path | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(frames table, regions table) for every usable video of the split.
+    """(frames table, regions table) for every usable video of the split (see `score_tables`)."""
+    tables = score_tables(
+        loaded, store, split, videos, rule, backend, onnx_path, progress, workers=workers, model_path=model_path
+    )
+    return tables.frames, tables.regions
 
-    backend "onnx" runs a neural model's network through onnxruntime from `onnx_path`.
-    `workers` > 1 scores videos in that many processes, each loading `model_path` once; the
-    tables are the same as serial ones (videos are scored independently, then put in order).
-    """
+
+def score_tables(
+    loaded: LoadedModel,
+    store: FeatureStore,
+    split: str = "test",
+    videos: Sequence[str] | None = None,
+    rule: str | None = None,
+    backend: str = "torch",
+    onnx_path: Path | None = None,
+    progress: Progress | None = None,
+    classes: Sequence[str] | None = None,
+    weights: Mapping[str, Path] | None = None,
+    workers: int = 1,
+    model_path: Path | None = None,
+) -> ScoreTables:
+    """Every table of a scored split. backend "onnx" runs a neural model's network through
+    onnxruntime from `onnx_path`; `classes` names other classes for models with an open vocabulary
+    (CLIP weights found as featurizers find them, or in `weights`). `workers` > 1 scores videos
+    in that many processes, each loading `model_path` once; the tables are the same as serial ones
+    (videos are scored independently, then put in order)."""
     if backend not in BACKENDS:
         raise UsageError(f"backend {backend!r}: use {' or '.join(BACKENDS)}")
     chosen = usable_videos(store, split, videos)
     check_features(loaded, store, split, chosen)
     store.require_intact(split, chosen, [spec.key for spec in loaded.features.values()])
     use_backend(loaded, backend, onnx_path)
+    use_classes(loaded, classes, weights)
     progress = progress or Progress()
     progress.scoring_started(loaded.model.name, len(chosen))
     scores = []
@@ -206,11 +291,13 @@ def score_model(
         if model_path is None:
             raise UsageError("scoring in worker processes needs the model file's path")
         workers = min(workers, len(chosen))
-        scores = score_in_workers(model_path, store.path, split, chosen, backend, onnx_path, workers, progress)
+        scores = score_in_workers(
+            model_path, store.path, split, chosen, backend, onnx_path, workers, progress, classes, weights
+        )
     else:
         with blas_threads():
             for item in loaded.model.score(store, split, chosen):
                 scores.append(item)
                 progress.video_scored(item.video_id, len(item.frame_scores))
     frames = frames_table(scores, loaded.calibration, loaded.model.name, rule)
-    return frames, regions_table(scores)
+    return ScoreTables(frames, regions_table(scores), videos_table(scores, frames), events_table(scores, frames))

@@ -1,4 +1,7 @@
-"""Plots for `vadctl eval`: score timelines with the labelled anomalous ranges, and the ROC curve."""
+"""Plots for `vadctl eval`: score timelines with the labelled anomalous ranges, the ROC curve,
+confusion matrices (frames, videos, classes; PNG plus `confusion.json`), and for models with a
+heatmap the distribution of per-frame heatmap peaks of normal and anomalous frames with the
+heatmap threshold (the PLOVAD-based system's histogram and violin plots)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never a window
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
@@ -72,11 +77,101 @@ def roc_plot(joined: pl.DataFrame, column: str, metrics: Metrics, path: Path) ->
     return path
 
 
+def confusion_plot(matrix: list[list[int]], labels: list[str], title: str, path: Path) -> Path:
+    """Counts in a grid, true classes down, predicted across."""
+    values = np.asarray(matrix)
+    size = 2.4 + 0.55 * len(labels)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9), dpi=110)
+    ax.imshow(values, cmap="Blues")
+    for (i, j), count in np.ndenumerate(values):
+        dark = count > values.max() / 2
+        ax.text(j, i, str(count), ha="center", va="center", color="white" if dark else "black", fontsize=9)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _binary(confusion: dict[str, int]) -> list[list[int]]:
+    return [[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]]
+
+
+def confusion_plots(metrics: Metrics, folder: Path) -> list[Path]:
+    """confusion_frames.png, confusion_videos.png, confusion_classes.png (what applies) and
+    confusion.json holding the same matrices."""
+    paths, data = [], {}
+    binary = ["normal", "anomalous"]
+    for name, confusion, what in (
+        ("frames", metrics.confusion, "frames"),
+        ("videos", metrics.video_confusion, "videos (any frame flagged)"),
+    ):
+        if confusion:
+            data[name] = {"labels": binary, "matrix": _binary(confusion)}
+            title = f"{what} at the threshold"
+            paths.append(confusion_plot(_binary(confusion), binary, title, folder / f"confusion_{name}.png"))
+    if metrics.class_confusion:
+        data["classes"] = metrics.class_confusion
+        title = f"video classes (accuracy {metrics.class_accuracy:.2f})"
+        c = metrics.class_confusion
+        paths.append(confusion_plot(c["matrix"], c["labels"], title, folder / "confusion_classes.png"))
+    if data:
+        target = folder / "confusion.json"
+        target.write_text(json.dumps(data, indent=2))
+        paths.append(target)
+    return paths
+
+
+def heatmap_distribution(joined: pl.DataFrame, folder: Path) -> list[Path]:
+    """Histogram and violin plot of per-frame heatmap peaks, normal vs anomalous frames, with the
+    heatmap threshold: how well the localization head's values separate, and where the cut is."""
+    peaks = joined["heatmap_peak"].to_numpy()
+    labels = joined["label"].to_numpy()
+    groups = {"normal": peaks[labels == 0], "anomalous": peaks[labels == 1]}
+    groups = {k: v for k, v in groups.items() if len(v)}
+    threshold = joined["heatmap_threshold"][0] if "heatmap_threshold" in joined.columns else None
+    colours = {"normal": "tab:blue", "anomalous": "tab:red"}
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+    bins = np.linspace(peaks.min(), peaks.max(), 40)
+    for name, values in groups.items():
+        ax.hist(values, bins=bins, alpha=0.5, color=colours[name], label=f"{name} ({len(values)} frames)")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.2f} (μ+3σ)")
+    ax.set_xlabel("heatmap peak per frame")
+    ax.set_ylabel("frames")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    hist = folder / "heatmap_histogram.png"
+    fig.savefig(hist)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=110)
+    parts = ax.violinplot(list(groups.values()), showmedians=True)
+    for body, name in zip(parts["bodies"], groups, strict=True):
+        body.set_facecolor(colours[name])
+    ax.set_xticks(range(1, len(groups) + 1), list(groups))
+    if threshold is not None:
+        ax.axhline(threshold, color="black", ls="--", lw=1, label="threshold")
+        ax.legend(fontsize=7, frameon=False)
+    ax.set_ylabel("heatmap peak per frame")
+    fig.tight_layout()
+    violin = folder / "heatmap_violin.png"
+    fig.savefig(violin)
+    plt.close(fig)
+    return [hist, violin]
+
+
 def write_plots(joined: pl.DataFrame, metrics: Metrics, folder: Path) -> list[Path]:
-    """roc.png plus timeline_<video>.png for every video."""
+    """roc.png, timeline_<video>.png for every video, the confusion matrices, and the heatmap
+    distribution plots when the scores carry heatmap peaks."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths = confusion_plots(metrics, folder)
+    if "heatmap_peak" in joined.columns:
+        paths += heatmap_distribution(joined, folder)
     if metrics.micro_auroc is not None:
         paths.append(roc_plot(joined, metrics.column, metrics, folder / "roc.png"))
     by_video = {v.video: v for v in metrics.videos}

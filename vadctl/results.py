@@ -22,13 +22,28 @@ class RegionScores:
 
 
 @dataclass
+class ClassScores:
+    """The anomaly classes a model names for one video: class names, per-frame probabilities over
+    them, and the video's probabilities (from the parts of the video that made it anomalous)."""
+
+    names: list[str]
+    frame_probs: np.ndarray  # (n_frames, K)
+    video_probs: np.ndarray  # (K,)
+
+
+@dataclass
 class VideoScores:
     """Anomaly scores of one video: one per decoded frame, higher means more anomalous.
 
-    `extra` holds further per-frame columns a model offers (e.g. FFP's per-video min–max score).
+    `extra` holds further per-frame columns a model offers (e.g. FFP's per-video min–max score);
+    `classes` the anomaly classes a model that names them gives this video; `video_score` a model's
+    own video-level anomaly logit, when it has one (plovad's MIL head, trained on video labels): the
+    video is called anomalous when it is above 0 (else: when any frame is above the threshold).
     """
 
     video_id: str
     frame_scores: np.ndarray
     regions: RegionScores | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    classes: ClassScores | None = None
+    video_score: float | None = None

@@ -12,6 +12,7 @@ from vadctl.cli import (
     export_cmd,
     extract_cmd,
     fit_cmd,
+    infer_cmd,
     run_cmd,
     score_cmd,
     store_cmd,
@@ -33,6 +34,7 @@ score_cmd.register(app)
 eval_cmd.register(app)
 run_cmd.register(app)
 events_cmd.register(app)
+infer_cmd.register(app)
 export_cmd.register(app)
 weights_cmd.register(app)
 demo_cmd.register(app)

@@ -37,7 +37,15 @@ def print_metrics(metrics: dict) -> None:
     out.print(summary)
     if metrics["confusion"]:
         c = metrics["confusion"]
-        out.print(f"confusion at threshold: TP {c['tp']}  FP {c['fp']}  FN {c['fn']}  TN {c['tn']}")
+        out.print(f"frames at threshold: TP {c['tp']}  FP {c['fp']}  FN {c['fn']}  TN {c['tn']}")
+    if metrics.get("video_confusion"):
+        c = metrics["video_confusion"]
+        out.print(
+            f"videos (any frame flagged): TP {c['tp']}  FP {c['fp']}  FN {c['fn']}  TN {c['tn']}  "
+            f"accuracy {metrics['video_accuracy']:.3f}"
+        )
+    if metrics.get("class_confusion"):
+        print_classes(metrics)
     single = metrics["single_class_videos"]
     if single:
         out.print(
@@ -54,6 +62,22 @@ def print_metrics(metrics: dict) -> None:
     out.print(per_video)
     for note in metrics["notes"]:
         err.print(f"[yellow]note[/]: {escape(note)}")
+
+
+def print_classes(metrics: dict) -> None:
+    """The multi-class confusion matrix over videos (true down, predicted across)."""
+    c = metrics["class_confusion"]
+    named = metrics["class_accuracy_anomalous"]
+    title = f"video classes: accuracy {metrics['class_accuracy']:.3f} over all videos" + (
+        f", {named:.3f} of anomalous videos named right" if named is not None else ""
+    )
+    table = Table(title=escape(title), title_justify="left")
+    table.add_column("true \\ predicted")
+    for label in c["labels"]:
+        table.add_column(escape(label), justify="right")
+    for label, row in zip(c["labels"], c["matrix"], strict=True):
+        table.add_row(escape(label), *(str(v) for v in row))
+    out.print(table)
 
 
 def register(app: typer.Typer) -> None:

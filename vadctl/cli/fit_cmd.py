@@ -46,6 +46,9 @@ def register(app: typer.Typer) -> None:
         time_limit: float | None = typer.Option(
             None, help="Neural models: stop after this many minutes of training (the steps done are kept)."
         ),
+        video_labels: Path | None = typer.Option(
+            None, help="Weakly supervised models (plovad): CSV video,label[,class] of the split's videos."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Fit a model on the cached features of a split and save it (safetensors + JSON)."""
@@ -78,6 +81,7 @@ def register(app: typer.Typer) -> None:
                 resume=resume,
                 checkpoint_every=checkpoint_every,
                 time_limit=None if time_limit is None else time_limit * 60,
+                video_labels=video_labels,
                 progress=RichTrainProgress(quiet),
             )
         except KeyboardInterrupt:
@@ -171,6 +175,8 @@ def _can(cls) -> str:
         "crossfit": "cross-fit calibration",
         "trains_in_steps": "steps, checkpoints, --resume",
         "onnx": "ONNX export",
+        "video_labels": "video-level labels (--video-labels)",
+        "classes": "anomaly classes",
     }
     return ", ".join(text for key, text in words.items() if getattr(can, key)) or "–"
 

@@ -41,6 +41,14 @@ def register(app: typer.Typer) -> None:
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of text."),
+        classes: str | None = typer.Option(
+            None, help='Open-vocabulary models: name these comma-separated classes instead ("fighting,theft").'
+        ),
+        weights: list[str] = typer.Option(
+            [],
+            "--weights",
+            help="With --classes: CLIP weights for the text tower, clip=PATH (else found as extract finds them).",
+        ),
     ) -> None:
         """Score every frame of a split: video, frame, time_s, score, score_norm, is_anomaly, threshold, model,
         and provenance (model_sha256, video_fingerprint, run_id, scored_at, split)."""
@@ -74,11 +82,14 @@ def register(app: typer.Typer) -> None:
                     backend=backend,
                     onnx=onnx,
                     workers=workers,
+                    classes=classes,
+                    weights=weights,
                     progress=progress,
                 )
             frames = pl.read_parquet(written, columns=["video", "is_anomaly"])
             n_boxes = pl.scan_parquet(regions_path).select(pl.len()).collect().item()
             meta = read_metadata(written)
+            videos_table = pl.read_parquet(api.beside(written, "videos"))
             if to_stdout:
                 with written.open("rb") as handle:
                     shutil.copyfileobj(handle, sys.stdout.buffer)
@@ -112,3 +123,12 @@ def register(app: typer.Typer) -> None:
         say.print(f"frames: {escape(summary['frames_file'])}")
         if summary["regions_file"] is not None:
             say.print(f"regions: {escape(summary['regions_file'])} ({n_boxes} boxes)")
+        if "class" in videos_table.columns:
+            named = ", ".join(
+                f"{escape(r['video'])}: {escape(str(r['class']))} ({r['class_prob']:.2f})"
+                for r in videos_table.filter(pl.col("is_anomaly")).head(8).iter_rows(named=True)
+            )
+            say.print(f"classes of flagged videos: {named or 'none flagged'}")
+        if not to_stdout:
+            tables = ", ".join(escape(str(api.beside(written, t))) for t in ("videos", "events"))
+            say.print(f"videos, events: {tables}")

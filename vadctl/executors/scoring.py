@@ -9,7 +9,7 @@ torch cores // N threads.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -19,16 +19,15 @@ from vadctl.progress import Progress
 _worker: dict = {}
 
 
-def _init(model_path: Path, store_path: Path, backend: str, onnx_path: Path | None, threads: int) -> None:
+def _init(model_path: Path, store_path: Path, backend: str, onnx_path: Path | None, threads: int, classes, weights):
     limit_threads(threads)
     from vadctl.models.files import load_model
+    from vadctl.pipeline import use_backend, use_classes
     from vadctl.store import FeatureStore
 
     loaded = load_model(model_path)
-    if backend == "onnx":
-        from vadctl.onnx_export import OnnxBackend
-
-        loaded.model.use_backend(OnnxBackend(onnx_path, loaded.model))
+    use_backend(loaded, backend, onnx_path)
+    use_classes(loaded, classes, weights)
     _worker["model"] = loaded.model
     _worker["store"] = FeatureStore(store_path, read_only=True)
 
@@ -49,10 +48,12 @@ def score_in_workers(
     onnx_path: Path | None,
     workers: int,
     progress: Progress,
+    classes: Sequence[str] | None = None,
+    weights: Mapping[str, Path] | None = None,
 ) -> list:
     """VideoScores of `videos`, in their order, computed by `workers` processes."""
     context = multiprocessing.get_context("spawn")
-    args = (model_path, store_path, backend, onnx_path, threads_per_worker(workers))
+    args = (model_path, store_path, backend, onnx_path, threads_per_worker(workers), classes, weights)
     results: dict[str, object] = {}
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init, initargs=args) as pool:
         pending = {pool.submit(_score, split, video_id): video_id for video_id in videos}

@@ -37,11 +37,16 @@ class Capabilities:
     trains_in_steps: a neural model trained in steps, with checkpoints, resume and a training
         progress callback (`set_training`).
     onnx: its scoring network can be exported to ONNX and scored with onnxruntime.
+    video_labels: it learns from video-level labels (`fit --video-labels FILE`, weak supervision)
+        and calibrates on held-out normal videos only (`set_video_labels`, `calibration_split`).
+    classes: it names anomaly classes; `score --classes` may name other ones (`set_classes`).
     """
 
     crossfit: bool = False
     trains_in_steps: bool = False
     onnx: bool = False
+    video_labels: bool = False
+    classes: bool = False
 
 
 class VadModel(ABC):
@@ -79,6 +84,13 @@ class VadModel(ABC):
     @abstractmethod
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         """Restore what `state` returned."""
+
+    def calibration_split(
+        self, store: FeatureStore, split: str, videos: Sequence[str], fraction: float, seed: int
+    ) -> tuple[list[str], list[str]] | None:
+        """(videos to fit, videos held out to calibrate), or None for the pipeline's seeded split of
+        whole videos. Weakly supervised models hold out normal videos only."""
+        return None
 
     def calibrate_heldout(self, store: FeatureStore, split: str, videos: Sequence[str]) -> None:  # noqa: B027
         """Models that are not cross-fitted are fitted on part of the training videos; here they may

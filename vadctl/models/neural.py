@@ -63,6 +63,34 @@ class NeuralModel(VadModel):
         """A valid input of the scoring network (for export and parity checks)."""
         raise NotImplementedError
 
+    # networks with several inputs or outputs (or more dynamic axes) override these three
+    def example_inputs(self, batch: int = 2, variant: int = 0) -> dict[str, np.ndarray]:
+        """Named valid inputs of the scoring network; `variant` > 0 gives other sizes on the dynamic
+        axes, so the parity check also tests that they are dynamic."""
+        return {"input": self.example_input(batch)}
+
+    def onnx_outputs(self) -> list[str]:
+        return ["output"]
+
+    def onnx_dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {"input": {0: "batch"}, "output": {0: "batch"}}
+
+    def run_network(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """The scoring network on named float32 inputs, by torch or by the backend set with
+        `use_backend`; one array per output of `onnx_outputs`."""
+        backend = getattr(self, "_backend", None)
+        if backend is not None:
+            return [np.asarray(v) for v in backend.run(inputs)]
+        import torch
+
+        net = self.scoring_net()
+        device = next(net.parameters()).device
+        tensors = [torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(device) for v in inputs.values()]
+        with torch.inference_mode():
+            result = net(*tensors)
+        result = result if isinstance(result, tuple | list) else (result,)
+        return [r.cpu().numpy() for r in result]
+
     def run_identity(self, features: Mapping[str, Any], videos: Sequence[str]) -> dict[str, Any]:
         """What must match for a checkpoint to be resumed: all but the run-length parameters."""
         params = {k: v for k, v in self.get_params().items() if k not in RUN_LENGTH_PARAMS}
