@@ -126,9 +126,9 @@ class ExtractJob:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-def build_extractor(job: ExtractJob, store: FeatureStore | None = None, open_store: bool = True):
+def build_extractor(job: ExtractJob, store: FeatureStore | None = None, needs_store: bool = True):
     """The run's `Extractor`: featurizers built and their weights found, store opened for writing
-    (unless given, or `open_store` is False: a dry run's extractor may have no store)."""
+    (unless given, or `needs_store` is False: a dry run's extractor may have no store)."""
     from vadctl.extract import Extractor
     from vadctl.features import registry
     from vadctl.features.deep import attach_weights
@@ -138,7 +138,7 @@ def build_extractor(job: ExtractJob, store: FeatureStore | None = None, open_sto
     featurizers = registry.build(job.names, job.params)
     attach_weights(featurizers, WeightResolver(explicit=dict(job.weights)))
     return Extractor(
-        store if store is not None or not open_store else _writable(job.store, create=False),
+        store if store is not None or not needs_store else _writable(job.store, create=False),
         featurizers,
         job.names,
         job.split,
@@ -237,40 +237,27 @@ def plan_extract(
     features: str | Sequence[str] | None = None,
     params: Mapping[str, Any] | Iterable[str] | None = None,
     weights: Mapping[str, PathLike] | Iterable[str] | None = None,
-    *,
-    scene: str | None = None,
-    resize: str | None = None,
-    clip_len: int = defaults.CLIP_LENGTH,
-    clip_stride: int = defaults.CLIP_STRIDE,
-    frame_step: int = defaults.FRAME_STEP,
-    force: bool = False,
-    retry_failed: bool = False,
-    **execution: Any,
+    **options: Any,
 ):
     """What `extract` with the same arguments would do, doing none of it (nothing is written, not
-    even a new store): a list of `extract.PlannedVideo`. Keywords that only change how extraction
-    runs (window, wait, debug, progress, workers, ...) are accepted and ignored."""
+    even a new store): a list of `extract.PlannedVideo`. `options` are `extract`'s keywords; those
+    that only change how extraction runs (window, wait, debug, progress, workers, ...) are ignored."""
+    import inspect
+
+    unknown = sorted(set(options) - set(inspect.signature(extract).parameters))
+    if unknown:
+        raise TypeError(f"plan_extract() got unexpected keyword argument(s) {', '.join(unknown)}")
+    what = {key: options[key] for key in _PLAN_OPTIONS if key in options}
     path = store.path if isinstance(store, FeatureStore) else defaults.store_path(store)
     existing = store if isinstance(store, FeatureStore) else None
     if existing is None and (path / "zarr.json").exists():
         existing = open_store(path)
-    job, sources, _ = _job(
-        roots,
-        path,
-        split,
-        features,
-        params,
-        weights,
-        scene=scene,
-        resize=resize,
-        clip_len=clip_len,
-        clip_stride=clip_stride,
-        frame_step=frame_step,
-        force=force,
-        retry_failed=retry_failed,
-    )
-    extractor = build_extractor(job, existing, open_store=False)
+    job, sources, _ = _job(roots, path, split, features, params, weights, **what)
+    extractor = build_extractor(job, existing, needs_store=False)
     return extractor.plan(sources, records=None if existing is not None else {})
+
+
+_PLAN_OPTIONS = ("scene", "resize", "clip_len", "clip_stride", "frame_step", "force", "retry_failed")
 
 
 def _job(
@@ -281,11 +268,11 @@ def _job(
     params,
     weights,
     *,
-    scene,
-    resize,
-    clip_len,
-    clip_stride,
-    frame_step,
+    scene=None,
+    resize=None,
+    clip_len=defaults.CLIP_LENGTH,
+    clip_stride=defaults.CLIP_STRIDE,
+    frame_step=defaults.FRAME_STEP,
     window=defaults.WINDOW,
     force=False,
     retry_failed=False,

@@ -237,22 +237,10 @@ class ScoreTables:
     events: pl.DataFrame
 
 
-def score_model(
-    loaded: LoadedModel,
-    store: FeatureStore,
-    split: str = "test",
-    videos: Sequence[str] | None = None,
-    rule: str | None = None,
-    backend: str = "torch",
-    onnx_path: Path | None = None,
-    progress: Progress | None = None,
-    workers: int = 1,
-    model_path: Path | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(frames table, regions table) for every usable video of the split (see `score_tables`)."""
-    tables = score_tables(
-        loaded, store, split, videos, rule, backend, onnx_path, progress, workers=workers, model_path=model_path
-    )
+def score_model(loaded: LoadedModel, store: FeatureStore, *args, **kwargs) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(frames table, regions table) for every usable video of the split: `score_tables`'s
+    arguments, its first two tables."""
+    tables = score_tables(loaded, store, *args, **kwargs)
     return tables.frames, tables.regions
 
 
