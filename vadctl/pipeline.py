@@ -177,11 +177,13 @@ def score_model(
     chosen = usable_videos(store, split, videos)
     check_features(loaded, store, split, chosen)
     if backend == "onnx":
-        from vadctl.onnx_export import OnnxBackend
+        from vadctl.onnx_export import OnnxBackend, require_parity
 
         if onnx_path is None:
             raise UsageError("the onnx backend needs the exported ONNX file (vadctl export)")
-        loaded.model.use_backend(OnnxBackend(onnx_path, loaded.model))
+        session = OnnxBackend(onnx_path, loaded.model)
+        require_parity(loaded.model, onnx_path, 2)  # an edited graph or weights is refused, not scored with
+        loaded.model.use_backend(session)
     progress = progress or Progress()
     scores = []
     with blas_threads():
