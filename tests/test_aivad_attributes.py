@@ -125,3 +125,21 @@ def test_knn_k_is_honoured_for_deep_features(attribute_store):
         expected = distances[:, :k].mean(axis=1)  # brute force over the training embeddings, here
         np.testing.assert_allclose(model.estimators_["deep"].score(queries), expected, rtol=1e-4)
     assert not np.allclose(distances[:, 0], distances[:, :5].mean(axis=1), rtol=1e-3)  # k=1 and k=5 differ here
+
+
+def test_smoothing_stays_within_each_video(attribute_store):
+    """Scores of a video are the same whether it is scored alone or after another video: smoothing
+    never carries a score across the end of a video."""
+    from vadctl.scoring import temporal_smooth
+
+    path, _ = attribute_store
+    store = FeatureStore(path, read_only=True)
+    smooth = fit_model(store, "aivad", {"smoothing_sigma": 2.0}, "train").model
+    raw = fit_model(store, "aivad", {"smoothing_sigma": 0.0}, "train").model
+    together = {s.video_id: s.frame_scores for s in smooth.score(store, "test", ["x0", "x1"])}
+    for name in ("x0", "x1"):
+        (alone,) = smooth.score(store, "test", [name])
+        (unsmoothed,) = raw.score(store, "test", [name])
+        np.testing.assert_allclose(together[name], alone.frame_scores)
+        np.testing.assert_allclose(alone.frame_scores, temporal_smooth(unsmoothed.frame_scores, 2.0))
+    assert not np.allclose(together["x1"], unsmoothed.frame_scores)  # smoothing did something
