@@ -57,3 +57,17 @@ def bench(session: nox.Session) -> None:
     scripts = session.posargs or ["benchmarks/extract.py"]
     for script in scripts:
         session.run("python", script)
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Mutation testing with mutmut over modules whose mistakes cost users most (metrics, scoring and
+    thresholds, catalog fingerprints, model files; [tool.mutmut] in pyproject.toml names them and
+    the tests that pin them), then the score per module.
+
+    Slow and not in CI. Pass mutant name patterns to run part of it, e.g.
+    `nox -s mutants -- "vadctl.metrics.*"`. Results and the survivors judged equivalent: TESTING.md.
+    """
+    session.install(*CONSTRAINTS, ".[mutation]")
+    session.run("mutmut", "run", *session.posargs)
+    session.run("python", "benchmarks/mutation_score.py")
