@@ -157,3 +157,14 @@ def test_extract_redoes_a_video_edited_in_the_middle_without_changing_size(tmp_p
     assert again.count("extracted") + len(again.failed) == 1, [r.status for r in again.results]
     record = FeatureStore(store, read_only=True).video("train", "big")
     assert record.fingerprint.sample_sha256 == discover([path])[0].fingerprint().sample_sha256
+
+
+def test_frame_files_are_images_in_natural_order(tmp_path: Path):
+    from vadctl.catalog import frame_files
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for name in ("10.png", "2.png", "1.PNG", "frame_3.jpg", "notes.txt"):
+        (folder / name).write_bytes(b"x")
+    (folder / "9.png").mkdir()  # a folder named like an image is not a frame
+    assert [p.name for p in frame_files(folder)] == ["1.PNG", "2.png", "10.png", "frame_3.jpg"]

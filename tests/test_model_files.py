@@ -230,3 +230,25 @@ def test_cli_refuses_a_stripped_digest(saved, model_store, tmp_path: Path):
     result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "s.parquet")])
     assert result.exit_code == 2 and "checksum mismatch" in result.output
     assert not (tmp_path / "s.parquet").exists()
+
+
+def test_save_then_load_keeps_header_and_calibration_exactly(saved, tmp_path: Path):
+    """Saving inside the test (not only in a fixture), so every line of save_model is reached here."""
+    from vadctl import __version__
+    from vadctl.models.files import save_model
+
+    first = load_model(saved["aivad"])
+    path = save_model(tmp_path / "again.safetensors", first.model, first.calibration, {"split": "train"})
+    again = load_model(path)
+    header = read_header(path)
+    assert header["format"] == "vadctl-model" and header["format_version"] == 1
+    assert header["vadctl_version"] == __version__ and header["model"] == "aivad"
+    assert header["params"] == first.model.get_params() == again.model.get_params()
+    assert header["features"] == {role: spec.to_dict() for role, spec in first.model.features_.items()}
+    assert header["provenance"]["split"] == "train" and "created_at" in header["provenance"]
+    assert header["calibration"] == first.calibration.to_meta()
+    _, tensors = read_parts(path)
+    assert tensors["calibration.quantiles"].dtype == np.float64
+    np.testing.assert_array_equal(again.calibration.quantiles, first.calibration.quantiles)
+    assert again.calibration.threshold("percentile:99") == first.calibration.threshold("percentile:99")
+    assert {name for name in tensors if name.startswith("state.")} == {f"state.{k}" for k in first.model.state()[0]}
