@@ -4,6 +4,7 @@ under random window sizes."""
 
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import polars as pl
@@ -15,7 +16,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from vadctl.metrics import align, evaluate
 from vadctl.scoring import temporal_smooth
 from vadctl.specs import ArraySpec, FeatureSpec, Fingerprint
-from vadctl.store import FeatureStore, VideoRecord
+from vadctl.store import FeatureStore, VideoRecord, zarrio
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -134,20 +135,21 @@ def ragged_video(draw):
         cuts.append(size)
         start += size
     width = draw(st.integers(1, 3))
-    return n, counts, cuts, width, draw(st.integers(0, 2**31 - 1))
+    chunk_bytes = draw(st.sampled_from([8, 24, 64, 200, 2 * 1024 * 1024]))  # small: chunks fill mid-window
+    return n, counts, cuts, width, chunk_bytes, draw(st.integers(0, 2**31 - 1))
 
 
 @settings(max_examples=25, deadline=None)
 @given(ragged_video())
 def test_ragged_and_dense_data_round_trip_under_random_windows(case):
-    n, counts, windows, width, seed = case
+    n, counts, windows, width, chunk_bytes, seed = case
     rng = np.random.default_rng(seed)
     dense = rng.normal(size=(n, width)).astype(np.float32)
     rows = rng.integers(-1000, 1000, (int(counts.sum()), width, 2)).astype(np.int32)
     offsets = np.concatenate([[0], np.cumsum(counts)])
     spec = FeatureSpec("prop", 1, {"width": width})
     arrays = {"dense": ArraySpec((width,), "float32"), "rows": ArraySpec((width, 2), "int32", ragged=True)}
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(zarrio, "CHUNK_BYTES", chunk_bytes):
         store = FeatureStore(Path(folder) / "s.zarr", create=True)
         record = VideoRecord("train", "v", "/x/v.mp4", Fingerprint(1, 1, "v"), n_frames=n, fps=10.0)
         store.add_video(record, np.array([[0, n]]))
