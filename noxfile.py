@@ -69,5 +69,5 @@ def mutants(session: nox.Session) -> None:
     `nox -s mutants -- "vadctl.metrics.*"`. Results and the survivors judged equivalent: TESTING.md.
     """
     session.install(*CONSTRAINTS, ".[mutation]")
-    session.run("mutmut", "run", *session.posargs)
+    session.run("mutmut", "run", *session.posargs, env={"VADCTL_HYPOTHESIS_PROFILE": "mutants"})
     session.run("python", "benchmarks/mutation_score.py")
