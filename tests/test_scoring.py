@@ -124,3 +124,16 @@ def test_regions_table_rows_are_the_boxes_given():
     assert table["score"].to_list() == [0.1, 0.2, 0.3, 0.9]
     empty = regions_table([VideoScores("b", np.zeros(2))])
     assert empty.is_empty() and empty.columns == table.columns and empty.schema == table.schema
+
+
+def test_a_score_at_the_threshold_is_not_flagged_and_columns_keep_their_types():
+    from vadctl.results import RegionScores
+    from vadctl.scoring import regions_table
+
+    cal = calibration(np.arange(101, dtype=float))
+    table = frames_table([VideoScores("a", np.array([50.0, 50.5]))], cal, "toy", rule="percentile:50")
+    assert table["is_anomaly"].to_list() == [False, True]  # anomalous means above the threshold
+    regions = RegionScores(np.array([0]), np.array([[1.5, 2, 3, 4]], np.float64), np.array([1], np.int64))
+    boxes = regions_table([VideoScores("a", np.zeros(1), regions)])
+    assert boxes.schema == {"video": pl.String, "frame": pl.Int64, "x1": pl.Float32, "y1": pl.Float32,
+                            "x2": pl.Float32, "y2": pl.Float32, "score": pl.Float64}  # fmt: skip
