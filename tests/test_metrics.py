@@ -90,6 +90,7 @@ def test_bad_label_files(tmp_path: Path, content: str, message: str):
         ("video,frame\n01,0\n", "needs columns video,frame,label (missing: label)"),
         ("video\n01\n", "missing: frame, label)"),
         ("video,frame,label\n01,0,1\n07,3,5\n", "label must be 0 or 1 (video 07, frame 3: 5)"),
+        ("video,frame,label\n01,0,1\n07,3,5\n08,1,7\n", "label must be 0 or 1 (video 07, frame 3: 5)"),
         ("video,frame,label\n01,0,1\n02,4,0\n02,4,1\n", "video 02 frame 4 is labelled more than once"),
         ('video,frame,label\n"01,0,1\n', "cannot read as CSV"),
     ],
