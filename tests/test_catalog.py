@@ -168,3 +168,17 @@ def test_frame_files_are_images_in_natural_order(tmp_path: Path):
         (folder / name).write_bytes(b"x")
     (folder / "9.png").mkdir()  # a folder named like an image is not a frame
     assert [p.name for p in frame_files(folder)] == ["1.PNG", "2.png", "10.png", "frame_3.jpg"]
+
+
+def test_frame_folder_size_is_the_total_of_its_frames(tmp_path: Path):
+    """A middle frame is not in the sampled hash: its size must be in the quick check."""
+    folder = write_frame_folder(tmp_path / "seq", render(5))
+    (source,) = discover([folder])
+    stored = source.fingerprint()
+    assert stored.size == sum(p.stat().st_size for p in folder.iterdir())
+    middle = sorted(folder.iterdir())[2]
+    st = middle.stat()
+    middle.write_bytes(middle.read_bytes() + b"\0" * 7)  # a middle frame grew
+    os.utime(middle, ns=(st.st_atime_ns, st.st_mtime_ns))  # with its old mtime (a copy that kept it)
+    status, current = source.status_against(stored)
+    assert status == "changed" and current.size == stored.size + 7
