@@ -1,4 +1,5 @@
-"""Project sessions: `nox -s tests`, `nox -s tests_pose`, `nox -s demo`, `nox -s lint`, `nox -s bench`.
+"""Project sessions: `nox -s tests`, `nox -s tests_pose`, `nox -s demo`, `nox -s lint`, `nox -s bench`,
+`nox -s mutants` (mutation testing; slow, not in CI).
 
 Every install goes through constraints.txt, which pins torch/torchvision to the CPU build here:
 unpinned, open_clip/timm would pull a multi-GB CUDA torch.
@@ -11,6 +12,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 CONSTRAINTS = ("-c", "constraints.txt")
 SOURCES = ("vadctl", "tests", "benchmarks", "noxfile.py")
+POSE_TEST_NEEDS = ("pytest>=8", "pytest-timeout>=2.3")
 
 
 @nox.session
@@ -22,9 +24,16 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def tests_pose(session: nox.Session) -> None:
-    """The pose featurizer's tests with mediapipe 0.10.21, which pins numpy<2: its own environment."""
-    session.install(*CONSTRAINTS, ".[test,pose]")
-    session.run("pytest", "tests/test_pose.py", *session.posargs)
+    """The pose featurizer's tests with mediapipe 0.10.21, which pins numpy<2: its own environment.
+
+    Only what those tests need is installed (no open_clip, X3D or ONNX extras): the default suite
+    covers those. `.ci/run` runs this session after `tests`.
+    """
+    session.install(*CONSTRAINTS, ".[pose]", *POSE_TEST_NEEDS)
+    session.run(
+        "python", "-c", "import mediapipe, numpy; print('mediapipe', mediapipe.__version__, 'numpy', numpy.__version__)"
+    )
+    session.run("pytest", "tests/test_pose.py", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session
@@ -48,3 +57,17 @@ def bench(session: nox.Session) -> None:
     scripts = session.posargs or ["benchmarks/extract.py"]
     for script in scripts:
         session.run("python", script)
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Mutation testing with mutmut over modules whose mistakes cost users most (metrics, scoring and
+    thresholds, catalog fingerprints, model files; [tool.mutmut] in pyproject.toml names them and
+    the tests that pin them), then the score per module.
+
+    Slow and not in CI. Pass mutant name patterns to run part of it, e.g.
+    `nox -s mutants -- "vadctl.metrics.*"`. Results and the survivors judged equivalent: TESTING.md.
+    """
+    session.install(*CONSTRAINTS, ".[mutation]")
+    session.run("mutmut", "run", *session.posargs, env={"VADCTL_HYPOTHESIS_PROFILE": "mutants"})
+    session.run("python", "benchmarks/mutation_score.py")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -8,6 +9,19 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from videos import Square, make_video
+
+try:  # not installed in the lean pose environment (nox -s tests_pose)
+    from hypothesis import Phase, settings
+except ImportError:
+    settings = None
+if settings is not None:
+    # `nox -s mutants` sets this: a failing example is enough to kill a mutant, so no shrinking
+    # (which can take minutes per mutant), fixed examples and no example database.
+    settings.register_profile(
+        "mutants", phases=[Phase.explicit, Phase.reuse, Phase.generate], derandomize=True, database=None
+    )
+    if os.environ.get("VADCTL_HYPOTHESIS_PROFILE"):
+        settings.load_profile(os.environ["VADCTL_HYPOTHESIS_PROFILE"])
 
 
 @pytest.fixture

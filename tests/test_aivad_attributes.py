@@ -96,11 +96,50 @@ def test_pose_and_deep_attributes_find_what_velocity_cannot(attribute_store, tmp
     assert (auroc >= 0.95) if found else (auroc <= 0.75), auroc
 
 
+def test_knn_distance_is_the_mean_distance_to_the_k_nearest_bank_rows():
+    from vadctl.models.density import KNNDistance
+
+    # a hand-made bank on a line: distances from the origin are 1, 2, 3, 4, 5, 10
+    bank = np.array([[1, 0], [0, 2], [-3, 0], [0, -4], [5, 0], [10, 0]], np.float32)
+    query = np.array([[0, 0], [10, 0]], np.float32)
+    np.testing.assert_allclose(KNNDistance(1).fit(bank).score(query), [1.0, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(KNNDistance(2).fit(bank).score(query), [1.5, 2.5], rtol=1e-6)
+    np.testing.assert_allclose(
+        KNNDistance(5).fit(bank).score(query), [3.0, (0 + 5 + 9 + 104**0.5 + 116**0.5) / 5], rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="k=7 needs at least 7"):
+        KNNDistance(7).fit(bank)
+
+
 def test_knn_k_is_honoured_for_deep_features(attribute_store):
     path, _ = attribute_store
     store = FeatureStore(path, read_only=True)
-    one = fit_model(store, "aivad", {"n_neighbors_deep": 1}, "train").model
-    five = fit_model(store, "aivad", {"n_neighbors_deep": 5}, "train").model
-    assert one.estimators_["deep"].n_neighbors == 1 and five.estimators_["deep"].n_neighbors == 5
-    query = np.zeros((1, 8), np.float32)
-    assert five.estimators_["deep"].score(query)[0] >= one.estimators_["deep"].score(query)[0]
+    bank = np.concatenate(
+        [store.entry(record, DEEP).read("embedding").astype(np.float32) for record in store.videos("train")]
+    )
+    assert len(bank) == 5 * N_FRAMES * PER_FRAME
+    queries = np.random.default_rng(3).normal(0, 0.5, (4, 8)).astype(np.float32)
+    distances = np.sort(np.linalg.norm(queries[:, None, :] - bank[None, :, :], axis=2), axis=1)
+    for k in (1, 5):
+        model = fit_model(store, "aivad", {"n_neighbors_deep": k}, "train").model
+        expected = distances[:, :k].mean(axis=1)  # brute force over the training embeddings, here
+        np.testing.assert_allclose(model.estimators_["deep"].score(queries), expected, rtol=1e-4)
+    assert not np.allclose(distances[:, 0], distances[:, :5].mean(axis=1), rtol=1e-3)  # k=1 and k=5 differ here
+
+
+def test_smoothing_stays_within_each_video(attribute_store):
+    """Scores of a video are the same whether it is scored alone or after another video: smoothing
+    never carries a score across the end of a video."""
+    from vadctl.scoring import temporal_smooth
+
+    path, _ = attribute_store
+    store = FeatureStore(path, read_only=True)
+    smooth = fit_model(store, "aivad", {"smoothing_sigma": 2.0}, "train").model
+    raw = fit_model(store, "aivad", {"smoothing_sigma": 0.0}, "train").model
+    together = {s.video_id: s.frame_scores for s in smooth.score(store, "test", ["x0", "x1"])}
+    for name in ("x0", "x1"):
+        (alone,) = smooth.score(store, "test", [name])
+        (unsmoothed,) = raw.score(store, "test", [name])
+        np.testing.assert_allclose(together[name], alone.frame_scores)
+        np.testing.assert_allclose(alone.frame_scores, temporal_smooth(unsmoothed.frame_scores, 2.0))
+    assert not np.allclose(together["x1"], unsmoothed.frame_scores)  # smoothing did something

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
@@ -171,3 +172,48 @@ def test_score_with_a_foreign_model_file(scored, tmp_path: Path):
     fake.write_text("hello")
     result = vadctl("score", "--model", fake, "--store", scored["store"], "--split", "fast")
     assert result.exit_code == 2 and "not a vadctl model file" in result.output
+
+
+def test_cli_scores_are_the_library_scores_and_flags_follow_the_stored_threshold(scored):
+    """What `vadctl score` wrote equals `score_model` on the same file and store, and every flag is
+    score > μ + 3σ of the calibration the model file holds (read here, not recomputed by vadctl)."""
+    from vadctl.models.files import load_model, read_header
+    from vadctl.pipeline import score_model
+    from vadctl.store import FeatureStore
+
+    written = pl.read_parquet(scored["out"] / "scores.parquet").sort("video", "frame")
+    loaded = load_model(scored["out"] / "m.safetensors")
+    direct, _ = score_model(loaded, FeatureStore(scored["store"], read_only=True), "fast")
+    direct = direct.sort("video", "frame")
+    assert written.select("video", "frame").equals(direct.select("video", "frame"))
+    np.testing.assert_allclose(written["score"].to_numpy(), direct["score"].to_numpy(), rtol=1e-12)
+    calibration = read_header(scored["out"] / "m.safetensors")["calibration"]
+    threshold = calibration["mean"] + 3 * calibration["std"]
+    assert written["threshold"].unique().to_list() == [pytest.approx(threshold)]
+    np.testing.assert_array_equal(written["is_anomaly"].to_numpy(), written["score"].to_numpy() > threshold)
+    np.testing.assert_allclose(
+        written["score_norm"].to_numpy(), (written["score"].to_numpy() - calibration["mean"]) / calibration["std"]
+    )
+    assert 0 < written["is_anomaly"].sum() < len(written)  # the flags are not all one way
+
+
+def test_eval_json_equals_sklearn_on_the_written_files(scored, tmp_path: Path):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    result = vadctl(
+        "eval", "--scores", scored["out"] / "scores.parquet", "--labels", scored["labels"], "--json",
+        tmp_path / "m.json", "--partial",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    joined = pl.read_parquet(scored["out"] / "scores.parquet").join(
+        pl.read_csv(scored["labels"], schema_overrides={"video": pl.String}), on=["video", "frame"]
+    )
+    y, s = joined["label"].to_numpy(), joined["score"].to_numpy()
+    assert metrics["frames"] == len(joined)
+    assert metrics["micro_auroc"] == pytest.approx(roc_auc_score(y, s))
+    assert metrics["ap"] == pytest.approx(average_precision_score(y, s))
+    flagged = joined["is_anomaly"].to_numpy()
+    assert metrics["confusion"]["tp"] == int((flagged & (y == 1)).sum())
+    assert metrics["confusion"]["fp"] == int((flagged & (y == 0)).sum())
+    assert f"{metrics['micro_auroc']:.4f}" in result.output  # the printed figure is the computed one

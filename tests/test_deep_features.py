@@ -84,6 +84,30 @@ def reference_clip(path: Path):
     return model.eval()
 
 
+def reference_embeddings(
+    path: Path, images: list[np.ndarray], resize_mode: str | None = None, pil: bool = True
+) -> np.ndarray:
+    """Embeddings computed without vadctl: images through open_clip's own evaluation transform, as PIL
+    images or (`pil=False`, where PIL's resampling would differ from torch's) as float tensors in [0, 1]."""
+    from PIL import Image
+
+    open_clip = import_extra("open_clip", "clip", "clip")
+    model = reference_clip(path)
+    cfg = model.visual.preprocess_cfg
+    transform = open_clip.image_transform(
+        cfg["size"], is_train=False, mean=cfg["mean"], std=cfg["std"], resize_mode=resize_mode or cfg["resize_mode"]
+    )
+
+    def load(image: np.ndarray):
+        if pil:
+            return Image.fromarray(np.ascontiguousarray(image))
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255
+
+    batch = torch.stack([transform(load(image)) for image in images])
+    with torch.no_grad():
+        return model.encode_image(batch, normalize=True).numpy()
+
+
 # ----- the torchvision shim and offline set-up ---------------------------------------------------------
 def test_torchvision_imports_without_pretending_compiled_ops_exist():
     tv = import_torchvision()
@@ -219,10 +243,7 @@ def test_clip_frame_embeddings_match_open_clip_on_the_loaded_weights(weights):
     embedding = out.dense["embedding"]
     assert embedding.shape == (5, 32) and embedding.dtype == np.float16
     assert np.allclose(np.linalg.norm(embedding.astype(np.float32), axis=1), 1, atol=2e-3)
-    model = reference_clip(weights["clip"])
-    batch = featurizer.encoder.prepare_frames(frames)  # open_clip's own transform, applied to tensors
-    with torch.no_grad():
-        expected = model.encode_image(batch, normalize=True).numpy()
+    expected = reference_embeddings(weights["clip"], list(frames))  # open_clip's own PIL transform
     np.testing.assert_allclose(embedding.astype(np.float32), expected, atol=2e-3)
     other = ready(Clip(model=TINY_CLIP, pretrained="custom"), clip=weights["clip_other"])
     other.begin(INFO, ClipSpec())
@@ -249,11 +270,28 @@ def test_region_crops_map_to_their_boxes(weights):
     assert out.counts.tolist() == [0, 2]
     embedding = out.ragged["embedding"]
     assert embedding.shape == (2, 32) and embedding.dtype == np.float16
-    assert crop(frames[1], boxes[1][1]).shape == (22, 20, 3)  # rounded outwards: x 10..30, y 9..31
-    for row, box in enumerate(boxes[1]):
-        alone = featurizer.encoder.embed_crops([crop(frames[1], box)], 8)
-        np.testing.assert_allclose(embedding[row].astype(np.float32), alone[0].astype(np.float32), atol=2e-3)
+    by_hand = [frames[1][30:54, 60:84], frames[1][9:31, 10:30]]  # boxes rounded outwards: x 10..30, y 9..31
+    np.testing.assert_array_equal(crop(frames[1], boxes[1][1]), by_hand[1])
+    expected = reference_embeddings(weights["clip"], by_hand, resize_mode="squash", pil=False)
+    np.testing.assert_allclose(embedding.astype(np.float32), expected, atol=2e-3)
     assert not np.allclose(embedding[0], embedding[1], atol=0.05)
+    shifted = reference_embeddings(weights["clip"], [frames[1][10:32, 10:30]], resize_mode="squash", pil=False)
+    assert np.abs(shifted[0] - embedding[1]).max() > 0.01  # a crop one row off is told apart at this tolerance
+
+
+@pytest.mark.parametrize(
+    "box, rows, cols",
+    [
+        ([10.4, 9.6, 29.5, 30.2], (9, 31), (10, 30)),  # rounded outwards
+        ([-5, -3, 20, 12], (0, 12), (0, 20)),  # clipped at the top-left
+        ([90.5, 60.2, 120, 99], (60, 64), (90, 96)),  # clipped at the bottom-right
+        ([40, 20, 40, 20], (20, 21), (40, 41)),  # empty box: one pixel
+        ([200, 100, 210, 110], (63, 64), (95, 96)),  # wholly outside: the nearest corner pixel
+    ],
+)
+def test_crop_is_the_box_sliced_by_hand(box, rows, cols):
+    frame = np.arange(64 * 96 * 3, dtype=np.int64).reshape(64, 96, 3)
+    np.testing.assert_array_equal(crop(frame, np.array(box, np.float32)), frame[rows[0] : rows[1], cols[0] : cols[1]])
 
 
 def test_clip_regions_rows_align_with_regions(weights):

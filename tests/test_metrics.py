@@ -103,3 +103,37 @@ def test_video_and_class_confusion(tmp_path: Path):
     assert confusion["labels"] == ["normal", "bike", "cart"]
     assert confusion["matrix"] == [[1, 0, 0], [0, 1, 0], [1, 1, 0]]  # m missed (normal); c called a bike
     assert metrics.class_accuracy == 0.5 and metrics.class_accuracy_anomalous == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("video,frame\n01,0\n", "needs columns video,frame,label (missing: label)"),
+        ("video\n01\n", "missing: frame, label)"),
+        ("video,frame,label\n01,0,1\n07,3,5\n", "label must be 0 or 1 (video 07, frame 3: 5)"),
+        ("video,frame,label\n01,0,1\n07,3,5\n08,1,7\n", "label must be 0 or 1 (video 07, frame 3: 5)"),
+        ("video,frame,label\n01,0,1\n02,4,0\n02,4,1\n", "video 02 frame 4 is labelled more than once"),
+        ('video,frame,label\n"01,0,1\n', "cannot read as CSV"),
+    ],
+)
+def test_label_file_errors_name_what_is_wrong(tmp_path: Path, content: str, message: str):
+    path = tmp_path / "labels.csv"
+    path.write_text(content)
+    with pytest.raises(UsageError) as info:
+        read_labels(path)
+    assert message in str(info.value) and str(tmp_path) in str(info.value)
+
+
+def test_read_scores_checks_file_and_columns(tmp_path: Path):
+    from vadctl.metrics import read_scores
+
+    path = tmp_path / "s.parquet"
+    pl.DataFrame({"video": ["a"], "frame": [0], "score": [0.5]}).write_parquet(path)
+    assert read_scores(path).to_dicts() == [{"video": "a", "frame": 0, "score": 0.5}]
+    with pytest.raises(UsageError, match=r"missing column\(s\) score_minmax"):
+        read_scores(path, "score_minmax")
+    with pytest.raises(UsageError, match="no such scores file"):
+        read_scores(tmp_path / "none.parquet")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(UsageError, match="cannot read as Parquet"):
+        read_scores(tmp_path / "bad.parquet")

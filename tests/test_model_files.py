@@ -1,11 +1,14 @@
 """Model files: exact round trip, and refusal of tampered, foreign or mismatched inputs."""
 
+import hashlib
 import json
+import re
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from vadctl.errors import FeatureError, ModelFileError
@@ -90,3 +93,162 @@ def test_store_with_other_feature_parameters_is_refused(saved, model_store, tmp_
     api.extract([fast], other, "fresh", ["flow"])
     with pytest.raises(FeatureError, match=r"run `vadctl extract … --split fresh --features"):
         score_model(load_model(saved["aivad"]), other, "fresh")
+
+
+# ----- every way a file can be not-a-vadctl-model -----------------------------------------------------------
+def read_parts(path: Path) -> tuple[dict, dict]:
+    """(metadata, tensors) of a safetensors file, read with safetensors itself."""
+    with safe_open(str(path), framework="numpy") as handle:
+        return dict(handle.metadata() or {}), {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+
+
+def digest(header_json: str, tensors: dict) -> str:
+    """The model file digest, computed here: sha256 over the header, then every tensor by sorted
+    name as 'name|dtype|shape' and its bytes."""
+    h = hashlib.sha256(header_json.encode())
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        h.update(f"{name}|{array.dtype.str}|{array.shape}".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def rewrite(source: Path, target: Path, header=None, tensors=None, metadata=None, sign: bool = True) -> Path:
+    """A copy of a model file with header, tensors or metadata replaced; re-signed with a correct
+    digest unless `sign` is False, so checks after the digest are reached."""
+    meta, arrays = read_parts(source)
+    if header is not None:
+        meta["vadctl"] = header if isinstance(header, str) else json.dumps(header)
+    if tensors is not None:
+        arrays = tensors(arrays)
+    if sign:
+        meta["vadctl_digest"] = digest(meta["vadctl"], arrays)
+    if metadata is not None:
+        meta = metadata(meta)
+    save_file(arrays, str(target), metadata=meta)
+    return target
+
+
+def test_saved_file_digest_is_sha256_over_header_and_tensors(saved):
+    meta, tensors = read_parts(saved["aivad"])
+    assert meta["vadctl_digest"] == digest(meta["vadctl"], tensors)
+    copy = rewrite(saved["aivad"], saved["aivad"].parent / "resigned.safetensors")
+    assert load_model(copy).header == load_model(saved["aivad"]).header  # re-signing alone changes nothing
+
+
+def edited_header(saved, **changes):
+    header = json.loads(read_parts(saved["aivad"])[0]["vadctl"])
+    for key, value in changes.items():
+        if value is None:
+            header.pop(key)
+        else:
+            header[key] = value
+    return header
+
+
+def without(prefix: str):
+    return lambda tensors: {k: v for k, v in tensors.items() if not k.startswith(prefix)}
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("stripped digest", "checksum mismatch"),
+        ("empty digest", "checksum mismatch"),
+        ("another file's digest", "checksum mismatch"),
+        ("tensor added after signing", "checksum mismatch"),
+        ("header is not JSON", "not valid JSON"),
+        ("header is a JSON list", "not a JSON object"),
+        ("other format", "format 'onnx'"),
+        ("no format", "format None"),
+        ("newer format version", "model file format 2"),
+        ("unknown model", "unknown model 'gpt'"),
+        ("unknown parameter", "unknown parameter"),
+        ("no model key", "header lacks 'model'"),
+        ("no features", "does not fit model aivad"),
+        ("no state", "does not fit model aivad"),
+        ("state tensors removed", "does not fit model aivad"),
+        ("no calibration", "calibration lacks 'calibration'"),
+        ("no quantiles", "calibration lacks 'calibration.quantiles'"),
+    ],
+)
+def test_not_a_vadctl_model_is_refused_with_its_reason(saved, tmp_path: Path, case: str, message: str):
+    source, target = saved["aivad"], tmp_path / "m.safetensors"
+    other_digest = read_parts(saved["fuvas"])[0]["vadctl_digest"]
+    header_json = read_parts(source)[0]["vadctl"]
+    build = {
+        "stripped digest": lambda: rewrite(source, target, metadata=lambda m: {"vadctl": m["vadctl"]}),
+        "empty digest": lambda: rewrite(source, target, metadata=lambda m: {**m, "vadctl_digest": ""}),
+        "another file's digest": lambda: rewrite(
+            source, target, metadata=lambda m: {**m, "vadctl_digest": other_digest}
+        ),
+        "tensor added after signing": lambda: rewrite(
+            source, target, tensors=lambda t: {**t, "extra": np.ones(2)}, sign=False
+        ),
+        "header is not JSON": lambda: rewrite(source, target, header=header_json[:-1]),
+        "header is a JSON list": lambda: rewrite(source, target, header="[1, 2]"),
+        "other format": lambda: rewrite(source, target, header=edited_header(saved, format="onnx")),
+        "no format": lambda: rewrite(source, target, header=edited_header(saved, format=None)),
+        "newer format version": lambda: rewrite(source, target, header=edited_header(saved, format_version=2)),
+        "unknown model": lambda: rewrite(source, target, header=edited_header(saved, model="gpt")),
+        "unknown parameter": lambda: rewrite(source, target, header=edited_header(saved, params={"n_neighbours": 3})),
+        "no model key": lambda: rewrite(source, target, header=edited_header(saved, model=None)),
+        "no features": lambda: rewrite(source, target, header=edited_header(saved, features=None)),
+        "no state": lambda: rewrite(source, target, header=edited_header(saved, state=None)),
+        "state tensors removed": lambda: rewrite(source, target, tensors=without("state.")),
+        "no calibration": lambda: rewrite(source, target, header=edited_header(saved, calibration=None)),
+        "no quantiles": lambda: rewrite(source, target, tensors=without("calibration.")),
+    }
+    path = build[case]()
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        load_model(path)
+    if case in ("stripped digest", "header is a JSON list", "other format"):
+        with pytest.raises(ModelFileError):
+            read_header(path)  # `vadctl models --file` checks as load does
+
+
+def test_cut_short_and_empty_files_are_refused(saved, tmp_path: Path):
+    data = saved["aivad"].read_bytes()
+    for name, content in (("cut", data[: len(data) // 2]), ("header-only", data[:200]), ("empty", b"")):
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(content)
+        with pytest.raises(ModelFileError, match="not a vadctl model"):
+            load_model(path)
+    folder = tmp_path / "folder.safetensors"
+    folder.mkdir()
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_model(folder)
+
+
+def test_cli_refuses_a_stripped_digest(saved, model_store, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from vadctl.cli import app
+
+    stripped = rewrite(saved["aivad"], tmp_path / "m.safetensors", metadata=lambda m: {"vadctl": m["vadctl"]})
+    args = ["score", "-m", str(stripped), "--store", str(model_store["store"]), "--split", "fast"]
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "s.parquet")])
+    assert result.exit_code == 2 and "checksum mismatch" in result.output
+    assert not (tmp_path / "s.parquet").exists()
+
+
+def test_save_then_load_keeps_header_and_calibration_exactly(saved, tmp_path: Path):
+    """Saving inside the test (not only in a fixture), so every line of save_model is reached here."""
+    from vadctl import __version__
+    from vadctl.models.files import save_model
+
+    first = load_model(saved["aivad"])
+    path = save_model(tmp_path / "again.safetensors", first.model, first.calibration, {"split": "train"})
+    again = load_model(path)
+    header = read_header(path)
+    assert header["format"] == "vadctl-model" and header["format_version"] == 1
+    assert header["vadctl_version"] == __version__ and header["model"] == "aivad"
+    assert header["params"] == first.model.get_params() == again.model.get_params()
+    assert header["features"] == {role: spec.to_dict() for role, spec in first.model.features_.items()}
+    assert header["provenance"]["split"] == "train" and "created_at" in header["provenance"]
+    assert header["calibration"] == first.calibration.to_meta()
+    _, tensors = read_parts(path)
+    assert tensors["calibration.quantiles"].dtype == np.float64
+    np.testing.assert_array_equal(again.calibration.quantiles, first.calibration.quantiles)
+    assert again.calibration.threshold("percentile:99") == first.calibration.threshold("percentile:99")
+    assert {name for name in tensors if name.startswith("state.")} == {f"state.{k}" for k in first.model.state()[0]}

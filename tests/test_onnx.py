@@ -9,7 +9,7 @@ from vadctl.cli import app
 from vadctl.errors import ModelFileError, UsageError
 from vadctl.models import build
 from vadctl.models.files import load_model
-from vadctl.onnx_export import OnnxBackend, export_onnx
+from vadctl.onnx_export import OnnxBackend, check_parity, export_onnx
 from vadctl.pipeline import fit_model, score_model
 from vadctl.store import FeatureStore
 
@@ -82,3 +82,79 @@ def test_cli_export_and_score_with_onnx(ffp, tmp_path):
     assert "with ffp (onnx)" in done.output and scores.is_file()
     missing = runner.invoke(app, ["score", *common, "--backend", "onnx", "--onnx", str(tmp_path / "none.onnx")])
     assert missing.exit_code == 2 and "no such ONNX file" in missing.output
+
+
+# ----- parity against an onnxruntime session of the test's own, and a file that is not the model ---------
+def torch_outputs(model, inputs: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return model.scoring_net().cpu().float()(torch.from_numpy(inputs)).numpy()
+
+
+def ort_outputs(path, inputs: np.ndarray) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (name,) = [i.name for i in session.get_inputs()]
+    return session.run(None, {name: inputs})[0]
+
+
+@pytest.mark.parametrize("which", ["ffp", "scene"])
+def test_exported_file_reproduces_torch_in_an_independent_session(ffp, scene, tmp_path, which):
+    model = load_model((ffp if which == "ffp" else scene)["path"]).model
+    report = export_onnx(model, tmp_path / "m.onnx")
+    shape = model.example_input(1).shape[1:]
+    inputs = np.random.default_rng(7).uniform(-1, 1, (3, *shape)).astype(np.float32)  # not the export's inputs
+    expected = torch_outputs(model, inputs)
+    got = ort_outputs(report.path, inputs)
+    assert got.shape == expected.shape and len(got) == 3  # the batch axis is dynamic
+    scale = max(float(np.abs(expected).max()), 1.0)
+    np.testing.assert_allclose(got, expected, atol=1e-4 * scale)
+    assert report.max_abs_diff <= 1e-4 * scale and report.parity_inputs == 4
+
+
+def tampered_copy(source, target, delta: float = 0.5):
+    """The same ONNX file (same metadata: model name, weights digest) with one weight tensor shifted."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(source))
+    biggest = max(proto.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    values = numpy_helper.to_array(biggest).copy()
+    biggest.CopyFrom(numpy_helper.from_array((values + delta).astype(values.dtype), biggest.name))
+    onnx.save(proto, str(target))
+    return target
+
+
+def test_a_different_onnx_file_fails_the_parity_check(ffp, tmp_path):
+    model = load_model(ffp["path"]).model
+    good = export_onnx(model, tmp_path / "good.onnx").path
+    assert check_parity(model, good).ok
+    bad = tampered_copy(good, tmp_path / "bad.onnx")
+    OnnxBackend(bad, model)  # its metadata still names this model's weights: only parity can tell
+    parity = check_parity(model, bad)
+    assert not parity.ok and parity.max_abs_diff > 1e-2
+    store = FeatureStore(ffp["store"], read_only=True)
+    with pytest.raises(ModelFileError, match="differ from the model's"):
+        score_model(load_model(ffp["path"]), store, "fast", backend="onnx", onnx_path=bad)
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "-m",
+            str(ffp["path"]),
+            "--store",
+            str(ffp["store"]),
+            "--split",
+            "fast",
+            "-o",
+            str(tmp_path / "s.parquet"),
+            "--backend",
+            "onnx",
+            "--onnx",
+            str(bad),
+        ],
+    )
+    assert result.exit_code == 2 and "differ from the model's" in result.output
+    assert not (tmp_path / "s.parquet").exists()

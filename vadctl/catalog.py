@@ -34,11 +34,12 @@ class VideoSource:
     is_frame_folder: bool = False
 
     def stat(self) -> tuple[int, int]:
-        """(size in bytes, newest mtime in ns): the quick part of the fingerprint."""
+        """(size in bytes, newest mtime in ns, of the folder too): the quick part of the fingerprint."""
         if not self.is_frame_folder:
             st = self.path.stat()
             return st.st_size, st.st_mtime_ns
-        size, mtime = 0, 0
+        # the folder's own mtime moves when frames are added, removed or renamed (a reorder keeps sizes)
+        size, mtime = 0, self.path.stat().st_mtime_ns
         for frame in frame_files(self.path):
             st = frame.stat()
             size += st.st_size

@@ -28,6 +28,7 @@ from vadctl.models.registry import names_with
 
 OPSET = 17
 DIGEST_KEY = "vadctl_weights_sha256"
+PARITY_TOLERANCE = 1e-4  # max abs difference, relative to the outputs' scale (at least 1)
 
 
 @dataclass
@@ -62,7 +63,8 @@ def default_onnx_path(model_path: Path) -> Path:
 
 
 def export_onnx(model: VadModel, path: Path, parity_batch: int = 4) -> ExportReport:
-    """Write the scoring network to `path` (atomically) and compare onnxruntime with torch on it."""
+    """Write the scoring network to `path` (atomically) and compare onnxruntime with torch on it; a file
+    whose outputs differ (beyond float rounding) is refused and not written."""
     import torch
 
     model = _require(model)
@@ -98,11 +100,36 @@ def export_onnx(model: VadModel, path: Path, parity_batch: int = 4) -> ExportRep
             entry.key, entry.value = key, value
         onnx.checker.check_model(proto)
         onnx.save(proto, tmp)
+        parity = require_parity(model, Path(tmp), parity_batch)  # a file that does not reproduce torch is not kept
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    inputs = model.example_inputs(parity_batch, variant=1)  # other sizes on the dynamic axes than exported
+    return ExportReport(path, parity.max_abs_diff, parity.inputs, parity.output_scale, time.perf_counter() - started)
+
+
+@dataclass
+class Parity:
+    """onnxruntime against torch on the same inputs."""
+
+    max_abs_diff: float
+    inputs: int
+    output_scale: float  # max |torch output|
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= PARITY_TOLERANCE * max(self.output_scale, 1.0)
+
+
+def check_parity(model: VadModel, path: Path, n_inputs: int = 4) -> Parity:
+    """Run the ONNX file with onnxruntime and the model's network with torch on the same inputs,
+    of other sizes on the dynamic axes than the export traced.
+
+    The torch side runs the network itself (never a backend set with `use_backend`), so the check
+    always compares the two runtimes.
+    """
+    model = _require(model)
+    inputs = model.example_inputs(n_inputs, variant=1)
     previous = getattr(model, "_backend", None)
     model.use_backend(None)
     try:
@@ -110,9 +137,22 @@ def export_onnx(model: VadModel, path: Path, parity_batch: int = 4) -> ExportRep
     finally:
         model.use_backend(previous)
     got = OnnxBackend(path, model).run(inputs)
-    diff = max(float(np.abs(g - r).max()) for g, r in zip(got, reference, strict=True))
     scale = max(float(np.abs(r).max()) for r in reference)
-    return ExportReport(path, diff, parity_batch, scale, time.perf_counter() - started)
+    if len(got) != len(reference) or any(g.shape != r.shape for g, r in zip(got, reference, strict=False)):
+        return Parity(float("inf"), n_inputs, scale)
+    diff = max(float(np.abs(g - r).max()) for g, r in zip(got, reference, strict=True))
+    return Parity(diff, n_inputs, scale)
+
+
+def require_parity(model: VadModel, path: Path, n_inputs: int = 4) -> Parity:
+    """`check_parity`, refusing an ONNX file whose outputs are not the model's."""
+    parity = check_parity(model, path, n_inputs)
+    if not parity.ok:
+        raise ModelFileError(
+            f"{path}: onnxruntime's outputs differ from the model's (max abs diff {parity.max_abs_diff:.3g} on "
+            f"outputs up to {parity.output_scale:.3g}); export the model again with `vadctl export`"
+        )
+    return parity
 
 
 class OnnxBackend:

@@ -209,11 +209,13 @@ def use_backend(loaded: LoadedModel, backend: str, onnx_path: Path | None) -> No
     if backend not in BACKENDS:
         raise UsageError(f"backend {backend!r}: use {' or '.join(BACKENDS)}")
     if backend == "onnx":
-        from vadctl.onnx_export import OnnxBackend
+        from vadctl.onnx_export import OnnxBackend, require_parity
 
         if onnx_path is None:
             raise UsageError("the onnx backend needs the exported ONNX file (vadctl export)")
-        loaded.model.use_backend(OnnxBackend(onnx_path, loaded.model))
+        session = OnnxBackend(onnx_path, loaded.model)
+        require_parity(loaded.model, onnx_path, 2)  # an edited graph or weights is refused, not scored with
+        loaded.model.use_backend(session)
 
 
 def use_classes(loaded: LoadedModel, classes: Sequence[str] | None, weights: Mapping[str, Path] | None) -> None:

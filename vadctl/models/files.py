@@ -116,6 +116,8 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         header = json.loads(header_json)
     except json.JSONDecodeError:
         raise ModelFileError(f"{path}: model header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: not a vadctl model file (its header is not a JSON object)")
     if header.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a vadctl model file (format {header.get('format')!r})")
     if header.get("format_version") != FORMAT_VERSION:
@@ -134,11 +136,16 @@ def load_model(path: Path) -> LoadedModel:
         model = build(header["model"], header["params"])
     except VadctlError as error:
         raise ModelFileError(f"{path}: {error}") from None
-    model.features_ = {role: FeatureSpec.from_dict(spec) for role, spec in header["features"].items()}
+    except (KeyError, TypeError) as error:
+        raise ModelFileError(f"{path}: incomplete vadctl model file (header lacks {error})") from None
     state = {name.removeprefix("state."): array for name, array in tensors.items() if name.startswith("state.")}
     try:
+        model.features_ = {role: FeatureSpec.from_dict(spec) for role, spec in header["features"].items()}
         model.load_state(state, header["state"])
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
         raise ModelFileError(f"{path}: model state does not fit model {header['model']}: {error}") from None
-    calibration = Calibration.from_meta(header["calibration"], tensors["calibration.quantiles"])
+    try:
+        calibration = Calibration.from_meta(header["calibration"], tensors["calibration.quantiles"])
+    except (KeyError, ValueError, TypeError) as error:
+        raise ModelFileError(f"{path}: incomplete vadctl model file (calibration lacks {error})") from None
     return LoadedModel(model, calibration, header)
