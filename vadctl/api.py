@@ -136,11 +136,15 @@ def extract(
     attach_weights(featurizers, WeightResolver(explicit={k: Path(v) for k, v in (explicit or {}).items()}))
     clips = ClipSpec(clip_len, clip_stride, frame_step)
     decode = DecodeSpec.parse(resize)
-    sources = catalog.discover([Path(r) for r in roots])
-    if not sources:
+    found = catalog.scan([Path(r) for r in roots])
+    if not found.sources:
         where = ", ".join(str(r) for r in roots)
         suffixes = ", ".join(sorted(catalog.VIDEO_SUFFIXES))
-        raise UsageError(f"{where}: no videos found (looked for {suffixes} and folders of numbered frames)")
+        skipped = f"; skipped {found.skipped[0]}" + (f" and {len(found.skipped) - 1} more" if len(found.skipped) > 1 else "")
+        raise UsageError(
+            f"{where}: no videos found (looked for {suffixes} and folders of numbered frames)"
+            + (skipped if found.skipped else "")
+        )
     extractor = Extractor(
         _writable(store),
         featurizers,
@@ -155,7 +159,9 @@ def extract(
         wait_timeout=wait,
         debug=debug,
     )
-    return extractor.run(sources, as_progress(progress))
+    report = extractor.run(found.sources, as_progress(progress))
+    report.skipped = found.skipped
+    return report
 
 
 def fit(

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vadctl.catalog import VideoSource, frame_files
+from vadctl.catalog import VideoSource, frame_files, not_regular
 from vadctl.errors import VideoError
 from vadctl.specs import DecodeSpec
 
@@ -122,8 +122,9 @@ class VideoReader:
         import decord
 
         path = self.source.path
-        if not path.is_file():
-            raise VideoError(path, "no such file")
+        problem = not_regular(path)  # checked again at open: a FIFO would block decord forever
+        if problem is not None:
+            raise VideoError(path, problem)
         if path.stat().st_size == 0:
             raise VideoError(path, "empty file (0 bytes)")
         try:

@@ -102,6 +102,8 @@ def print_report(report, store_path, failures_shown: bool) -> None:
         err.print(
             f"{len(earlier)} video(s) failed in an earlier run and are unchanged; pass --retry-failed to try them again"
         )
+    for skipped in report.skipped:
+        err.print(f"[yellow]skipped[/] {escape(str(skipped.path))}: {escape(skipped.reason)}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
