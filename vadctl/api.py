@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vadctl import defaults
+from vadctl import checks, defaults
 from vadctl.errors import UsageError
 from vadctl.progress import Progress, as_progress
 from vadctl.store import FeatureStore
@@ -30,7 +30,10 @@ ProgressArg = Progress | Callable[..., Any] | None
 def open_store(path: PathLike | None = None, *, create: bool = False, read_only: bool = True) -> FeatureStore:
     """The feature store at `path` (default: $VADCTL_STORE or stores/default.zarr), for reading
     unless `read_only=False`; `create=True` makes an empty one when there is none."""
-    return FeatureStore(defaults.store_path(path), create=create, read_only=read_only and not create)
+    where = defaults.store_path(path)
+    if create and not (where / "zarr.json").is_file():
+        checks.output_folder(where, "--store")
+    return FeatureStore(where, create=create, read_only=read_only and not create)
 
 
 def verify(store: PathLike | FeatureStore | None = None, *, deep: bool = False, forget_damaged: bool = False):
@@ -128,6 +131,8 @@ def extract(
     from vadctl.weights import WeightResolver, parse_weight_options
 
     check_split(split)
+    window = checks.whole(window, "--window")
+    wait = checks.real(wait, "--wait", at_least=0)
     if isinstance(roots, str | Path):
         roots = [roots]
     names = registry.parse_names(features)
@@ -140,7 +145,8 @@ def extract(
     if not found.sources:
         where = ", ".join(str(r) for r in roots)
         suffixes = ", ".join(sorted(catalog.VIDEO_SUFFIXES))
-        skipped = f"; skipped {found.skipped[0]}" + (f" and {len(found.skipped) - 1} more" if len(found.skipped) > 1 else "")
+        more = f" and {len(found.skipped) - 1} more" if len(found.skipped) > 1 else ""
+        skipped = f"; skipped {found.skipped[0]}{more}"
         raise UsageError(
             f"{where}: no videos found (looked for {suffixes} and folders of numbered frames)"
             + (skipped if found.skipped else "")
@@ -188,14 +194,25 @@ def fit(
     """
     from vadctl.options import parse_assignments
     from vadctl.pipeline import fit_model
+    from vadctl.scoring import parse_rule
+    from vadctl.store import check_split
     from vadctl.training import TrainOptions
 
+    check_split(split)
+    parse_rule(threshold)
+    validation_fraction = checks.real(validation_fraction, "--validation-fraction", above=0, below=1)
+    seed = checks.whole(seed, "--seed", minimum=0)
+    checkpoint_every = checks.whole(checkpoint_every, "--checkpoint-every")
+    if epochs is not None:
+        epochs = checks.real(epochs, "--epochs", above=0)
+    if steps is not None:
+        steps = checks.whole(steps, "--steps")
     report = as_progress(progress)
     values = dict(params) if isinstance(params, Mapping) else parse_assignments(params or [], "--param", "k=v")
     for key, value in (("epochs", epochs), ("steps", steps), ("device", device)):
         if value is not None:
             values[key] = value
-    path = Path(out) if out is not None else defaults.model_path(model)
+    path = checks.output_file(Path(out) if out is not None else defaults.model_path(model), "--out")
     training = TrainOptions(resume=resume, checkpoint_every=checkpoint_every, progress=report)
     try:
         result = fit_model(
@@ -238,8 +255,16 @@ def score(
     region scores beside it (or to `regions_out`), each atomically; returns `out`."""
     from vadctl.models.files import load_model
     from vadctl.pipeline import score_model
-    from vadctl.scoring import write_parquet_atomic
+    from vadctl.scoring import parse_rule, write_parquet_atomic
+    from vadctl.store import check_split, check_video_id
 
+    check_split(split)
+    if threshold is not None:
+        parse_rule(threshold)
+    if videos is not None:
+        videos = [check_video_id(video) for video in videos]
+    out = checks.output_file(out, "--out")
+    regions_out = checks.output_file(regions_out if regions_out is not None else regions_path(out), "--regions-out")
     loaded = load_model(Path(model_path))
     if backend == "onnx" and onnx is None:
         from vadctl.onnx_export import default_onnx_path
@@ -256,7 +281,7 @@ def score(
         progress=as_progress(progress),
     )
     written = write_parquet_atomic(frames, Path(out))
-    write_parquet_atomic(regions, Path(regions_out) if regions_out is not None else regions_path(out))
+    write_parquet_atomic(regions, regions_out)
     return written
 
 
@@ -274,6 +299,8 @@ def evaluate(
     from vadctl.metrics import align, read_labels, read_scores
     from vadctl.metrics import evaluate as compute
 
+    if plots is not None:
+        checks.output_folder(plots, "--plots")
     table = read_scores(Path(scores), column)
     joined, notes = align(table, read_labels(Path(labels)), partial=partial)
     metrics = compute(joined, column, notes)

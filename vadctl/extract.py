@@ -18,6 +18,7 @@ from filelock import Timeout
 
 from vadctl import defaults
 from vadctl.catalog import Skipped, VideoSource
+from vadctl.checks import seconds_text
 from vadctl.errors import StoreError, VideoError
 from vadctl.faults import fault_point
 from vadctl.features.base import Featurizer, Output
@@ -186,7 +187,7 @@ class Extractor:
                 result = VideoResult(
                     plan.source.video_id,
                     FAILED,
-                    error=f"video locked by another process for over {self.wait_timeout:.0f} s",
+                    error=f"video locked by another process for over {seconds_text(self.wait_timeout)}",
                 )
                 progress.video_finished(result)
             results[plan.source.video_id] = result

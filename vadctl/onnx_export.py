@@ -64,6 +64,10 @@ def export_onnx(model: VadModel, path: Path, parity_batch: int = 4) -> ExportRep
     """Write the scoring network to `path` (atomically) and compare onnxruntime with torch on it."""
     import torch
 
+    from vadctl import checks
+
+    parity_batch = checks.whole(parity_batch, "--parity-batch")
+    path = checks.output_file(path, "--onnx")
     model = _require(model)
     onnx, _ = _onnxruntime()
     started = time.perf_counter()

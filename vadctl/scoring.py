@@ -39,8 +39,9 @@ def parse_rule(rule: str) -> tuple[str, float]:
         number = float(value)
     except ValueError:
         raise UsageError(f"threshold {rule!r}: use sigma:K (μ+Kσ) or percentile:P (0–100)") from None
-    if kind not in ("sigma", "percentile") or (kind == "percentile" and not 0 <= number <= 100):
-        raise UsageError(f"threshold {rule!r}: use sigma:K (μ+Kσ) or percentile:P (0–100)")
+    in_range = 0 <= number <= 100 if kind == "percentile" else 0 <= number < float("inf")
+    if kind not in ("sigma", "percentile") or not in_range:
+        raise UsageError(f"threshold {rule!r}: use sigma:K (μ+Kσ, K ≥ 0) or percentile:P (0–100)")
     return kind, number
 
 

@@ -6,7 +6,7 @@ import typer
 
 from vadctl import __version__
 from vadctl.cli import demo_cmd, eval_cmd, export_cmd, extract_cmd, fit_cmd, score_cmd, store_cmd, weights_cmd
-from vadctl.cli.common import out
+from vadctl.cli.common import DEBUG_ENV, out, set_debug
 
 app = typer.Typer(
     name="vadctl",
@@ -36,8 +36,12 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help=f"Show the traceback behind an error (also ${DEBUG_ENV}=1).", show_default=False
+    ),
 ) -> None:
     """Offline batch video anomaly detection over a cached Zarr feature store."""
+    set_debug(debug)
 
 
 def main() -> None:

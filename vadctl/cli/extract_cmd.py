@@ -14,6 +14,7 @@ from vadctl import defaults
 from vadctl.cli.common import (
     EXIT_PARTIAL,
     StoreOption,
+    debug_enabled,
     err,
     human_seconds,
     one_line_errors,
@@ -136,7 +137,9 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="Re-extract even what is up to date."),
         retry_failed: bool = typer.Option(False, help="Try again videos that failed in an earlier run."),
         wait: float = typer.Option(defaults.WAIT_SECONDS, help="Seconds to wait for videos locked by another run."),
-        debug: bool = typer.Option(False, help="Record full tracebacks for unexpected failures."),
+        debug: bool = typer.Option(
+            False, help="Record full tracebacks for unexpected failures (also `vadctl --debug extract`)."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of a table."),
     ) -> None:
@@ -160,7 +163,7 @@ def register(app: typer.Typer) -> None:
                 force=force,
                 retry_failed=retry_failed,
                 wait=wait,
-                debug=debug,
+                debug=debug or debug_enabled(),
                 progress=progress,
             )
         if as_json:

@@ -83,6 +83,8 @@ def read_header(path: Path) -> dict[str, Any]:
 
 
 def _open(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder; give the model file")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:
