@@ -80,6 +80,11 @@ class VadModel(ABC):
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         """Restore what `state` returned."""
 
+    def check_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:  # noqa: B027
+        """Raise ValueError naming what does not fit when saved arrays or metadata disagree with this
+        model's parameters (shapes, dtypes, scales > 0; see `models.state_checks`). Called before
+        `load_state` on every model file; the loader already refused NaN and infinite arrays."""
+
     def calibrate_heldout(self, store: FeatureStore, split: str, videos: Sequence[str]) -> None:  # noqa: B027
         """Models that are not cross-fitted are fitted on part of the training videos; here they may
         set thresholds of their own on the held-out rest (FFP: its localization threshold)."""
