@@ -146,11 +146,8 @@ def extract(
         where = ", ".join(str(r) for r in roots)
         suffixes = ", ".join(sorted(catalog.VIDEO_SUFFIXES))
         more = f" and {len(found.skipped) - 1} more" if len(found.skipped) > 1 else ""
-        skipped = f"; skipped {found.skipped[0]}{more}"
-        raise UsageError(
-            f"{where}: no videos found (looked for {suffixes} and folders of numbered frames)"
-            + (skipped if found.skipped else "")
-        )
+        skipped = f"; skipped {found.skipped[0]}{more}" if found.skipped else ""
+        raise UsageError(f"{where}: no videos found (looked for {suffixes} and folders of numbered frames){skipped}")
     extractor = Extractor(
         _writable(store),
         featurizers,
