@@ -2,16 +2,14 @@
 
 decord is fast reading forward and slow seeking into H.264, and `get_batch` of a whole 720p video
 costs ~830 MB per 300 frames, so every reader here walks the video once, a window at a time.
-Both decord error types (RuntimeError on open, DECORDError later) become `VideoError` naming the
-file. Frames are RGB uint8, (n, H, W, 3).
+Open and decode errors (decord's RuntimeError and DECORDError) become `VideoError` naming the file
+and the decoder's own reason. Frames are RGB uint8, (n, H, W, 3).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vadctl import native_stderr
 from vadctl.catalog import VideoSource, frame_files, not_regular
 from vadctl.errors import VideoError
+from vadctl.native_stderr import decoder_line
 from vadctl.specs import DecodeSpec
 
 
@@ -75,29 +75,17 @@ class FrameWindow:
             before = current
 
 
-@contextlib.contextmanager
-def _captured_stderr() -> Iterator[list[str]]:
-    """Collect what native code prints on fd 2 (ffmpeg's reasons) instead of spraying the terminal."""
-    lines: list[str] = []
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines.extend(sink.read().decode(errors="replace").splitlines())
-
-
-def _reason(error: BaseException, native: list[str]) -> str:
-    """The most telling one-line reason: ffmpeg's own words when it printed some."""
-    for line in native:
-        if "]" in line and "ERROR" not in line:
-            text = line.split("]", 1)[1].strip()
-            if text:
-                return text
+def _reason(native: list[str], error: BaseException | None = None) -> str | None:
+    """The most telling one-line reason: FFmpeg's own first words when it printed some (decord's
+    and FFmpeg's log lines, address and time stamps dropped), else the exception's last line."""
+    lines = [text for text in map(decoder_line, native) if text]
+    for text in lines:  # FFmpeg names the damage; decord's own lines only repeat that it failed
+        if not text.startswith(("ERROR", "Check failed", "Error")):
+            return text
+    if lines:
+        return lines[0]
+    if error is None:
+        return None
     text = str(error).strip().splitlines()
     message = text[-1] if text else type(error).__name__
     if "] " in message:
@@ -106,17 +94,42 @@ def _reason(error: BaseException, native: list[str]) -> str:
 
 
 class VideoReader:
-    """Sequential windowed reader over a video file or a folder of numbered frames."""
+    """Sequential windowed reader over a video file (decoded with decord) or a folder of numbered
+    frames. What the decoders print goes into the failure reason, never to the terminal
+    (`native_stderr`): captured around opening and around every ranged read.
 
-    def __init__(self, source: VideoSource, decode: DecodeSpec | None = None, num_threads: int = 0):
+    Memory: decord decodes on a thread of its own, fed with packets by the reading thread. After
+    opening (and after any seek) the reading thread pushes packets until the decoder hands back its
+    first frame, and the decoder then decodes all of those ahead of the reader: a backlog of up to a
+    few thousand decoded frames, as many as the reading thread pushed in that time (more on a busy
+    machine, never more than the video holds). One decoding thread keeps it smallest (measured
+    in benchmarks/RESULTS.md, "Memory").
+    """
+
+    def __init__(self, source: VideoSource, decode: DecodeSpec | None = None, num_threads: int = 1):
         self.source = source
         self.decode = decode or DecodeSpec()
+        self.warnings: list[str] = []  # decoder messages of a video that was read anyway
         self._reader = None
         self._frames: list[Path] | None = None
-        if source.is_frame_folder:
-            self.info = self._open_folder()
-        else:
-            self.info = self._open_file(num_threads)
+        self._native: list[str] = []
+        self._held = native_stderr.hold()
+        try:
+            self.info = self._open_folder() if source.is_frame_folder else self._open_file(num_threads)
+        except BaseException:
+            self.close()
+            raise
+
+    def _take_native(self) -> list[str]:
+        lines = self._held.take() if self._held is not None else []
+        self._native.extend(lines)
+        return lines
+
+    def _fail(self, reason: str, error: BaseException | None = None, since: int = 0) -> VideoError:
+        """A VideoError naming the file, with the decoder's own words about what went wrong."""
+        self._take_native()
+        said = _reason(self._native[since:], error) or _reason(self._native, error)
+        return VideoError(self.source.path, f"{reason}: {said}" if said else reason)
 
     def _open_file(self, num_threads: int) -> VideoInfo:
         import decord
@@ -128,17 +141,17 @@ class VideoReader:
         if path.stat().st_size == 0:
             raise VideoError(path, "empty file (0 bytes)")
         try:
-            with _captured_stderr() as native:
-                reader = decord.VideoReader(str(path), num_threads=num_threads)
-                n_frames = len(reader)
-                fps = float(reader.get_avg_fps())
-                source_h, source_w = reader[0].shape[:2] if n_frames else (0, 0)
-                reader.seek(0)
+            reader = decord.VideoReader(str(path), num_threads=num_threads)
+            n_frames = len(reader)
+            fps = float(reader.get_avg_fps())
+            source_h, source_w = reader[0].shape[:2] if n_frames else (0, 0)
+            reader.seek(0)
         except Exception as error:  # decord raises RuntimeError and DECORDError (an Exception)
-            raise VideoError(path, f"cannot open video: {_reason(error, native)}") from error
+            raise self._fail("cannot open video", error) from error
         if n_frames <= 0:
             raise VideoError(path, "video has no frames")
         self._reader = reader
+        self._take_native()
         width, height = self.decode.output_size(source_w, source_h)
         return VideoInfo(n_frames, fps if fps > 0 else 25.0, height, width, source_h, source_w)
 
@@ -155,7 +168,9 @@ class VideoReader:
     def _read_image(self, path: Path) -> np.ndarray:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise VideoError(path, "cannot read image (corrupt or unsupported)")
+            self._take_native()
+            said = _reason(self._native)
+            raise VideoError(path, "cannot read image (corrupt or unsupported)" + (f": {said}" if said else ""))
         return self._resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
     def _resize(self, image: np.ndarray) -> np.ndarray:
@@ -172,12 +187,12 @@ class VideoReader:
             if len(shapes) != 1 or frames[0].shape[:2] != (self.info.height, self.info.width):
                 raise VideoError(self.source.path, f"frames {start}..{stop - 1} differ in size from the first")
             return np.stack(frames)
+        since = len(self._native)
         try:
             batch = self._reader.get_batch(list(range(start, stop))).asnumpy()
-        except Exception as error:
-            raise VideoError(
-                self.source.path, f"decoding failed at frames {start}..{stop - 1}: {_reason(error, [])}"
-            ) from error
+        except Exception as error:  # DECORDError on damaged data
+            raise self._fail(f"decoding failed at frames {start}..{stop - 1}", error, since=since) from error
+        self._take_native()
         if len(batch) != stop - start:
             raise VideoError(self.source.path, f"decoder returned {len(batch)} frames for {start}..{stop - 1}")
         if (self.info.width, self.info.height) != (batch.shape[2], batch.shape[1]):
@@ -194,12 +209,20 @@ class VideoReader:
 
     def close(self) -> None:
         self._reader = None
+        if self._held is not None:
+            self._native.extend(self._held.release())
+            self._held = None
+        self.warnings = list(dict.fromkeys(filter(None, map(decoder_line, self._native))))
 
     def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 _DONE = object()

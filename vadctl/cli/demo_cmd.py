@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from vadctl.cli.common import StoreOption, human_seconds, one_line_errors, out, store_path
@@ -30,7 +31,8 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         out.print(
             f"demo data: {folder}/ (train: normal walkers; test: normal, fast cyclist, against the flow, "
-            "loitering on the lawn)"
+            "loitering on the lawn)",
+            markup=False,
         )
         with RichProgress(quiet) as progress:
             result = demo_lib.run(folder, store_path(store), progress, seed=seed, n_frames=frames)
@@ -38,7 +40,8 @@ def register(app: typer.Typer) -> None:
             out.print(
                 f"extract {report.split}: {report.count('extracted')} extracted, "
                 f"{report.count('up to date')} up to date, {len(report.failed)} failed "
-                f"({report.frames} frames, {human_seconds(report.seconds)})"
+                f"({report.frames} frames, {human_seconds(report.seconds)})",
+                markup=False,
             )
         kinds = _kinds(result.data.labels.parent)
         table = Table(title="demo results (frame-level AUROC on the test videos)", title_justify="left")
@@ -46,16 +49,22 @@ def register(app: typer.Typer) -> None:
         table.add_column("micro", justify="right")
         table.add_column("macro", justify="right")
         for video, kind in kinds.items():
-            table.add_column(f"{video} {kind}", justify="right")
+            table.add_column(escape(f"{video} {kind}"), justify="right")
         for name, metrics in result.metrics.items():
             per_video = {v["video"]: v["auroc"] for v in metrics["videos"]}
             cells = [f"{per_video[v]:.3f}" if per_video.get(v) is not None else "–" for v in kinds]
             table.add_row(name, f"{metrics['micro_auroc']:.3f}", f"{metrics['macro_auroc']:.3f}", *cells)
         out.print(table)
-        out.print(f"store:  {result.store}")
+        out.print(f"store:  {result.store}", markup=False)
         for name in result.models:
-            out.print(f"{name}: model {result.models[name]}, scores {result.scores[name]}, plots {result.plots[name]}/")
-        out.print(f"done in {human_seconds(time.perf_counter() - started)}. Try: vadctl store info {result.store}")
+            out.print(
+                f"{name}: model {result.models[name]}, scores {result.scores[name]}, plots {result.plots[name]}/",
+                markup=False,
+            )
+        out.print(
+            f"done in {human_seconds(time.perf_counter() - started)}. Try: vadctl store info {result.store}",
+            markup=False,
+        )
 
 
 def _kinds(root: Path) -> dict[str, str]:

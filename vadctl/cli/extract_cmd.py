@@ -90,7 +90,7 @@ def print_report(report, store_path, failures_shown: bool) -> None:
         rate,
     )
     out.print(table)
-    out.print("features: " + ", ".join(spec.key for spec in report.specs))
+    out.print("features: " + ", ".join(spec.key for spec in report.specs), markup=False)
     if report.count(EXTRACTED) == 0 and not report.failed:
         out.print(f"nothing new: all {len(report.results)} videos up to date ({human_seconds(report.seconds)})")
     earlier = [r for r in report.failed if r.status == FAILED_EARLIER]

@@ -47,7 +47,7 @@ def info(
     feature_store = FeatureStore(path or store_path(store), read_only=True)
     meta = feature_store.info
     out.print(
-        f"[bold]{feature_store.path}[/]  schema {meta['schema']}, created by vadctl "
+        f"[bold]{escape(str(feature_store.path))}[/]  schema {meta['schema']}, created by vadctl "
         f"{meta.get('created_by', '?')} at {meta.get('created_at', '?')}, "
         f"{human_bytes(feature_store.disk_bytes())} on disk"
     )
@@ -67,11 +67,11 @@ def info(
         failed = [r for r in records if r.status == "failed"]
         scenes = sorted({r.scene for r in records if r.scene})
         overview.add_row(
-            split,
+            escape(split),
             str(len(records)),
             str(len(failed)),
             str(sum(r.n_frames for r in records)),
-            ", ".join(scenes) or "–",
+            escape(", ".join(scenes)) or "–",
             human_bytes(feature_store.disk_bytes(split)),
         )
         entries: dict[str, dict] = {}
@@ -85,12 +85,12 @@ def info(
         for key in sorted(entries):
             agg = entries[key]
             features.add_row(
-                split,
-                key,
+                escape(split),
+                escape(key),
                 f"{agg['videos']}/{len(records)}",
                 str(agg["rows"]),
                 human_bytes(agg["bytes"]),
-                _short_params(agg["summary"]["params"]),
+                escape(_short_params(agg["summary"]["params"])),
             )
     out.print(overview)
     out.print(features)
@@ -99,14 +99,14 @@ def info(
         for column in ("split", "video", "frames", "fps", "size", "scene", "features", "status"):
             table.add_column(column)
         for split, record in listing:
-            status = "ok" if record.status == "ok" else f"[red]failed[/]: {record.error}"
+            status = "ok" if record.status == "ok" else f"[red]failed[/]: {escape(str(record.error))}"
             table.add_row(
-                split,
-                record.video_id,
+                escape(split),
+                escape(record.video_id),
                 str(record.n_frames),
                 f"{record.fps:.1f}",
                 f"{record.width}x{record.height}",
-                record.scene or "–",
+                escape(record.scene or "–"),
                 str(len(record.features)),
                 status,
             )
