@@ -82,7 +82,8 @@ class Motion(Featurizer):
         self._clips = clips
         self._n_frames = info.n_frames
         self._table = clips.table(info.n_frames)
-        self._per_frame: list[np.ndarray] = []
+        self._per_frame: dict[int, np.ndarray] = {}  # only frames a clip not yet written samples
+        self._seen = 0
         self._next_clip = 0
 
     def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:
@@ -91,11 +92,20 @@ class Motion(Featurizer):
         # stored flow is in pixels of the stored size: back to pixels per frame of the decoded frames
         pixels = to_pixels(flow.dense["data"], flow.params) / float(flow.params["store_scale"])
         for field in pixels:
-            self._per_frame.append(cell_statistics(field, (self.rows, self.cols), edges, self.edges[0]))
-        return Output(dense={"embedding": self._ready(len(self._per_frame))})
+            if self._seen >= self._first_needed():
+                self._per_frame[self._seen] = cell_statistics(field, (self.rows, self.cols), edges, self.edges[0])
+            self._seen += 1
+        return Output(dense={"embedding": self._ready(self._seen)})
+
+    def _first_needed(self) -> int:
+        """The first frame a clip not yet written samples (frames before it are never read again)."""
+        if self._next_clip >= len(self._table):
+            return self._n_frames
+        return int(self._table[self._next_clip, 0])
 
     def _ready(self, available: int) -> np.ndarray:
-        """Clips whose sampled frames have all been seen, in clip order."""
+        """Clips whose sampled frames have all been seen, in clip order; memory holds only the
+        statistics of frames that clips still to come sample, however long the video."""
         done = []
         while self._next_clip < len(self._table):
             start = int(self._table[self._next_clip, 0])
@@ -104,9 +114,12 @@ class Motion(Featurizer):
                 break
             done.append(np.mean([self._per_frame[i] for i in frames], axis=0))
             self._next_clip += 1
+        first = self._first_needed()
+        for index in [i for i in self._per_frame if i < first]:
+            del self._per_frame[index]
         return np.stack(done) if done else np.zeros((0, self.channels, self.rows, self.cols), np.float32)
 
     def finish(self) -> Output | None:
-        rest = self._ready(len(self._per_frame))
-        self._per_frame = []
+        rest = self._ready(self._seen)
+        self._per_frame = {}
         return Output(dense={"embedding": rest}) if len(rest) else None
