@@ -1,5 +1,6 @@
 """Memory of extract must not grow with video length: what a featurizer keeps between windows is
-bounded, and (an open limit, see benchmarks/RESULTS.md "Memory") decord's decode-ahead."""
+bounded, and so is decord's decode-ahead (files reach it in keyframe-aligned pieces; benchmarks/RESULTS.md,
+"Memory")."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from videos import Square, make_video
 
 from vadctl import api
@@ -38,7 +38,7 @@ from vadctl.video import VideoReader, prefetch
 source = VideoSource("v", Path(sys.argv[1]))
 with VideoReader(source) as reader:
     for window in prefetch(reader.windows(16)):
-        time.sleep(0.004 * len(window))  # featurizers: slower than decoding
+        time.sleep(0.003 * len(window))  # featurizers: slower than decoding
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
@@ -48,11 +48,10 @@ def _peak_mb(video: Path) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.xfail(reason="decord decodes ahead of its reader (benchmarks/RESULTS.md, Memory): open", strict=False)
 def test_reading_a_long_video_takes_no_more_memory_than_a_short_one(tmp_path: Path):
     sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
     from memory import write_video
 
     short = _peak_mb(write_video(tmp_path / "short.mp4", 360, 240, 150))
-    long = _peak_mb(write_video(tmp_path / "long.mp4", 360, 240, 1500))
-    assert long - short < 50, (short, long)
+    long = _peak_mb(write_video(tmp_path / "long.mp4", 360, 240, 2400))
+    assert long - short < 40, (short, long)

@@ -9,6 +9,7 @@ and the decoder's own reason. Frames are RGB uint8, (n, H, W, 3).
 from __future__ import annotations
 
 import contextlib
+import io
 import queue
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,10 @@ from vadctl.catalog import VideoSource, frame_files, not_regular
 from vadctl.errors import VideoError
 from vadctl.native_stderr import decoder_line
 from vadctl.specs import DecodeSpec
+
+# decord decodes ahead of its reader as far as its file goes (see `VideoReader`): files are handed
+# to it in pieces of at least this many frames (cut at keyframes)
+SEGMENT_FRAMES = 32
 
 
 @dataclass(frozen=True)
@@ -98,19 +103,23 @@ class VideoReader:
     frames. What the decoders print goes into the failure reason, never to the terminal
     (`native_stderr`): captured around opening and around every ranged read.
 
-    Memory: decord decodes on a thread of its own, fed with packets by the reading thread. After
-    opening (and after any seek) the reading thread pushes packets until the decoder hands back its
-    first frame, and the decoder then decodes all of those ahead of the reader: a backlog of up to a
-    few thousand decoded frames, as many as the reading thread pushed in that time (more on a busy
-    machine, never more than the video holds). One decoding thread keeps it smallest (measured
-    in benchmarks/RESULTS.md, "Memory").
+    Memory: decord decodes on a thread of its own, fed with packets by the reading thread. Each
+    time the reader finds no decoded frame ready, it pushes packets at file-read speed until one
+    comes out, and the decoder then decodes every packet it was given: when featurizers are slower
+    than decoding, frames pile up decoded ahead of the reader, as far as the file goes (peak memory
+    grew with video length, up to the whole video). So decord never gets the whole file: PyAV cuts
+    the video stream at keyframes into pieces of at least `SEGMENT_FRAMES` frames, stream-copied
+    into small in-memory Matroska files (no decoding), and decord decodes one piece at a time, the
+    same frames, pixel for pixel. Files PyAV cannot cut are read whole, as before.
     """
 
     def __init__(self, source: VideoSource, decode: DecodeSpec | None = None, num_threads: int = 1):
         self.source = source
         self.decode = decode or DecodeSpec()
         self.warnings: list[str] = []  # decoder messages of a video that was read anyway
-        self._reader = None
+        self._piece = None  # decord reader of the piece of the file being read
+        self._pieces: Iterator[bytes] | None = None
+        self._piece_len = self._piece_pos = 0
         self._frames: list[Path] | None = None
         self._native: list[str] = []
         self._held = native_stderr.hold()
@@ -140,20 +149,42 @@ class VideoReader:
             raise VideoError(path, problem)
         if path.stat().st_size == 0:
             raise VideoError(path, "empty file (0 bytes)")
+        self._num_threads = num_threads
         try:
-            reader = decord.VideoReader(str(path), num_threads=num_threads)
+            reader = decord.VideoReader(str(path), num_threads=num_threads)  # indexes packets, decodes nothing
             n_frames = len(reader)
             fps = float(reader.get_avg_fps())
-            source_h, source_w = reader[0].shape[:2] if n_frames else (0, 0)
-            reader.seek(0)
         except Exception as error:  # decord raises RuntimeError and DECORDError (an Exception)
             raise self._fail("cannot open video", error) from error
         if n_frames <= 0:
             raise VideoError(path, "video has no frames")
-        self._reader = reader
+        self._pieces = _keyframe_pieces(path, SEGMENT_FRAMES)
+        try:
+            if not self._next_piece():
+                raise ValueError("no video packets")
+        except Exception:  # not cut into pieces (no PyAV, or a stream it cannot copy): decord reads the file whole
+            self._pieces = None
+            self._piece, self._piece_len, self._piece_pos = reader, n_frames, 0
+        try:
+            source_h, source_w = self._piece[0].shape[:2]
+            self._piece.seek(0)
+        except Exception as error:
+            raise self._fail("cannot decode the first frame", error) from error
         self._take_native()
         width, height = self.decode.output_size(source_w, source_h)
         return VideoInfo(n_frames, fps if fps > 0 else 25.0, height, width, source_h, source_w)
+
+    def _next_piece(self) -> bool:
+        """Open the next piece of the file with decord; False when there is none."""
+        import decord
+
+        self._piece = None
+        data = next(self._pieces, None)
+        if data is None:
+            return False
+        piece = decord.VideoReader(io.BytesIO(data), num_threads=self._num_threads)
+        self._piece, self._piece_len, self._piece_pos = piece, len(piece), 0
+        return True
 
     def _open_folder(self) -> VideoInfo:
         frames = frame_files(self.source.path)
@@ -188,13 +219,22 @@ class VideoReader:
                 raise VideoError(self.source.path, f"frames {start}..{stop - 1} differ in size from the first")
             return np.stack(frames)
         since = len(self._native)
+        parts, at = [], start
         try:
-            batch = self._reader.get_batch(list(range(start, stop))).asnumpy()
+            while at < stop:
+                if self._piece_pos >= self._piece_len and (self._pieces is None or not self._next_piece()):
+                    break
+                take = min(stop - at, self._piece_len - self._piece_pos)
+                indices = list(range(self._piece_pos, self._piece_pos + take))
+                parts.append(self._piece.get_batch(indices).asnumpy())
+                self._piece_pos += take
+                at += take
         except Exception as error:  # DECORDError on damaged data
-            raise self._fail(f"decoding failed at frames {start}..{stop - 1}", error, since=since) from error
+            raise self._fail(f"decoding failed at frames {at}..{stop - 1}", error, since=since) from error
         self._take_native()
-        if len(batch) != stop - start:
-            raise VideoError(self.source.path, f"decoder returned {len(batch)} frames for {start}..{stop - 1}")
+        if at != stop:
+            raise VideoError(self.source.path, f"decoder returned {at - start} frames for {start}..{stop - 1}")
+        batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if (self.info.width, self.info.height) != (batch.shape[2], batch.shape[1]):
             batch = np.stack([self._resize(frame) for frame in batch])
         return batch
@@ -208,7 +248,10 @@ class VideoReader:
             previous = frames[-1]
 
     def close(self) -> None:
-        self._reader = None
+        self._piece = None
+        if self._pieces is not None:
+            self._pieces.close()
+            self._pieces = None
         if self._held is not None:
             self._native.extend(self._held.release())
             self._held = None
@@ -223,6 +266,37 @@ class VideoReader:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
+
+
+def _keyframe_pieces(path: Path, min_frames: int) -> Iterator[bytes]:
+    """The video stream cut at keyframes into pieces of at least `min_frames` frames, each
+    stream-copied (nothing decoded) into a small Matroska file in memory, for decord to decode."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets: list = []
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            if packet.is_keyframe and len(packets) >= min_frames:
+                yield _matroska(stream, packets)
+                packets = []
+            packets.append(packet)
+        if packets:
+            yield _matroska(stream, packets)
+
+
+def _matroska(stream, packets: list) -> bytes:
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="matroska") as container:
+        copy = container.add_stream_from_template(stream)
+        for packet in packets:
+            packet.stream = copy
+            container.mux(packet)
+    return out.getvalue()
 
 
 _DONE = object()
