@@ -110,7 +110,8 @@ class VideoReader:
     grew with video length, up to the whole video). So decord never gets the whole file: PyAV cuts
     the video stream at keyframes into pieces of at least `SEGMENT_FRAMES` frames, stream-copied
     into small in-memory Matroska files (no decoding), and decord decodes one piece at a time, the
-    same frames, pixel for pixel. Files PyAV cannot cut are read whole, as before.
+    same frames, pixel for pixel. Files PyAV cannot cut (or with open GOPs only, see
+    `_keyframe_pieces`) are read whole, as before.
     """
 
     def __init__(self, source: VideoSource, decode: DecodeSpec | None = None, num_threads: int = 1):
@@ -270,18 +271,28 @@ class VideoReader:
 
 def _keyframe_pieces(path: Path, min_frames: int) -> Iterator[bytes]:
     """The video stream cut at keyframes into pieces of at least `min_frames` frames, each
-    stream-copied (nothing decoded) into a small Matroska file in memory, for decord to decode."""
+    stream-copied (nothing decoded) into a small Matroska file in memory, for decord to decode.
+
+    A piece starts only at a keyframe that starts a closed group of pictures: one whose next packet
+    shows after it. Leading pictures (shown before the keyframe, decoded after it: open GOPs) refer
+    to the frames before the keyframe, so there the cut waits for the next keyframe."""
     import av
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         packets: list = []
+        cut = None  # index in `packets` of the keyframe a piece may start at
         for packet in container.demux(stream):
             if packet.size == 0:  # the demuxer's end-of-stream marker
                 continue
+            if cut is not None:
+                key = packets[cut]
+                if packet.pts is None or key.pts is None or packet.pts > key.pts:
+                    yield _matroska(stream, packets[:cut])
+                    packets = packets[cut:]
+                cut = None
             if packet.is_keyframe and len(packets) >= min_frames:
-                yield _matroska(stream, packets)
-                packets = []
+                cut = len(packets)
             packets.append(packet)
         if packets:
             yield _matroska(stream, packets)
