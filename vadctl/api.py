@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from vadctl import defaults
+from vadctl import checks, defaults
 from vadctl.errors import ModelFileError, UsageError
 from vadctl.progress import Progress, as_progress
 from vadctl.store import FeatureStore
@@ -35,7 +35,10 @@ ProgressArg = Progress | Callable[..., Any] | None
 def open_store(path: PathLike | None = None, *, create: bool = False, read_only: bool = True) -> FeatureStore:
     """The feature store at `path` (default: $VADCTL_STORE or stores/default.zarr), for reading
     unless `read_only=False`; `create=True` makes an empty one when there is none."""
-    return FeatureStore(defaults.store_path(path), create=create, read_only=read_only and not create)
+    where = defaults.store_path(path)
+    if create and not (where / "zarr.json").is_file():
+        checks.output_folder(where, "--store")
+    return FeatureStore(where, create=create, read_only=read_only and not create)
 
 
 def verify(store: PathLike | FeatureStore | None = None, *, deep: bool = False, forget_damaged: bool = False):
@@ -204,7 +207,7 @@ def extract(
     parallel = executor == "ray" or workers > 1
     if segment_frames is None:
         segment_frames = defaults.SEGMENT_FRAMES if parallel else 0
-    job, sources, resources = _job(
+    job, found, resources = _job(
         roots,
         store,
         split,
@@ -223,11 +226,12 @@ def extract(
         debug=debug,
         segment_frames=segment_frames or None,
     )
-    # the store is opened (or created) only once the arguments and videos check out; featurizers
-    # and weights are checked before any video
-    extractor = build_extractor(job, _writable(store))
+    extractor = build_extractor(job, needs_store=False)  # featurizers and their weights checked first
+    extractor.store = _writable(store)  # opened (or created) only once arguments, weights and videos check out
     pool = make_pool(extractor, job, executor, workers, ray_address, resources)
-    return extractor.run(sources, as_progress(progress), pool)
+    report = extractor.run(found.sources, as_progress(progress), pool)
+    report.skipped = found.skipped
+    return report
 
 
 def plan_extract(
@@ -252,9 +256,9 @@ def plan_extract(
     existing = store if isinstance(store, FeatureStore) else None
     if existing is None and (path / "zarr.json").exists():
         existing = open_store(path)
-    job, sources, _ = _job(roots, path, split, features, params, weights, **what)
+    job, found, _ = _job(roots, path, split, features, params, weights, **what)
     extractor = build_extractor(job, existing, needs_store=False)
-    return extractor.plan(sources, records=None if existing is not None else {})
+    return extractor.plan(found.sources, records=None if existing is not None else {})
 
 
 _PLAN_OPTIONS = ("scene", "resize", "clip_len", "clip_stride", "frame_step", "force", "retry_failed")
@@ -279,7 +283,7 @@ def _job(
     wait=defaults.WAIT_SECONDS,
     debug=False,
     segment_frames=None,
-) -> tuple[ExtractJob, list, dict[str, float]]:
+) -> tuple[ExtractJob, Any, dict[str, float]]:
     """The run's `ExtractJob`, the videos found and the GPUs per feature, for `extract` and
     `plan_extract` alike; every argument is checked here, before any store is opened."""
     from vadctl import catalog
@@ -289,6 +293,8 @@ def _job(
     from vadctl.weights import parse_weight_options
 
     check_split(split)
+    window = checks.whole(window, "--window")
+    wait = checks.real(wait, "--wait", at_least=0)
     if isinstance(roots, str | Path):
         roots = [roots]
     names = registry.parse_names(features)
@@ -296,11 +302,13 @@ def _job(
     explicit = parse_weight_options(weights) if weights is not None and not isinstance(weights, Mapping) else weights
     ClipSpec(clip_len, clip_stride, frame_step)  # checked before anything is written
     DecodeSpec.parse(resize)
-    sources = catalog.discover([Path(r) for r in roots])
-    if not sources:
+    found = catalog.scan([Path(r) for r in roots])
+    if not found.sources:
         where = ", ".join(str(r) for r in roots)
         suffixes = ", ".join(sorted(catalog.VIDEO_SUFFIXES))
-        raise UsageError(f"{where}: no videos found (looked for {suffixes} and folders of numbered frames)")
+        more = f" and {len(found.skipped) - 1} more" if len(found.skipped) > 1 else ""
+        skipped = f"; skipped {found.skipped[0]}{more}" if found.skipped else ""
+        raise UsageError(f"{where}: no videos found (looked for {suffixes} and folders of numbered frames){skipped}")
     job = ExtractJob(
         defaults.store_path(store.path if isinstance(store, FeatureStore) else store),
         split,
@@ -319,7 +327,7 @@ def _job(
         debug,
         segment_frames,
     )
-    return job, sources, resources
+    return job, found, resources
 
 
 def split_resources(params: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
@@ -366,14 +374,25 @@ def fit(
     """
     from vadctl.options import parse_assignments
     from vadctl.pipeline import fit_model
+    from vadctl.scoring import parse_rule
+    from vadctl.store import check_split
     from vadctl.training import TrainOptions
 
+    check_split(split)
+    parse_rule(threshold)
+    validation_fraction = checks.real(validation_fraction, "--validation-fraction", above=0, below=1)
+    seed = checks.whole(seed, "--seed", minimum=0)
+    checkpoint_every = checks.whole(checkpoint_every, "--checkpoint-every")
+    if epochs is not None:
+        epochs = checks.real(epochs, "--epochs", above=0)
+    if steps is not None:
+        steps = checks.whole(steps, "--steps")
     report = as_progress(progress)
     values = dict(params) if isinstance(params, Mapping) else parse_assignments(params or [], "--param", "k=v")
     for key, value in (("epochs", epochs), ("steps", steps), ("device", device)):
         if value is not None:
             values[key] = value
-    path = Path(out) if out is not None else defaults.model_path(model)
+    path = checks.output_file(Path(out) if out is not None else defaults.model_path(model), "--out")
     training = TrainOptions(resume=resume, checkpoint_every=checkpoint_every, progress=report, time_limit=time_limit)
     try:
         result = fit_model(
@@ -436,8 +455,17 @@ def score(
     from vadctl.executors.choose import check_workers
     from vadctl.models.files import load_model
     from vadctl.pipeline import score_tables
+    from vadctl.scoring import parse_rule
+    from vadctl.store import check_split, check_video_id
 
     check_workers(workers)
+    check_split(split)
+    if threshold is not None:
+        parse_rule(threshold)
+    if videos is not None:
+        videos = [check_video_id(video) for video in videos]
+    out = checks.output_file(out, "--out")
+    regions_out = checks.output_file(regions_out if regions_out is not None else regions_path(out), "--regions-out")
     loaded = load_model(Path(model_path))
     if backend == "onnx" and onnx is None:
         onnx = _default_onnx(Path(model_path))
@@ -495,6 +523,8 @@ def evaluate(
     from vadctl.metrics import align, read_labels, read_scores
     from vadctl.metrics import evaluate as compute
 
+    if plots is not None:
+        checks.output_folder(plots, "--plots")
     table = read_scores(Path(scores), column)
     joined, notes = align(table, read_labels(Path(labels)), partial=partial)
     metrics = compute(joined, column, notes)

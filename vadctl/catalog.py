@@ -5,6 +5,13 @@ path relative to the root it was found under, without the suffix (`test/01.mp4` 
 is `01`), so ids survive moving the archive. A fingerprint is (size, mtime) plus a hash of a few
 sampled blocks: the quick part decides "unchanged" without reading the file, and the hash tells a
 touched-but-identical file from a changed one.
+
+Only regular files (and symlinks to them) are ever opened: a FIFO named `x.mp4` would block the
+reader forever and a link to `/dev/zero` never ends, so anything else with a video suffix is listed
+as skipped with its reason, as are broken links and folders that cannot be listed. Symlinked folders
+are followed (archives are often spread over disks by links); each real folder is walked once per
+root, so a link back up the tree (a loop) or a second link to a folder already walked is skipped
+with its reason instead of being walked forever or yielding the same videos twice.
 """
 
 from __future__ import annotations
@@ -12,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vadctl.errors import UsageError
@@ -83,7 +91,7 @@ def _sample_blocks(path: Path) -> bytes:
     size = path.stat().st_size
     with path.open("rb") as handle:
         if size <= 3 * SAMPLE_BLOCK:
-            return handle.read()
+            return handle.read(3 * SAMPLE_BLOCK)  # bounded, whatever the file claims to be
         parts = []
         for offset in (0, size // 2, size - SAMPLE_BLOCK):
             handle.seek(offset)
@@ -108,17 +116,69 @@ def _video_id(relative: Path) -> str:
     return check_video_id("/".join(relative.parts))
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """Something under a root that looked like a video (or a folder) but is not read, and why."""
+
+    path: Path
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"path": str(self.path), "reason": self.reason}
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass
+class Discovery:
+    """What `scan` found: videos by id, and what it skipped."""
+
+    sources: list[VideoSource] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def not_regular(path: Path) -> str | None:
+    """Why `path` must not be opened as a video file (None: a regular file, or a link to one)."""
+    try:
+        mode = os.stat(path).st_mode  # follows links: a link to a regular file is fine
+    except FileNotFoundError:
+        return "broken symlink (its target does not exist)" if os.path.islink(path) else "no such file"
+    except OSError as error:
+        return f"cannot stat: {error.strerror or error}"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((text for test, text in _KINDS if test(mode)), "not a regular file")
+    return f"{kind}, not a regular file" if "regular" not in kind else kind
+
+
 def discover(roots: Sequence[Path | str]) -> list[VideoSource]:
-    """All videos under the roots, sorted by id; ids must be unique across roots.
+    """All videos under the roots, sorted by id (what `scan` finds, without what it skipped)."""
+    return scan(roots).sources
+
+
+def scan(roots: Sequence[Path | str]) -> Discovery:
+    """All videos under the roots, sorted by id, and what was skipped; ids must be unique across roots.
 
     A root that is itself a video file yields one video named after its stem. Hidden files and
-    folders (starting with '.') are skipped.
+    folders (starting with '.') are passed over.
     """
     found: dict[str, VideoSource] = {}
+    skipped: list[Skipped] = []
     for root in map(Path, roots):
         if not root.exists():
-            raise UsageError(f"{root}: no such file or folder")
-        for source in _discover_root(root):
+            reason = "broken symlink (its target does not exist)" if root.is_symlink() else "no such file or folder"
+            raise UsageError(f"{root}: {reason}")
+        for source in _discover_root(root, skipped):
             other = found.get(source.video_id)
             if other is not None and other.path != source.path:
                 raise UsageError(
@@ -126,18 +186,43 @@ def discover(roots: Sequence[Path | str]) -> list[VideoSource]:
                     "rename one or extract them in separate runs"
                 )
             found[source.video_id] = source
-    return [found[key] for key in sorted(found)]
+    return Discovery([found[key] for key in sorted(found)], skipped)
 
 
-def _discover_root(root: Path) -> Iterable[VideoSource]:
-    if root.is_file():
+def _folder_key(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _discover_root(root: Path, skipped: list[Skipped]) -> Iterator[VideoSource]:
+    if not root.is_dir():
+        problem = not_regular(root)
+        if problem:
+            raise UsageError(f"{root}: {problem}; give a video file or a folder")
         if root.suffix.lower() not in VIDEO_SUFFIXES:
             raise UsageError(f"{root}: not a video file (known suffixes: {', '.join(sorted(VIDEO_SUFFIXES))})")
         yield VideoSource(check_video_id(root.resolve().stem), root)
         return
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+    walked = {_folder_key(root): root}
+
+    def cannot_list(error: OSError) -> None:
+        skipped.append(Skipped(Path(error.filename or root), f"cannot list folder: {error.strerror or error}"))
+
+    for folder, subfolders, files in os.walk(root, onerror=cannot_list, followlinks=True):
         here = Path(folder)
+        kept = []
+        for name in sorted(d for d in subfolders if not d.startswith(".")):
+            try:
+                key = _folder_key(here / name)
+            except OSError as error:
+                skipped.append(Skipped(here / name, f"cannot stat: {error.strerror or error}"))
+                continue
+            if key in walked:  # a link loop, or a second way into a folder already walked
+                skipped.append(Skipped(here / name, f"symlinked folder already searched as {walked[key]}"))
+                continue
+            walked[key] = here / name
+            kept.append(name)
+        subfolders[:] = kept
         visible = sorted(f for f in files if not f.startswith("."))
         images = [f for f in visible if Path(f).suffix.lower() in IMAGE_SUFFIXES]
         if images and any(_NUMBER.search(Path(f).stem) for f in images):
@@ -147,5 +232,13 @@ def _discover_root(root: Path) -> Iterable[VideoSource]:
             yield VideoSource(video_id, here, is_frame_folder=True)
         for name in visible:
             path = here / name
-            if path.suffix.lower() in VIDEO_SUFFIXES:
+            is_video = path.suffix.lower() in VIDEO_SUFFIXES
+            if not is_video and not path.is_symlink():
+                continue
+            problem = not_regular(path)
+            if problem is not None:
+                if is_video or problem.startswith("broken symlink"):
+                    skipped.append(Skipped(path, problem))
+                continue
+            if is_video:
                 yield VideoSource(_video_id(path.relative_to(root).with_suffix("")), path)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from filelock import Timeout
 
 from vadctl import defaults
-from vadctl.catalog import VideoSource
+from vadctl.catalog import Skipped, VideoSource
 from vadctl.errors import StoreError, VideoError
 from vadctl.faults import fault_point
 from vadctl.features.base import Featurizer, Output
@@ -53,6 +53,7 @@ class ExtractReport:
     results: list[VideoResult]
     seconds: float
     specs: list[FeatureSpec]
+    skipped: list[Skipped] = field(default_factory=list)  # found under the roots, not videos (FIFOs, ...)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -88,6 +89,7 @@ class ExtractReport:
                 }
                 for r in self.results
             ],
+            "skipped": [s.to_dict() for s in self.skipped],
         }
 
 

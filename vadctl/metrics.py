@@ -29,28 +29,39 @@ LABEL_CLASS = "label_class"  # labels.csv's optional `class`, renamed apart from
 
 
 def read_labels(path: Path) -> pl.DataFrame:
-    """labels.csv with columns video, frame (0-based), label (1 = anomalous); ids stay strings."""
+    """labels.csv with columns video, frame (0-based), label (1 = anomalous); ids stay strings.
+
+    Every value is checked, not cast: a frame must be a whole number ≥ 0 and a label exactly 0 or 1
+    (a 0.7 or a "yes" is an error naming its row, never truncated to 0)."""
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder; give the labels CSV file")
     if not path.is_file():
         raise UsageError(f"{path}: no such labels file")
     try:
-        labels = pl.read_csv(path, schema_overrides={"video": pl.String})
+        labels = pl.read_csv(path, schema_overrides={"video": pl.String}, infer_schema_length=None)
+    except pl.exceptions.NoDataError:
+        raise UsageError(f"{path}: empty file (expected the header video,frame,label and a row per frame)") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read: {error.strerror or error}") from None
     except Exception as error:
-        raise UsageError(f"{path}: cannot read as CSV: {error}") from None
+        raise UsageError(f"{path}: cannot read as CSV: {str(error).splitlines()[0][:200]}") from None
     missing = {"video", "frame", "label"} - set(labels.columns)
     if missing:
         raise UsageError(f"{path}: needs columns video,frame,label (missing: {', '.join(sorted(missing))})")
-    try:
-        columns = [pl.col("video"), pl.col("frame").cast(pl.Int64), pl.col("label").cast(pl.Int64)]
-        if "class" in labels.columns:
-            columns.append(pl.col("class").cast(pl.String).alias(LABEL_CLASS))
-        labels = labels.select(columns)
-    except pl.exceptions.PolarsError:
-        raise UsageError(f"{path}: frame and label must be integers") from None
-    bad = labels.filter(~pl.col("label").is_in([0, 1]))
-    if len(bad):
-        row = bad.row(0, named=True)
-        raise UsageError(f"{path}: label must be 0 or 1 (video {row['video']}, frame {row['frame']}: {row['label']})")
+    if labels.is_empty():
+        raise UsageError(f"{path}: no rows (only a header)")
+    columns = [
+        pl.col("video"),
+        _whole_column(labels, "frame", path, "a whole number ≥ 0", lambda v: v >= 0),
+        _whole_column(labels, "label", path, "0 or 1", lambda v: v in (0, 1)),
+    ]
+    if "class" in labels.columns:
+        columns.append(pl.col("class").cast(pl.String).alias(LABEL_CLASS))
+    labels = labels.select(columns)
+    if labels["video"].null_count():
+        row = labels.with_row_index("row").filter(pl.col("video").is_null()).row(0, named=True)
+        raise UsageError(f"{path}: row {row['row'] + 2}: the video id is empty")
     duplicated = labels.filter(labels.select("video", "frame").is_duplicated())
     if len(duplicated):
         row = duplicated.row(0, named=True)
@@ -58,9 +69,34 @@ def read_labels(path: Path) -> pl.DataFrame:
     return labels
 
 
+def _whole_column(table: pl.DataFrame, column: str, path: Path, wanted: str, allowed) -> pl.Series:
+    """A column as Int64 when every value is a whole number that `allowed` accepts, else an error
+    naming the first bad row (CSV line numbers, header = line 1)."""
+    values = table[column].to_list()
+    whole = []
+    for index, value in enumerate(values):
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+        if isinstance(number, bool) or not isinstance(number, int | float) or number != number:
+            number = None
+        elif isinstance(number, float):
+            number = int(number) if number.is_integer() else None
+        if number is None or not allowed(number):
+            video = table["video"][index]
+            raise UsageError(f"{path}: line {index + 2} (video {video}): {column} {value!r} must be {wanted}")
+        whole.append(number)
+    return pl.Series(column, whole, dtype=pl.Int64)
+
+
 def read_scores(path: Path, column: str = "score") -> pl.DataFrame:
     """A frame-scores Parquet file (from `vadctl score`) with the columns evaluation needs."""
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder; give the scores Parquet file")
     if not path.is_file():
         raise UsageError(f"{path}: no such scores file")
     try:

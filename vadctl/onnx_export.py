@@ -67,6 +67,10 @@ def export_onnx(model: VadModel, path: Path, parity_batch: int = 4) -> ExportRep
     whose outputs differ (beyond float rounding) is refused and not written."""
     import torch
 
+    from vadctl import checks
+
+    parity_batch = checks.whole(parity_batch, "--parity-batch")
+    path = checks.output_file(path, "--onnx")
     model = _require(model)
     onnx, _ = _onnxruntime()
     started = time.perf_counter()

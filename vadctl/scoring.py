@@ -56,7 +56,8 @@ def parse_rule(rule: str) -> tuple[str, float]:
         number = float(value)
     except ValueError:
         raise UsageError(f"threshold {rule!r}: {RULE_HELP}") from None
-    if kind not in RULES or (kind == "percentile" and not 0 <= number <= 100):
+    in_range = 0 <= number <= 100 if kind == "percentile" else 0 <= number < float("inf")
+    if kind not in RULES or not in_range:
         raise UsageError(f"threshold {rule!r}: {RULE_HELP}")
     return kind, number
 

@@ -2,16 +2,15 @@
 
 decord is fast reading forward and slow seeking into H.264, and `get_batch` of a whole 720p video
 costs ~830 MB per 300 frames, so every reader here walks the video once, a window at a time.
-Both decord error types (RuntimeError on open, DECORDError later) become `VideoError` naming the
-file. Frames are RGB uint8, (n, H, W, 3).
+Open and decode errors (decord's RuntimeError and DECORDError) become `VideoError` naming the file
+and the decoder's own reason. Frames are RGB uint8, (n, H, W, 3).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import io
 import queue
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +20,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vadctl.catalog import VideoSource, frame_files
+from vadctl import native_stderr
+from vadctl.catalog import VideoSource, frame_files, not_regular
 from vadctl.errors import VideoError
+from vadctl.native_stderr import decoder_line
 from vadctl.specs import DecodeSpec
+
+# decord decodes ahead of its reader as far as its file goes (see `VideoReader`): files are handed
+# to it in pieces of at least this many frames (cut at keyframes)
+SEGMENT_FRAMES = 32
 
 
 @dataclass(frozen=True)
@@ -75,29 +80,17 @@ class FrameWindow:
             before = current
 
 
-@contextlib.contextmanager
-def _captured_stderr() -> Iterator[list[str]]:
-    """Collect what native code prints on fd 2 (ffmpeg's reasons) instead of spraying the terminal."""
-    lines: list[str] = []
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines.extend(sink.read().decode(errors="replace").splitlines())
-
-
-def _reason(error: BaseException, native: list[str]) -> str:
-    """The most telling one-line reason: ffmpeg's own words when it printed some."""
-    for line in native:
-        if "]" in line and "ERROR" not in line:
-            text = line.split("]", 1)[1].strip()
-            if text:
-                return text
+def _reason(native: list[str], error: BaseException | None = None) -> str | None:
+    """The most telling one-line reason: FFmpeg's own first words when it printed some (decord's
+    and FFmpeg's log lines, address and time stamps dropped), else the exception's last line."""
+    lines = [text for text in map(decoder_line, native) if text]
+    for text in lines:  # FFmpeg names the damage; decord's own lines only repeat that it failed
+        if not text.startswith(("ERROR", "Check failed", "Error")):
+            return text
+    if lines:
+        return lines[0]
+    if error is None:
+        return None
     text = str(error).strip().splitlines()
     message = text[-1] if text else type(error).__name__
     if "] " in message:
@@ -106,40 +99,93 @@ def _reason(error: BaseException, native: list[str]) -> str:
 
 
 class VideoReader:
-    """Sequential windowed reader over a video file or a folder of numbered frames."""
+    """Sequential windowed reader over a video file (decoded with decord) or a folder of numbered
+    frames. What the decoders print goes into the failure reason, never to the terminal
+    (`native_stderr`): captured around opening and around every ranged read.
 
-    def __init__(self, source: VideoSource, decode: DecodeSpec | None = None, num_threads: int = 0):
+    Memory: decord decodes on a thread of its own, fed with packets by the reading thread. Each
+    time the reader finds no decoded frame ready, it pushes packets at file-read speed until one
+    comes out, and the decoder then decodes every packet it was given: when featurizers are slower
+    than decoding, frames pile up decoded ahead of the reader, as far as the file goes (peak memory
+    grew with video length, up to the whole video). So decord never gets the whole file: PyAV cuts
+    the video stream at keyframes into pieces of at least `SEGMENT_FRAMES` frames, stream-copied
+    into small in-memory Matroska files (no decoding), and decord decodes one piece at a time, the
+    same frames, pixel for pixel. Files PyAV cannot cut (or with open GOPs only, see
+    `_keyframe_pieces`) are read whole, as before.
+    """
+
+    def __init__(self, source: VideoSource, decode: DecodeSpec | None = None, num_threads: int = 1):
         self.source = source
         self.decode = decode or DecodeSpec()
-        self._reader = None
+        self.warnings: list[str] = []  # decoder messages of a video that was read anyway
+        self._piece = None  # decord reader of the piece of the file being read
+        self._pieces: Iterator[bytes] | None = None
+        self._piece_len = self._piece_pos = 0
         self._frames: list[Path] | None = None
-        if source.is_frame_folder:
-            self.info = self._open_folder()
-        else:
-            self.info = self._open_file(num_threads)
+        self._native: list[str] = []
+        self._held = native_stderr.hold()
+        try:
+            self.info = self._open_folder() if source.is_frame_folder else self._open_file(num_threads)
+        except BaseException:
+            self.close()
+            raise
+
+    def _take_native(self) -> list[str]:
+        lines = self._held.take() if self._held is not None else []
+        self._native.extend(lines)
+        return lines
+
+    def _fail(self, reason: str, error: BaseException | None = None, since: int = 0) -> VideoError:
+        """A VideoError naming the file, with the decoder's own words about what went wrong."""
+        self._take_native()
+        said = _reason(self._native[since:], error) or _reason(self._native, error)
+        return VideoError(self.source.path, f"{reason}: {said}" if said else reason)
 
     def _open_file(self, num_threads: int) -> VideoInfo:
         import decord
 
         path = self.source.path
-        if not path.is_file():
-            raise VideoError(path, "no such file")
+        problem = not_regular(path)  # checked again at open: a FIFO would block decord forever
+        if problem is not None:
+            raise VideoError(path, problem)
         if path.stat().st_size == 0:
             raise VideoError(path, "empty file (0 bytes)")
+        self._num_threads = num_threads
         try:
-            with _captured_stderr() as native:
-                reader = decord.VideoReader(str(path), num_threads=num_threads)
-                n_frames = len(reader)
-                fps = float(reader.get_avg_fps())
-                source_h, source_w = reader[0].shape[:2] if n_frames else (0, 0)
-                reader.seek(0)
+            reader = decord.VideoReader(str(path), num_threads=num_threads)  # indexes packets, decodes nothing
+            n_frames = len(reader)
+            fps = float(reader.get_avg_fps())
         except Exception as error:  # decord raises RuntimeError and DECORDError (an Exception)
-            raise VideoError(path, f"cannot open video: {_reason(error, native)}") from error
+            raise self._fail("cannot open video", error) from error
         if n_frames <= 0:
             raise VideoError(path, "video has no frames")
-        self._reader = reader
+        self._pieces = _keyframe_pieces(path, SEGMENT_FRAMES)
+        try:
+            if not self._next_piece():
+                raise ValueError("no video packets")
+        except Exception:  # not cut into pieces (no PyAV, or a stream it cannot copy): decord reads the file whole
+            self._pieces = None
+            self._piece, self._piece_len, self._piece_pos = reader, n_frames, 0
+        try:
+            source_h, source_w = self._piece[0].shape[:2]
+            self._piece.seek(0)
+        except Exception as error:
+            raise self._fail("cannot decode the first frame", error) from error
+        self._take_native()
         width, height = self.decode.output_size(source_w, source_h)
         return VideoInfo(n_frames, fps if fps > 0 else 25.0, height, width, source_h, source_w)
+
+    def _next_piece(self) -> bool:
+        """Open the next piece of the file with decord; False when there is none."""
+        import decord
+
+        self._piece = None
+        data = next(self._pieces, None)
+        if data is None:
+            return False
+        piece = decord.VideoReader(io.BytesIO(data), num_threads=self._num_threads)
+        self._piece, self._piece_len, self._piece_pos = piece, len(piece), 0
+        return True
 
     def _open_folder(self) -> VideoInfo:
         frames = frame_files(self.source.path)
@@ -154,7 +200,9 @@ class VideoReader:
     def _read_image(self, path: Path) -> np.ndarray:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise VideoError(path, "cannot read image (corrupt or unsupported)")
+            self._take_native()
+            said = _reason(self._native)
+            raise VideoError(path, "cannot read image (corrupt or unsupported)" + (f": {said}" if said else ""))
         return self._resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
     def _resize(self, image: np.ndarray) -> np.ndarray:
@@ -171,14 +219,23 @@ class VideoReader:
             if len(shapes) != 1 or frames[0].shape[:2] != (self.info.height, self.info.width):
                 raise VideoError(self.source.path, f"frames {start}..{stop - 1} differ in size from the first")
             return np.stack(frames)
+        since = len(self._native)
+        parts, at = [], start
         try:
-            batch = self._reader.get_batch(list(range(start, stop))).asnumpy()
-        except Exception as error:
-            raise VideoError(
-                self.source.path, f"decoding failed at frames {start}..{stop - 1}: {_reason(error, [])}"
-            ) from error
-        if len(batch) != stop - start:
-            raise VideoError(self.source.path, f"decoder returned {len(batch)} frames for {start}..{stop - 1}")
+            while at < stop:
+                if self._piece_pos >= self._piece_len and (self._pieces is None or not self._next_piece()):
+                    break
+                take = min(stop - at, self._piece_len - self._piece_pos)
+                indices = list(range(self._piece_pos, self._piece_pos + take))
+                parts.append(self._piece.get_batch(indices).asnumpy())
+                self._piece_pos += take
+                at += take
+        except Exception as error:  # DECORDError on damaged data
+            raise self._fail(f"decoding failed at frames {at}..{stop - 1}", error, since=since) from error
+        self._take_native()
+        if at != stop:
+            raise VideoError(self.source.path, f"decoder returned {at - start} frames for {start}..{stop - 1}")
+        batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if (self.info.width, self.info.height) != (batch.shape[2], batch.shape[1]):
             batch = np.stack([self._resize(frame) for frame in batch])
         return batch
@@ -200,13 +257,65 @@ class VideoReader:
         return self._read_range(index, index + 1)[0]
 
     def close(self) -> None:
-        self._reader = None
+        self._piece = None
+        if self._pieces is not None:
+            self._pieces.close()
+            self._pieces = None
+        if self._held is not None:
+            self._native.extend(self._held.release())
+            self._held = None
+        self.warnings = list(dict.fromkeys(filter(None, map(decoder_line, self._native))))
 
     def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+def _keyframe_pieces(path: Path, min_frames: int) -> Iterator[bytes]:
+    """The video stream cut at keyframes into pieces of at least `min_frames` frames, each
+    stream-copied (nothing decoded) into a small Matroska file in memory, for decord to decode.
+
+    A piece starts only at a keyframe that starts a closed group of pictures: one whose next packet
+    shows after it. Leading pictures (shown before the keyframe, decoded after it: open GOPs) refer
+    to the frames before the keyframe, so there the cut waits for the next keyframe."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets: list = []
+        cut = None  # index in `packets` of the keyframe a piece may start at
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            if cut is not None:
+                key = packets[cut]
+                if packet.pts is None or key.pts is None or packet.pts > key.pts:
+                    yield _matroska(stream, packets[:cut])
+                    packets = packets[cut:]
+                cut = None
+            if packet.is_keyframe and len(packets) >= min_frames:
+                cut = len(packets)
+            packets.append(packet)
+        if packets:
+            yield _matroska(stream, packets)
+
+
+def _matroska(stream, packets: list) -> bytes:
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="matroska") as container:
+        copy = container.add_stream_from_template(stream)
+        for packet in packets:
+            packet.stream = copy
+            container.mux(packet)
+    return out.getvalue()
 
 
 _DONE = object()

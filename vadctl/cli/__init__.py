@@ -18,7 +18,7 @@ from vadctl.cli import (
     store_cmd,
     weights_cmd,
 )
-from vadctl.cli.common import out
+from vadctl.cli.common import DEBUG_ENV, out, set_debug
 
 app = typer.Typer(
     name="vadctl",
@@ -51,8 +51,12 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help=f"Show the traceback behind an error (also ${DEBUG_ENV}=1).", show_default=False
+    ),
 ) -> None:
     """Offline batch video anomaly detection over a cached Zarr feature store."""
+    set_debug(debug)
 
 
 def main() -> None:

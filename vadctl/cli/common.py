@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -19,7 +21,10 @@ err = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_PARTIAL = 1  # the job ran, but some inputs failed (listed)
-EXIT_ERROR = 2  # the job could not run: bad arguments, missing store, ...
+EXIT_ERROR = 2  # the job could not run: bad arguments, missing store, unreadable files, ...
+EXIT_BUG = 3  # an unexpected error (a bug in vadctl or a plug-in): one line; --debug shows the traceback
+DEBUG_ENV = "VADCTL_DEBUG"
+_debug = False
 
 
 StoreOption = typer.Option(
@@ -36,25 +41,59 @@ def store_path(value: Path | None) -> Path:
     return defaults.store_path(value)
 
 
+def set_debug(value: bool) -> None:
+    global _debug
+    _debug = bool(value)
+
+
+def debug_enabled() -> bool:
+    """`vadctl --debug …` or VADCTL_DEBUG=1: show tracebacks behind one-line errors."""
+    return _debug or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    line = " ".join(str(message).split())  # one line, whatever the message held
+    err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
     return typer.Exit(code)
 
 
+def os_error_text(error: OSError) -> str:
+    """'PATH: what went wrong' for a file-system error (permissions, a file where a folder must be, ...)."""
+    what = error.strerror or str(error) or type(error).__name__
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    return f"{' → '.join(paths)}: {what}" if paths else what
+
+
 def one_line_errors(fn: F) -> F:
-    """Turn library errors into `error: <message>` on stderr and a non-zero exit, no traceback."""
+    """Turn every error into `error: <one line>` on stderr and a non-zero exit: library errors and
+    file-system errors exit 2, anything unexpected 3. `--debug` (VADCTL_DEBUG=1) adds the traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except VadctlError as error:
-            raise fail(str(error)) from None
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: nothing half-written reads as complete; rerun to finish")
             raise typer.Exit(130) from None
+        except VadctlError as error:
+            _traceback()
+            raise fail(str(error)) from None
+        except OSError as error:
+            _traceback()
+            raise fail(os_error_text(error)) from None
+        except Exception as error:
+            _traceback()
+            hint = "" if debug_enabled() else f" (rerun with --debug or {DEBUG_ENV}=1 for the traceback)"
+            raise fail(f"unexpected error: {type(error).__name__}: {error}{hint}", EXIT_BUG) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _traceback() -> None:
+    if debug_enabled():
+        err.print_exception()
 
 
 def parse_feature_params(items: list[str]) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from vadctl.cli.common import StoreOption, human_seconds, one_line_errors, out, store_path
@@ -31,7 +32,8 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         out.print(
             f"demo data: {folder}/ (train: normal walkers; weak: one anomaly each, labelled per video; test: "
-            "normal, fast cyclist, against the flow, loitering on the lawn)"
+            "normal, fast cyclist, against the flow, loitering on the lawn)",
+            markup=False,
         )
         with RichProgress(quiet) as progress:
             result = demo_lib.run(folder, store_path(store), progress, seed=seed, n_frames=frames)
@@ -39,7 +41,8 @@ def register(app: typer.Typer) -> None:
             out.print(
                 f"extract {report.split}: {report.count('extracted')} extracted, "
                 f"{report.count('up to date')} up to date, {len(report.failed)} failed "
-                f"({report.frames} frames, {human_seconds(report.seconds)})"
+                f"({report.frames} frames, {human_seconds(report.seconds)})",
+                markup=False,
             )
         kinds = _kinds(result.data.labels.parent)
         table = Table(
@@ -50,7 +53,7 @@ def register(app: typer.Typer) -> None:
         table.add_column("micro", justify="right")
         table.add_column("macro", justify="right")
         for video, kind in kinds.items():
-            table.add_column(f"{video} {kind}", justify="right")
+            table.add_column(escape(f"{video} {kind}"), justify="right")
         videos = Table(title="at each model's threshold", title_justify="left")
         for column in ("model", "frame recall", "frame FPR", "videos called right", "kind named right"):
             videos.add_column(column, justify="left" if column == "model" else "right")
@@ -75,10 +78,16 @@ def register(app: typer.Typer) -> None:
             "videos called right: share of test videos called anomalous or normal correctly (plovad: its MIL head's "
             "decision; the others: any frame above the threshold); kind named right: normal counts as a kind"
         )
-        out.print(f"store:  {result.store}")
+        out.print(f"store:  {result.store}", markup=False)
         for name in result.models:
-            out.print(f"{name}: model {result.models[name]}, scores {result.scores[name]}, plots {result.plots[name]}/")
-        out.print(f"done in {human_seconds(time.perf_counter() - started)}. Try: vadctl store info {result.store}")
+            out.print(
+                f"{name}: model {result.models[name]}, scores {result.scores[name]}, plots {result.plots[name]}/",
+                markup=False,
+            )
+        out.print(
+            f"done in {human_seconds(time.perf_counter() - started)}. Try: vadctl store info {result.store}",
+            markup=False,
+        )
 
 
 def _kinds(root: Path) -> dict[str, str]:

@@ -94,8 +94,11 @@ def register(app: typer.Typer) -> None:
         partial: bool = typer.Option(False, help="Evaluate the frames present in both files; list the rest."),
     ) -> None:
         """Compare frame scores with ground truth."""
-        from vadctl import api
+        from vadctl import api, checks
+        from vadctl.atomic import write_atomic
 
+        if json_out is not None:
+            checks.output_file(json_out, "--json")
         metrics = api.evaluate(scores, labels, column=column, partial=partial, plots=plots)
         data = json.dumps({k: v for k, v in metrics.items() if k != "plots"}, indent=2)
         if is_stdout(json_out):
@@ -105,8 +108,7 @@ def register(app: typer.Typer) -> None:
             return
         print_metrics(metrics)
         if json_out is not None:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(data)
+            write_atomic(json_out, lambda tmp: Path(tmp).write_text(data))
             out.print(f"metrics: {escape(str(json_out))}")
         if plots is not None:
             out.print(f"plots: {escape(str(plots))}/ ({len(metrics['plots'])} PNG files)")

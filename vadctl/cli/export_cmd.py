@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         out.print(
             f"exported {loaded.model.name} to {report.path} in {human_seconds(report.seconds)}; parity with torch "
             f"on {report.parity_inputs} inputs: max abs diff {report.max_abs_diff:.3g} "
-            f"(outputs up to {report.output_scale:.3g})"
+            f"(outputs up to {report.output_scale:.3g})",
+            markup=False,
         )
-        out.print(f"score with it: vadctl score -m {model} --backend onnx --onnx {report.path}")
+        out.print(f"score with it: vadctl score -m {model} --backend onnx --onnx {report.path}", markup=False)

@@ -14,6 +14,7 @@ from vadctl import defaults
 from vadctl.cli.common import (
     EXIT_PARTIAL,
     StoreOption,
+    debug_enabled,
     err,
     human_seconds,
     one_line_errors,
@@ -100,7 +101,7 @@ def print_report(report, store_path, failures_shown: bool) -> None:
         rate,
     )
     out.print(table)
-    out.print("features: " + ", ".join(spec.key for spec in report.specs))
+    out.print("features: " + ", ".join(spec.key for spec in report.specs), markup=False)
     if report.count(EXTRACTED) == 0 and not report.failed:
         out.print(f"nothing new: all {len(report.results)} videos up to date ({human_seconds(report.seconds)})")
     earlier = [r for r in report.failed if r.status == FAILED_EARLIER]
@@ -113,6 +114,8 @@ def print_report(report, store_path, failures_shown: bool) -> None:
         err.print(
             f"{len(earlier)} video(s) failed in an earlier run and are unchanged; pass --retry-failed to try them again"
         )
+    for skipped in report.skipped:
+        err.print(f"[yellow]skipped[/] {escape(str(skipped.path))}: {escape(skipped.reason)}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -145,7 +148,9 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="Re-extract even what is up to date."),
         retry_failed: bool = typer.Option(False, help="Try again videos that failed in an earlier run."),
         wait: float = typer.Option(defaults.WAIT_SECONDS, help="Seconds to wait for videos locked by another run."),
-        debug: bool = typer.Option(False, help="Record full tracebacks for unexpected failures."),
+        debug: bool = typer.Option(
+            False, help="Record full tracebacks for unexpected failures (also `vadctl --debug extract`)."
+        ),
         workers: int = typer.Option(
             defaults.WORKERS,
             "--workers",
@@ -186,7 +191,7 @@ def register(app: typer.Typer) -> None:
                 force=force,
                 retry_failed=retry_failed,
                 wait=wait,
-                debug=debug,
+                debug=debug or debug_enabled(),
                 workers=workers,
                 executor=executor,
                 ray_address=ray_address,

@@ -97,7 +97,8 @@ def register(app: typer.Typer) -> None:
         )
         say.print(
             "features: "
-            + ", ".join(f"{role}={spec['name']}@{spec['hash']}" for role, spec in header["features"].items())
+            + ", ".join(f"{role}={spec['name']}@{spec['hash']}" for role, spec in header["features"].items()),
+            markup=False,
         )
         threshold_value = header["calibration"].get("threshold")
         shown = f"{threshold_value:.6g} " if threshold_value is not None else ""
@@ -133,17 +134,17 @@ def register(app: typer.Typer) -> None:
             return
         if name is not None:
             cls = model_class(name)
-            out.print(f"[bold]{cls.name}[/]: {cls.summary}")
-            out.print(f"needs: {cls.needs}")
-            out.print(f"can: {_can(cls)}")
-            out.print(inspect.getdoc(inspect.getmodule(cls)) or "")
+            out.print(f"[bold]{escape(cls.name)}[/]: {escape(cls.summary)}")
+            out.print(f"needs: {cls.needs}", markup=False)
+            out.print(f"can: {_can(cls)}", markup=False)
+            out.print(inspect.getdoc(inspect.getmodule(cls)) or "", markup=False)
             _params_table(cls)
             return
         table = Table(title="models", title_justify="left")
         for column in ("model", "what", "needs features", "can"):
             table.add_column(column)
         for key, cls in MODELS.items():
-            table.add_row(key, cls.summary, cls.needs, _can(cls))
+            table.add_row(*(escape(cell) for cell in (key, cls.summary, cls.needs, _can(cls))))
         out.print(table)
         out.print("`vadctl models NAME` lists a model's parameters (set them with `vadctl fit -p KEY=VALUE`).")
 
@@ -186,7 +187,7 @@ def _params_table(cls) -> None:
     table.add_column("parameter")
     table.add_column("default")
     for key, value in cls.param_defaults().items():
-        table.add_row(key, repr(value))
+        table.add_row(escape(key), escape(repr(value)))
     out.print(table)
 
 
@@ -195,17 +196,24 @@ def _describe_file(path: Path) -> None:
 
     header = read_header(path)
     out.print(
-        f"[bold]{path}[/]: vadctl model {header['model']} (file format {header['format_version']}, "
-        f"vadctl {header['vadctl_version']}, created {header['provenance'].get('created_at', '?')})"
+        f"[bold]{escape(str(path))}[/]: "
+        + escape(
+            f"vadctl model {header['model']} (file format {header['format_version']}, "
+            f"vadctl {header['vadctl_version']}, created {header['provenance'].get('created_at', '?')})"
+        )
     )
     for role, spec in header["features"].items():
-        out.print(f"  {role}: {spec['name']}@{spec['hash']}")
+        out.print(f"  {role}: {spec['name']}@{spec['hash']}", markup=False)
     cal = header["calibration"]
     out.print(
         f"  calibration: {cal['method']} on {len(cal['videos'])} video(s), {cal['n_frames']} frames, "
-        f"μ={cal['mean']:.6g}, σ={cal['std']:.6g}, rule {cal.get('rule', 'sigma:3')}"
+        f"μ={cal['mean']:.6g}, σ={cal['std']:.6g}, rule {cal.get('rule', 'sigma:3')}",
+        markup=False,
     )
     prov = header["provenance"]
     if "store" in prov:
-        out.print(f"  fitted on: {prov['store']} split {prov.get('split')} ({len(prov.get('fit_videos', []))} videos)")
-    out.print("  params: " + ", ".join(f"{k}={v!r}" for k, v in header["params"].items()))
+        out.print(
+            f"  fitted on: {prov['store']} split {prov.get('split')} ({len(prov.get('fit_videos', []))} videos)",
+            markup=False,
+        )
+    out.print("  params: " + ", ".join(f"{k}={v!r}" for k, v in header["params"].items()), markup=False)

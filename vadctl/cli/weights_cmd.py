@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
                 }
             )
             return
-        out.print(f"weights folder: {resolver.folder}  ($VADCTL_WEIGHTS_DIR)")
+        out.print(f"weights folder: {resolver.folder}  ($VADCTL_WEIGHTS_DIR)", markup=False)
         out.print(f'config file:    {resolver.config}  ($VADCTL_CONFIG, [weights] KEY = "PATH")', markup=False)
         table = Table(title_justify="left")
         for column in ("feature", "key", "expected file", "status", "found at", "sha256"):

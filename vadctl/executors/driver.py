@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from filelock import Timeout
 
 from vadctl.catalog import VideoSource
+from vadctl.checks import seconds_text
 from vadctl.executors.base import Crashed, Pool
 from vadctl.executors.work import Join, Prepare, RecordCrash, SegmentTask, Whole, video_of
 from vadctl.extract import (
@@ -56,7 +57,7 @@ class _Run:
 
     def locked_out(self, video_id: str) -> VideoResult:
         wait = self.extractor.wait_timeout
-        return VideoResult(video_id, FAILED, error=f"video locked by another process for over {wait:.0f} s")
+        return VideoResult(video_id, FAILED, error=f"video locked by another process for over {seconds_text(wait)}")
 
     def split(self, outcome: Split) -> None:
         """A long video: take its lock for the prepare → segments → join chain."""

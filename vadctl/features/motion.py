@@ -109,8 +109,8 @@ class Motion(Featurizer):
         self._clips = clips
         self._n_frames = info.n_frames
         self._table = clips.table(info.n_frames)
-        self._per_frame: dict[int, np.ndarray] = {}  # frame index → cell statistics, while a clip needs it
-        self._seen = 0  # frames below this have been seen
+        self._per_frame: dict[int, np.ndarray] = {}  # only frames a clip not yet written samples
+        self._seen = 0
         self._next_clip = 0
 
     def start_at(self, frame: int, clip: int) -> None:
@@ -122,13 +122,21 @@ class Motion(Featurizer):
         flow = upstream["flow"]
         # stored flow is in pixels of the stored size: back to pixels per frame of the decoded frames
         pixels = to_pixels(flow.dense["data"], flow.params) / float(flow.params["store_scale"])
-        for offset, field in enumerate(pixels):
-            self._per_frame[window.start + offset] = cell_statistics(field, (self.rows, self.cols), edges, self.moving)
-        self._seen = window.stop
+        for field in pixels:
+            if self._seen >= self._first_needed():
+                self._per_frame[self._seen] = cell_statistics(field, (self.rows, self.cols), edges, self.moving)
+            self._seen += 1
         return Output(dense={"embedding": self._ready(self._seen)})
 
+    def _first_needed(self) -> int:
+        """The first frame a clip not yet written samples (frames before it are never read again)."""
+        if self._next_clip >= len(self._table):
+            return self._n_frames
+        return int(self._table[self._next_clip, 0])
+
     def _ready(self, available: int) -> np.ndarray:
-        """Clips whose sampled frames have all been seen, in clip order."""
+        """Clips whose sampled frames have all been seen, in clip order; memory holds only the
+        statistics of frames that clips still to come sample, however long the video."""
         done = []
         while self._next_clip < len(self._table):
             start = int(self._table[self._next_clip, 0])
@@ -138,10 +146,9 @@ class Motion(Featurizer):
             fractions = np.mean([self._per_frame[i] for i in frames], axis=0)
             done.append(np.sqrt(fractions) if self.hellinger else fractions)
             self._next_clip += 1
-        if self._next_clip < len(self._table):  # frames before the next clip are no longer needed
-            first = int(self._table[self._next_clip, 0])
-            for index in [i for i in self._per_frame if i < first]:
-                del self._per_frame[index]
+        first = self._first_needed()
+        for index in [i for i in self._per_frame if i < first]:
+            del self._per_frame[index]
         return np.stack(done) if done else np.zeros((0, self.channels, self.rows, self.cols), np.float32)
 
     def finish(self) -> Output | None:

@@ -12,6 +12,7 @@ from typing import Any
 from vadctl import defaults
 from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer
+from vadctl.params import checked
 from vadctl.registry import Registry
 
 FEATURIZERS: Registry[Featurizer] = Registry("feature", "vadctl.features", "vadctl.featurizers")
@@ -55,7 +56,7 @@ def build(names: Iterable[str], params: Mapping[str, Mapping[str, Any]] | None =
     for name in ordered:
         cls = featurizer_class(name)
         try:
-            built.append(cls(**params.get(name, {})))
+            built.append(cls(**checked(cls, params.get(name, {}), name)))
         except TypeError as error:
             raise UsageError(f"feature {name}: {error}") from None
     return built

@@ -21,6 +21,7 @@ from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, VadModel, _newest_version, pick_feature, source_scale
 from vadctl.models.density import GMMDensity, KNNDistance, crossfit_scores
 from vadctl.models.registry import register
+from vadctl.models.state_checks import StateShapes, finite_number
 from vadctl.models.velocity_bins import check_layout, merge_bins
 from vadctl.results import RegionScores, VideoScores
 from vadctl.scoring import temporal_smooth
@@ -281,6 +282,38 @@ class AiVad(VadModel):
         for kind, estimator in self.estimators_.items():
             arrays |= {f"{kind}.{name}": value for name, value in estimator.state().items()}
         return arrays, {"calibration": self.calibration_, "types": self.types_}
+
+    def check_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        types = meta.get("types")
+        if not isinstance(types, list) or not types or not set(types) <= set(TYPES):
+            raise ValueError(f"feature types {types!r}: expected a non-empty list out of {', '.join(TYPES)}")
+        calibration = meta.get("calibration")
+        if not isinstance(calibration, Mapping) or set(calibration) != set(types):
+            raise ValueError(f"calibration for {sorted(calibration or {})}, feature types {types}")
+        for kind in types:
+            cal = calibration[kind]
+            finite_number(cal.get("min"), f"calibration {kind}.min")
+            finite_number(cal.get("scale"), f"calibration {kind}.scale", positive=True)
+            finite_number(cal.get("normal"), f"calibration {kind}.normal")
+        shapes = StateShapes(arrays, {"D_velocity": self.n_velocity_bins})
+        for kind in types:
+            if kind == "velocity":
+                weights = shapes.expect("velocity.weights", ("K",))
+                shapes.expect("velocity.means", ("K", "D_velocity"))
+                shapes.expect("velocity.covariances", ("K", "D_velocity", "D_velocity"))
+                shapes.expect("velocity.precisions_cholesky", ("K", "D_velocity", "D_velocity"))
+                if not 1 <= len(weights) <= self.n_components_velocity:
+                    raise ValueError(
+                        f"{len(weights)} GMM components, n_components_velocity={self.n_components_velocity}"
+                    )
+                if (weights < 0).any() or not np.isclose(weights.sum(), 1.0, atol=1e-6):
+                    raise ValueError("GMM weights are not a distribution (negative, or not summing to 1)")
+            else:
+                bank = shapes.expect(f"{kind}.bank", (f"N_{kind}", f"D_{kind}"))
+                k = self.n_neighbors_pose if kind == "pose" else self.n_neighbors_deep
+                if len(bank) < max(k, 1):
+                    raise ValueError(f"{kind} kNN bank holds {len(bank)} features, fewer than k={k}")
+        shapes.nothing_else()
 
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         self.calibration_ = {k: dict(v) for k, v in meta["calibration"].items()}

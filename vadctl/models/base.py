@@ -85,6 +85,11 @@ class VadModel(ABC):
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         """Restore what `state` returned."""
 
+    def check_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:  # noqa: B027
+        """Raise ValueError naming what does not fit when saved arrays or metadata disagree with this
+        model's parameters (shapes, dtypes, scales > 0; see `models.state_checks`). Called before
+        `load_state` on every model file; the loader already refused NaN and infinite arrays."""
+
     def calibration_split(
         self, store: FeatureStore, split: str, videos: Sequence[str], fraction: float, seed: int
     ) -> tuple[list[str], list[str]] | None:

@@ -23,12 +23,15 @@ from safetensors.numpy import save_file
 from vadctl import __version__
 from vadctl.atomic import write_atomic
 from vadctl.errors import ModelFileError, VadctlError
+from vadctl.models import signing
 from vadctl.models.base import VadModel
 from vadctl.models.registry import build
-from vadctl.scoring import Calibration
+from vadctl.models.state_checks import StateShapes, finite_number, non_finite
+from vadctl.scoring import QUANTILE_STEPS, Calibration, parse_rule
 from vadctl.specs import FeatureSpec, canonical_json
 
 FORMAT = "vadctl-model"
+HEADER_FIELDS = ("model", "params", "features", "state", "calibration")
 FORMAT_VERSION = 1
 HEADER_KEY = "vadctl"
 DIGEST_KEY = "vadctl_digest"
@@ -73,7 +76,11 @@ def save_model(
         "provenance": {"created_at": datetime.now(UTC).isoformat(timespec="seconds"), **(provenance or {})},
     }
     header_json = canonical_json(header)
-    metadata = {HEADER_KEY: header_json, DIGEST_KEY: _digest(header_json, tensors)}
+    digest = _digest(header_json, tensors)
+    metadata = {HEADER_KEY: header_json, DIGEST_KEY: digest}
+    key = signing.model_key()
+    if key is not None:
+        metadata[signing.SIGNATURE_KEY] = signing.signature(key, digest)
     return write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
@@ -98,7 +105,9 @@ def peek_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def _open(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _open(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, str]]:
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a folder; give the model file")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:
@@ -110,7 +119,7 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     header_json = metadata.get(HEADER_KEY)
     if header_json is None:
         raise ModelFileError(f"{path}: a safetensors file, but not a vadctl model (no vadctl header)")
-    if metadata.get(DIGEST_KEY) != _digest(header_json, tensors):
+    if not isinstance(metadata.get(DIGEST_KEY), str) or metadata[DIGEST_KEY] != _digest(header_json, tensors):
         raise ModelFileError(f"{path}: checksum mismatch: the file was modified or is corrupt; fit it again")
     try:
         header = json.loads(header_json)
@@ -125,27 +134,55 @@ def _open(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             f"{path}: model file format {header.get('format_version')} (vadctl {header.get('vadctl_version')}); "
             f"this vadctl {__version__} reads format {FORMAT_VERSION}"
         )
-    return header, tensors
+    return header, tensors, metadata
 
 
 def load_model(path: Path) -> LoadedModel:
-    """Read, verify and rebuild a fitted model."""
+    """Read, verify and rebuild a fitted model: checksum, signature (when a key is configured),
+    then every array and statistic against the model's parameters (one-line errors, no guessing)."""
     path = Path(path)
-    header, tensors = _open(path)
+    header, tensors, metadata = _open(path)
+    problem = signing.check(path, signing.model_key(), metadata[DIGEST_KEY], metadata.get(signing.SIGNATURE_KEY))
+    if problem:
+        raise ModelFileError(f"{path}: {problem}")
+    bad = non_finite(tensors)
+    if bad is not None:
+        raise ModelFileError(f"{path}: array {bad} holds NaN or infinite values; fit the model again")
+    missing = [key for key in HEADER_FIELDS if key not in header]
+    if missing:
+        raise ModelFileError(f"{path}: model header is incomplete or malformed (no {', '.join(missing)})")
+    name = header.get("model")
     try:
-        model = build(header["model"], header["params"])
+        model = build(name, header["params"])
     except VadctlError as error:
         raise ModelFileError(f"{path}: {error}") from None
-    except (KeyError, TypeError) as error:
-        raise ModelFileError(f"{path}: incomplete vadctl model file (header lacks {error})") from None
-    state = {name.removeprefix("state."): array for name, array in tensors.items() if name.startswith("state.")}
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ModelFileError(f"{path}: model header is incomplete or malformed ({error})") from None
+    state = {key.removeprefix("state."): array for key, array in tensors.items() if key.startswith("state.")}
     try:
         model.features_ = {role: FeatureSpec.from_dict(spec) for role, spec in header["features"].items()}
+        calibration = _calibration(header["calibration"], tensors.get("calibration.quantiles"))
+        model.check_state(state, header["state"])
         model.load_state(state, header["state"])
-    except (KeyError, ValueError, TypeError, AttributeError) as error:
-        raise ModelFileError(f"{path}: model state does not fit model {header['model']}: {error}") from None
-    try:
-        calibration = Calibration.from_meta(header["calibration"], tensors["calibration.quantiles"])
-    except (KeyError, ValueError, TypeError) as error:
-        raise ModelFileError(f"{path}: incomplete vadctl model file (calibration lacks {error})") from None
+    except VadctlError as error:
+        raise ModelFileError(f"{path}: {error}") from None
+    except Exception as error:  # whatever a file that passed its checksum can still get wrong
+        raise ModelFileError(f"{path}: model state does not fit model {name} and its parameters: {error}") from None
     return LoadedModel(model, calibration, header)
+
+
+def _calibration(meta: Mapping[str, Any], quantiles: np.ndarray | None) -> Calibration:
+    """The threshold's statistics, checked: finite, σ > 0, quantiles in order (σ = 0 made every
+    normalized score infinite)."""
+    finite_number(meta.get("mean"), "calibration mean")
+    finite_number(meta.get("std"), "calibration std", positive=True)
+    if isinstance(meta.get("n_frames"), bool) or not isinstance(meta.get("n_frames"), int) or meta["n_frames"] < 1:
+        raise ValueError(f"calibration n_frames {meta.get('n_frames')!r}: expected a whole number ≥ 1")
+    StateShapes({"calibration.quantiles": quantiles} if quantiles is not None else {}).expect(
+        "calibration.quantiles", (len(QUANTILE_STEPS),)
+    )
+    if (np.diff(quantiles) < 0).any():
+        raise ValueError("calibration quantiles are not in increasing order")
+    calibration = Calibration.from_meta(dict(meta), quantiles)
+    parse_rule(calibration.rule)
+    return calibration

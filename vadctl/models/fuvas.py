@@ -21,6 +21,7 @@ from sklearn.model_selection import GroupKFold
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, VadModel, frame_size, pick_feature
 from vadctl.models.registry import register
+from vadctl.models.state_checks import StateShapes, finite_number
 from vadctl.results import RegionScores, VideoScores
 from vadctl.scoring import temporal_smooth
 from vadctl.specs import FeatureSpec
@@ -184,6 +185,21 @@ class Fuvas(VadModel):
         arrays = {"components": pca.components_, "mean": pca.mean_, "explained_variance": pca.explained_variance_}
         meta = {"shape": list(self.shape_), "cell_threshold": self.cell_threshold_, "n_components": pca.n_components_}
         return arrays, meta
+
+    def check_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        shape, n_components = meta.get("shape"), meta.get("n_components")
+        if not isinstance(shape, list) or not shape or not all(isinstance(s, int) and s > 0 for s in shape):
+            raise ValueError(f"clip feature shape {shape!r}: expected a list of positive sizes")
+        if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
+            raise ValueError(f"n_components {n_components!r}: expected a whole number ≥ 1")
+        if meta.get("cell_threshold") is not None:
+            finite_number(meta["cell_threshold"], "cell_threshold")
+        shapes = StateShapes(arrays, {"k": n_components, "F": int(np.prod(shape))})
+        shapes.expect("components", ("k", "F"))
+        shapes.expect("mean", ("F",))
+        if (shapes.expect("explained_variance", ("k",)) < 0).any():
+            raise ValueError("explained_variance holds negative values")
+        shapes.nothing_else()
 
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         pca = PCA(n_components=int(meta["n_components"]))

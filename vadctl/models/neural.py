@@ -128,8 +128,21 @@ def load_module_arrays(prefix: str, module: torch.nn.Module, arrays: Mapping[str
     import torch
 
     mine = {k.removeprefix(f"{prefix}."): v for k, v in arrays.items() if k.startswith(f"{prefix}.")}
+    expected = module.state_dict()
+    for name, value in mine.items():  # load_state_dict would cast silently; a file must hold what was saved
+        want = expected.get(name)
+        if want is not None and _numpy_dtype(want.dtype) not in (None, np.asarray(value).dtype):
+            raise ValueError(f"{prefix}.{name} has dtype {np.asarray(value).dtype}, the network's is {want.dtype}")
     try:
         module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in mine.items()}, strict=True)
     except RuntimeError as error:
         raise ValueError(f"{prefix} weights do not fit: {str(error).splitlines()[0][:300]}") from None
     module.eval()
+
+
+def _numpy_dtype(dtype) -> np.dtype | None:
+    """numpy's name for a torch dtype (None for those numpy lacks, e.g. bfloat16)."""
+    try:
+        return np.dtype(str(dtype).removeprefix("torch."))
+    except TypeError:
+        return None

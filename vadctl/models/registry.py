@@ -9,6 +9,7 @@ from typing import Any
 
 from vadctl.errors import UsageError
 from vadctl.models.base import Capabilities, VadModel
+from vadctl.params import checked
 from vadctl.registry import Registry
 
 MODELS: Registry[VadModel] = Registry("model", "vadctl.models", "vadctl.models")
@@ -35,6 +36,7 @@ def build(name: str, params: Mapping[str, Any] | None = None) -> VadModel:
             f"model {name}: unknown parameter(s) {', '.join(sorted(unknown))} "
             f"(known: {', '.join(cls.param_defaults())})"
         )
+    params = checked(cls, params, name)
     try:
         return cls(**params)
     except (TypeError, ValueError) as error:

@@ -156,6 +156,9 @@ class FeatureStore:
         if not os.access(self.path, os.W_OK) or not os.access(self.path / "videos", os.W_OK | os.X_OK):
             raise StoreError(f"{self.path}: the store is read-only here (no write permission); open it for reading")
         self.sidecar.lock("store")  # creates the lock folder, or fails with a one-line error
+        locks = self.sidecar.path / "locks"
+        if not os.access(locks, os.W_OK | os.X_OK):
+            raise StoreError(f"{locks}: the store's lock folder is read-only here; writers need to create lock files")
 
     def _open(self, read_only: bool, strict: bool) -> zarr.Group:
         try:

@@ -1,0 +1,100 @@
+"""Memory of extract must not grow with video length: what a featurizer keeps between windows is
+bounded, and so is decord's decode-ahead (files reach it in keyframe-aligned pieces; benchmarks/RESULTS.md,
+"Memory")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from videos import Square, make_video
+
+from vadctl import api
+from vadctl.features.motion import Motion
+
+
+def test_motion_keeps_only_the_frames_clips_still_need(tmp_path: Path, monkeypatch):
+    held = []
+    ready = Motion._ready
+
+    def spy(self, available):
+        out = ready(self, available)
+        held.append(len(self._per_frame))
+        return out
+
+    monkeypatch.setattr(Motion, "_ready", spy)
+    video = make_video(tmp_path / "long.avi", 160, seed=3, squares=[Square(4, 20, 2.0, 0.5)])
+    report = api.extract([video], tmp_path / "s.zarr", "train", "motion", clip_len=8, clip_stride=4, window=8)
+    assert not report.failed and report.frames == 160
+    assert max(held) <= 8 + 8, max(held)  # one clip's frames and one window, not the 160 seen
+
+
+PROBE = """
+import resource, sys, time
+from pathlib import Path
+from vadctl.catalog import VideoSource
+from vadctl.video import VideoReader, prefetch
+source = VideoSource("v", Path(sys.argv[1]))
+with VideoReader(source) as reader:
+    for window in prefetch(reader.windows(16)):
+        time.sleep(0.003 * len(window))  # featurizers: slower than decoding
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def _peak_mb(video: Path) -> float:
+    done = subprocess.run([sys.executable, "-c", PROBE, str(video)], capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def test_reading_a_long_video_takes_no_more_memory_than_a_short_one(tmp_path: Path):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from memory import write_video
+
+    short = _peak_mb(write_video(tmp_path / "short.mp4", 360, 240, 150))
+    long = _peak_mb(write_video(tmp_path / "long.mp4", 360, 240, 2400))
+    assert long - short < 40, (short, long)
+
+
+def _h264(path: Path, open_gop: bool) -> Path:
+    """H.264 with B-frames and a keyframe every 24 frames (PyAV's libx264)."""
+    import av
+    import numpy as np
+
+    container = av.open(str(path), "w")
+    try:
+        stream = container.add_stream("libx264", rate=25)
+    except Exception as error:  # a PyAV build without libx264
+        container.close()
+        pytest.skip(f"no H.264 encoder: {error}")
+    stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+    stream.options = {"bf": "3", "g": "24", "keyint_min": "24", "sc_threshold": "0"}
+    if open_gop:
+        stream.options = {**stream.options, "x264-params": "open-gop=1"}
+    rng = np.random.default_rng(0)
+    for t in range(150):
+        image = np.full((120, 160, 3), 50, np.uint8)
+        image[40:70, (3 * t) % 130 : (3 * t) % 130 + 30] = rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+@pytest.mark.parametrize("open_gop", [False, True], ids=["closed-gop", "open-gop"])
+def test_pieces_decode_to_the_frames_of_the_whole_file(tmp_path: Path, open_gop: bool):
+    import decord
+    import numpy as np
+
+    from vadctl.catalog import VideoSource
+    from vadctl.video import VideoReader
+
+    video = _h264(tmp_path / "v.mp4", open_gop)
+    with VideoReader(VideoSource("v", video)) as reader:
+        pieces = np.concatenate([window.frames for window in reader.windows(16)])
+    whole = decord.VideoReader(str(video), num_threads=1)
+    assert np.array_equal(pieces, whole.get_batch(list(range(len(whole)))).asnumpy())
