@@ -25,6 +25,7 @@ from vadctl.store import FeatureStore
 FEATURES = ("frames", "flow", "regions", "velocity")
 POINTS = ("extract.written", "store.commit.before_switch", "store.commit.after_switch", "store.commit.removing")
 IDS = ("a", "b", "c")
+CHOSEN = ("--features", ",".join(FEATURES))  # the CLI runs what the API runs, not the default set
 
 
 def write_archive(root: Path, version: int) -> Path:
@@ -95,7 +96,7 @@ def test_changed_sources_killed_at_each_commit_point_then_rerun(versions, tmp_pa
         shutil.copy2(versions["new_root"] / f"{name}.avi", root / f"{name}.avi")
     # removal happens once per superseded node (clip table + 4 entries): the n-th video's first one
     reached = 1 + (nth - 1) * (1 + len(FEATURES)) if point == "store.commit.removing" else nth
-    killed(extract_cmd(root, store), f"{point}@{reached}")
+    killed(extract_cmd(root, store, *CHOSEN), f"{point}@{reached}")
     switched = assert_old_or_new(snapshot(store), versions["old"], versions["new"])
     expected_switched = nth - 1 + (point in ("store.commit.after_switch", "store.commit.removing"))
     assert len(switched) == expected_switched, (point, nth, switched)
@@ -113,7 +114,7 @@ def test_changed_sources_killed_at_each_commit_point_then_rerun(versions, tmp_pa
 def test_forced_reextract_killed_at_each_commit_point(versions, tmp_path: Path, point: str):
     store = tmp_path / "store.zarr"
     shutil.copytree(versions["base"] / "new.zarr", store)
-    killed(extract_cmd(versions["new_root"], store, "--force"), point)
+    killed(extract_cmd(versions["new_root"], store, "--force", *CHOSEN), point)
     assert_same(snapshot(store), versions["new"])  # same input: old and new versions are equal
     assert_intact(store)
     api.extract([versions["new_root"]], store, "train", FEATURES, force=True)
@@ -123,7 +124,7 @@ def test_forced_reextract_killed_at_each_commit_point(versions, tmp_path: Path, 
 
 def test_new_videos_killed_before_their_commit_are_extracted_by_the_rerun(versions, tmp_path: Path):
     store = tmp_path / "store.zarr"
-    killed(extract_cmd(versions["new_root"], store), "store.commit.before_switch@2")
+    killed(extract_cmd(versions["new_root"], store, *CHOSEN), "store.commit.before_switch@2")
     assert [r.video_id for r in FeatureStore(store, read_only=True).videos("train")] == ["a"]
     rerun = api.extract([versions["new_root"]], store, "train", FEATURES)
     assert rerun.count("extracted") == 2 and rerun.count("up to date") == 1

@@ -121,6 +121,7 @@ class VideoReader:
         self._piece = None  # decord reader of the piece of the file being read
         self._pieces: Iterator[bytes] | None = None
         self._piece_len = self._piece_pos = 0
+        self._piece_first = 0  # the video's frame index of the piece's first frame
         self._frames: list[Path] | None = None
         self._native: list[str] = []
         self._held = native_stderr.hold()
@@ -159,13 +160,11 @@ class VideoReader:
             raise self._fail("cannot open video", error) from error
         if n_frames <= 0:
             raise VideoError(path, "video has no frames")
-        self._pieces = _keyframe_pieces(path, SEGMENT_FRAMES)
         try:
-            if not self._next_piece():
-                raise ValueError("no video packets")
+            self._first_piece()
         except Exception:  # not cut into pieces (no PyAV, or a stream it cannot copy): decord reads the file whole
             self._pieces = None
-            self._piece, self._piece_len, self._piece_pos = reader, n_frames, 0
+            self._piece, self._piece_len, self._piece_pos, self._piece_first = reader, n_frames, 0, 0
         try:
             source_h, source_w = self._piece[0].shape[:2]
             self._piece.seek(0)
@@ -174,6 +173,15 @@ class VideoReader:
         self._take_native()
         width, height = self.decode.output_size(source_w, source_h)
         return VideoInfo(n_frames, fps if fps > 0 else 25.0, height, width, source_h, source_w)
+
+    def _first_piece(self) -> None:
+        """Start reading the file's pieces from its first frame."""
+        if self._pieces is not None:
+            self._pieces.close()
+        self._pieces = _keyframe_pieces(self.source.path, SEGMENT_FRAMES)
+        self._piece, self._piece_len, self._piece_pos, self._piece_first = None, 0, 0, 0
+        if not self._next_piece():
+            raise ValueError("no video packets")
 
     def _next_piece(self) -> bool:
         """Open the next piece of the file with decord; False when there is none."""
@@ -184,8 +192,21 @@ class VideoReader:
         if data is None:
             return False
         piece = decord.VideoReader(io.BytesIO(data), num_threads=self._num_threads)
+        self._piece_first += self._piece_len
         self._piece, self._piece_len, self._piece_pos = piece, len(piece), 0
         return True
+
+    def _go_to(self, start: int) -> None:
+        """Position the reader at frame `start`: forward through pieces (copied, not decoded), or
+        from the first piece again when `start` lies behind (a segment's frame before it)."""
+        if self._pieces is None:  # the whole file in one decord reader: it seeks itself
+            self._piece_pos = start
+            return
+        if start < self._piece_first:
+            self._first_piece()
+        while start >= self._piece_first + self._piece_len and self._next_piece():
+            pass
+        self._piece_pos = start - self._piece_first
 
     def _open_folder(self) -> VideoInfo:
         frames = frame_files(self.source.path)
@@ -222,6 +243,8 @@ class VideoReader:
         since = len(self._native)
         parts, at = [], start
         try:
+            if start != self._piece_first + self._piece_pos:
+                self._go_to(start)
             while at < stop:
                 if self._piece_pos >= self._piece_len and (self._pieces is None or not self._next_piece()):
                     break

@@ -122,10 +122,11 @@ class Motion(Featurizer):
         flow = upstream["flow"]
         # stored flow is in pixels of the stored size: back to pixels per frame of the decoded frames
         pixels = to_pixels(flow.dense["data"], flow.params) / float(flow.params["store_scale"])
-        for field in pixels:
-            if self._seen >= self._first_needed():
-                self._per_frame[self._seen] = cell_statistics(field, (self.rows, self.cols), edges, self.moving)
-            self._seen += 1
+        for offset, field in enumerate(pixels):
+            index = window.start + offset
+            if index >= self._first_needed():  # frames before the next clip are never read again
+                self._per_frame[index] = cell_statistics(field, (self.rows, self.cols), edges, self.moving)
+        self._seen = window.stop
         return Output(dense={"embedding": self._ready(self._seen)})
 
     def _first_needed(self) -> int:
