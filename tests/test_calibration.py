@@ -63,6 +63,12 @@ def reference_aivad(store: FeatureStore, spec, videos: list[str], n_folds: int) 
     return {"min": low, "scale": high - low, "normal": normal, "frames": frame_scores, "in_sample": in_sample}
 
 
+def robust_threshold(scores: np.ndarray) -> float:
+    """The default rule robust:3 computed here: median + 3·(q84.13 − median)."""
+    median = np.median(scores)
+    return median + 3 * (np.percentile(scores, 84.13) - median)
+
+
 @pytest.mark.parametrize("n_folds", [10, 3])  # 6 training videos: leave-one-video-out, then group 3-fold
 def test_aivad_calibration_comes_from_models_that_never_saw_the_video(model_store, n_folds):
     store = FeatureStore(model_store["store"], read_only=True)
@@ -74,13 +80,14 @@ def test_aivad_calibration_comes_from_models_that_never_saw_the_video(model_stor
     assert calibration["min"] == pytest.approx(expected["min"], rel=1e-4, abs=1e-6)
     assert calibration["scale"] == pytest.approx(expected["scale"], rel=1e-4)
     assert calibration["normal"] == pytest.approx(expected["normal"], rel=1e-4, abs=1e-6)
-    # the frame threshold: μ and σ of those held-out frame scores (no smoothing here)
+    # the frame threshold: statistics of those held-out frame scores (no smoothing here)
     frames = expected["frames"]
     assert result.calibration.method == "crossfit" and result.calibration.videos == videos
     assert result.calibration.n_frames == len(frames) == 6 * 40
     assert result.calibration.mean == pytest.approx(frames.mean(), rel=1e-4)
     assert result.calibration.std == pytest.approx(frames.std(), rel=1e-4)
-    assert result.calibration.threshold() == pytest.approx(frames.mean() + 3 * frames.std(), rel=1e-4)
+    assert result.calibration.threshold("sigma:3") == pytest.approx(frames.mean() + 3 * frames.std(), rel=1e-4)
+    assert result.calibration.threshold() == pytest.approx(robust_threshold(frames), rel=1e-3)  # the default
     # in-sample scores are lower (each video vouches for itself): the test tells the two apart
     assert expected["in_sample"].min() != pytest.approx(expected["min"], rel=1e-3)
 
@@ -111,10 +118,11 @@ def test_cli_fit_prints_the_calibration_it_saved(model_store, tmp_path):
     frames = reference_aivad(store, spec, videos, 10)["frames"]
     calibration = header["calibration"]
     assert calibration["mean"] == pytest.approx(frames.mean(), rel=1e-4)
-    assert calibration["threshold"] == pytest.approx(frames.mean() + 3 * frames.std(), rel=1e-4)
+    assert calibration["threshold"] == pytest.approx(robust_threshold(frames), rel=1e-3)
+    assert calibration["median"] == pytest.approx(np.median(frames), rel=1e-3)
     output = " ".join(result.output.split())  # rich wraps long lines
-    printed = f"threshold sigma:3: {calibration['threshold']:.6g} (μ={calibration['mean']:.6g}, σ="
-    assert printed in output
+    printed = f"threshold robust:3: {calibration['threshold']:.6g} (median {calibration['median']:.6g}, σ̂ "
+    assert printed in output and f"μ {calibration['mean']:.6g}, σ {calibration['std']:.6g}" in output
     assert f"{len(frames)} held-out normal frames, crossfit on 6 video(s)" in output
 
 

@@ -188,11 +188,13 @@ def test_cli_scores_are_the_library_scores_and_flags_follow_the_stored_threshold
     assert written.select("video", "frame").equals(direct.select("video", "frame"))
     np.testing.assert_allclose(written["score"].to_numpy(), direct["score"].to_numpy(), rtol=1e-12)
     calibration = read_header(scored["out"] / "m.safetensors")["calibration"]
-    threshold = calibration["mean"] + 3 * calibration["std"]
+    assert calibration["rule"] == "robust:3"  # median + 3·σ̂, both stored in the file
+    threshold = calibration["median"] + 3 * calibration["robust_std"]
     assert written["threshold"].unique().to_list() == [pytest.approx(threshold)]
     np.testing.assert_array_equal(written["is_anomaly"].to_numpy(), written["score"].to_numpy() > threshold)
     np.testing.assert_allclose(
-        written["score_norm"].to_numpy(), (written["score"].to_numpy() - calibration["mean"]) / calibration["std"]
+        written["score_norm"].to_numpy(),
+        (written["score"].to_numpy() - calibration["median"]) / calibration["robust_std"],
     )
     assert 0 < written["is_anomaly"].sum() < len(written)  # the flags are not all one way
 

@@ -72,7 +72,7 @@ def test_misaligned_scores_and_labels_are_reported(tmp_path: Path):
         ("video,frame\n01,0\n", "missing: label"),
         ("video,frame,label\n01,0,2\n", "must be 0 or 1"),
         ("video,frame,label\n01,0,1\n01,0,0\n", "more than once"),
-        ("video,frame,label\n01,x,1\n", "integers"),
+        ("video,frame,label\n01,x,1\n", "frame 'x' must be a whole number"),
     ],
 )
 def test_bad_label_files(tmp_path: Path, content: str, message: str):
@@ -110,8 +110,8 @@ def test_video_and_class_confusion(tmp_path: Path):
     [
         ("video,frame\n01,0\n", "needs columns video,frame,label (missing: label)"),
         ("video\n01\n", "missing: frame, label)"),
-        ("video,frame,label\n01,0,1\n07,3,5\n", "label must be 0 or 1 (video 07, frame 3: 5)"),
-        ("video,frame,label\n01,0,1\n07,3,5\n08,1,7\n", "label must be 0 or 1 (video 07, frame 3: 5)"),
+        ("video,frame,label\n01,0,1\n07,3,5\n", "line 3 (video 07): label 5 must be 0 or 1"),
+        ("video,frame,label\n01,0,1\n07,3,5\n08,1,7\n", "line 3 (video 07): label 5 must be 0 or 1"),
         ("video,frame,label\n01,0,1\n02,4,0\n02,4,1\n", "video 02 frame 4 is labelled more than once"),
         ('video,frame,label\n"01,0,1\n', "cannot read as CSV"),
     ],

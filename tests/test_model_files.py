@@ -164,12 +164,12 @@ def without(prefix: str):
         ("newer format version", "model file format 2"),
         ("unknown model", "unknown model 'gpt'"),
         ("unknown parameter", "unknown parameter"),
-        ("no model key", "header lacks 'model'"),
-        ("no features", "does not fit model aivad"),
-        ("no state", "does not fit model aivad"),
+        ("no model key", "incomplete or malformed (no model)"),
+        ("no features", "incomplete or malformed (no features)"),
+        ("no state", "incomplete or malformed (no state)"),
         ("state tensors removed", "does not fit model aivad"),
-        ("no calibration", "calibration lacks 'calibration'"),
-        ("no quantiles", "calibration lacks 'calibration.quantiles'"),
+        ("no calibration", "incomplete or malformed (no calibration)"),
+        ("no quantiles", "array calibration.quantiles is missing"),
     ],
 )
 def test_not_a_vadctl_model_is_refused_with_its_reason(saved, tmp_path: Path, case: str, message: str):
@@ -216,7 +216,7 @@ def test_cut_short_and_empty_files_are_refused(saved, tmp_path: Path):
             load_model(path)
     folder = tmp_path / "folder.safetensors"
     folder.mkdir()
-    with pytest.raises(ModelFileError, match="no such model file"):
+    with pytest.raises(ModelFileError, match="is a folder"):
         load_model(folder)
 
 

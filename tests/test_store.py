@@ -94,7 +94,7 @@ def test_writer_refuses_missing_rows(store_path: Path):
     record = new_video(store)
     writer = store.entry_writer(record, SPEC, {"dense": ArraySpec((3,), "float32")}, 10)
     writer.write(dense={"dense": np.zeros((4, 3))})
-    with pytest.raises(ValueError, match="wrote 4 of 10"):
+    with pytest.raises(ValueError, match="wrote rows up to 4 of 10"):
         writer.finish()
 
 

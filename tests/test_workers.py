@@ -111,7 +111,8 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_is_committed(serial, tmp_path: 
 
     root, reference = serial
     store = tmp_path / "s.zarr"
-    proc = subprocess.Popen(extract_cmd(root, store, "--workers", "2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command = extract_cmd(root, store, "--workers", "2", "--features", ",".join(FEATURES))
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     workers: set[int] = set()
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:  # interrupt once a video is committed
