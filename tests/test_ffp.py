@@ -168,7 +168,8 @@ def test_model_file_loads_without_pickle_and_refuses_tampering(fitted, tmp_path,
     monkeypatch.setattr(type(model), "state", lambda self: ({k: v for k, v in arrays.items() if "outc" not in k}, meta))
     save_model(lacking, model, loaded.calibration)
     monkeypatch.undo()
-    with pytest.raises(ModelFileError, match="model state does not fit model ffp and its parameters: generator weights do not fit"):
+    expected = "model state does not fit model ffp and its parameters: generator weights do not fit"
+    with pytest.raises(ModelFileError, match=expected):
         load_model(lacking)
 
 
