@@ -20,6 +20,7 @@ from sklearn.model_selection import GroupKFold
 
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, VadModel, frame_size, pick_feature
+from vadctl.models.pca_state import pca_arrays, pca_from_arrays, squared_errors
 from vadctl.models.registry import register
 from vadctl.models.state_checks import StateShapes, finite_number
 from vadctl.results import RegionScores, VideoScores
@@ -99,7 +100,7 @@ class Fuvas(VadModel):
 
     def _errors(self, pca: PCA, flat: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
         """(clip errors, per-cell error maps or None): squared reconstruction error."""
-        squared = (flat - pca.inverse_transform(pca.transform(flat))) ** 2
+        squared = squared_errors(pca, flat)
         if len(shape) < 3:
             return squared.sum(axis=1), None
         maps = squared.reshape(len(flat), *shape)
@@ -182,7 +183,7 @@ class Fuvas(VadModel):
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         pca = self.pca_
-        arrays = {"components": pca.components_, "mean": pca.mean_, "explained_variance": pca.explained_variance_}
+        arrays = pca_arrays(pca)
         meta = {"shape": list(self.shape_), "cell_threshold": self.cell_threshold_, "n_components": pca.n_components_}
         return arrays, meta
 
@@ -202,14 +203,7 @@ class Fuvas(VadModel):
         shapes.nothing_else()
 
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        pca = PCA(n_components=int(meta["n_components"]))
-        pca.components_ = np.asarray(arrays["components"])
-        pca.mean_ = np.asarray(arrays["mean"])
-        pca.explained_variance_ = np.asarray(arrays["explained_variance"])
-        pca.n_components_ = int(meta["n_components"])
-        pca.n_features_in_ = pca.mean_.shape[0]
-        pca.whiten = False
-        self.pca_ = pca
+        self.pca_ = pca_from_arrays(arrays, meta["n_components"])
         self.shape_ = tuple(meta["shape"])
         threshold = meta["cell_threshold"]
         self.cell_threshold_ = None if threshold is None else float(threshold)

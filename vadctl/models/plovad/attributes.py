@@ -33,6 +33,7 @@ from sklearn.model_selection import KFold
 
 from vadctl.errors import UsageError
 from vadctl.models.density import GMMDensity
+from vadctl.models.pca_state import pca_arrays, pca_from_arrays, squared_errors
 from vadctl.models.plovad.snippets import VideoInputs
 
 CONTRASTS = ("none", "video")
@@ -45,9 +46,7 @@ def _flat(grids: Sequence[np.ndarray]) -> np.ndarray:
 
 def pca_errors(pca: PCA, grid: np.ndarray) -> np.ndarray:
     """(T, R, W) squared reconstruction error per cell of (T, C, R, W) grids."""
-    flat = grid.reshape(len(grid), -1).astype(np.float64)
-    squared = (flat - pca.inverse_transform(pca.transform(flat))) ** 2
-    return squared.reshape(grid.shape).sum(axis=1)
+    return squared_errors(pca, grid.reshape(len(grid), -1)).reshape(grid.shape).sum(axis=1)
 
 
 def region_cells(video: VideoInputs, scores: np.ndarray, fill: float | None, shape: tuple[int, int]) -> np.ndarray:
@@ -189,9 +188,7 @@ class CellAttributes:
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         pca = self.pca_
         arrays = {
-            "pca.components": pca.components_,
-            "pca.mean": pca.mean_,
-            "pca.explained_variance": pca.explained_variance_,
+            **pca_arrays(pca, "pca."),
         }
         if self.gmm_ is not None:
             arrays |= {f"gmm.{k}": v for k, v in self.gmm_.state().items()}
@@ -204,14 +201,7 @@ class CellAttributes:
         return arrays, meta
 
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> CellAttributes:
-        pca = PCA(n_components=int(meta["n_components"]))
-        pca.components_ = np.asarray(arrays["pca.components"])
-        pca.mean_ = np.asarray(arrays["pca.mean"])
-        pca.explained_variance_ = np.asarray(arrays["pca.explained_variance"])
-        pca.n_components_ = int(meta["n_components"])
-        pca.n_features_in_ = pca.mean_.shape[0]
-        pca.whiten = False
-        self.pca_ = pca
+        self.pca_ = pca_from_arrays(arrays, meta["n_components"], "pca.")
         self.shape_ = tuple(meta["shape"])
         self.scale_ = {k: list(v) for k, v in meta["scale"].items()}
         self.gmm_ = None
