@@ -8,13 +8,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from vadctl import defaults
 from vadctl.errors import VadctlError
+
+try:  # typer ≥ 0.2x runs without click; where click is installed, its own exits pass through too
+    import click
+
+    _PASS_THROUGH: tuple[type[BaseException], ...] = (
+        click.exceptions.Exit,
+        click.exceptions.Abort,
+        click.ClickException,
+    )
+except ImportError:
+    _PASS_THROUGH = ()
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -72,7 +82,7 @@ def one_line_errors(fn: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, *_PASS_THROUGH):
             raise
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: nothing half-written reads as complete; rerun to finish")
