@@ -25,6 +25,11 @@ T = TypeVar("T")
 RETRIES = 3
 
 
+class _Missing(Exception):
+    """An array (or every array) of the bound group is not there: the entry was replaced and its
+    old group removed while being read (follow the record), or the name is wrong (say so)."""
+
+
 class Entry:
     def __init__(self, store: FeatureStore, record: VideoRecord, spec: FeatureSpec):
         self.store = store
@@ -60,6 +65,8 @@ class Entry:
                 if fresh is None or self.spec.key not in fresh.features:
                     raise StoreError(f"{self.where} was removed while being read; run again") from None
                 if fresh.group_of(self.spec.key) == self.group_name:
+                    if isinstance(error, _Missing):
+                        raise FeatureError(f"{self.where} has {error}") from None
                     reason = str(error) if isinstance(error, VadctlError) else f"{type(error).__name__}: {error}"
                     raise StoreError(
                         f"{self.where} is damaged ({reason.splitlines()[0][:200]}); "
@@ -80,7 +87,7 @@ class Entry:
         def open_array() -> zarr.Array:
             group = self.store.node(self.record, self.group_name)
             if name not in group:
-                raise FeatureError(f"{self.where} has no array {name!r}")
+                raise _Missing(f"no array {name!r}")
             return group[name]
 
         return self._guarded(open_array)
@@ -97,11 +104,22 @@ class Entry:
 
     @property
     def array_names(self) -> list[str]:
-        return self._guarded(lambda: sorted(k for k in self.group.array_keys() if k != "offsets"))
+        return sorted(k for k in self._keys() if k != "offsets")
 
     @property
     def offsets(self) -> np.ndarray | None:
-        return self.read("offsets") if "offsets" in self._guarded(lambda: list(self.group.array_keys())) else None
+        return self.read("offsets") if "offsets" in self._keys() else None
+
+    def _keys(self) -> list[str]:
+        """Every array of the entry's group, following the record if the group goes away."""
+
+        def keys() -> list[str]:
+            found = list(self.store.node(self.record, self.group_name).array_keys())
+            if not found:  # a committed entry always holds arrays: its group went away under us
+                raise _Missing("no arrays")
+            return found
+
+        return self._guarded(keys)
 
     def row_index(self) -> np.ndarray:
         """For ragged entries: the frame (or clip) index of every row."""
@@ -112,6 +130,6 @@ class Entry:
 
     def clips(self) -> np.ndarray:
         """For clip-level entries: the (n_clips, 2) [start, stop) frame range of every row."""
-        if "clips" not in self._guarded(lambda: list(self.group.array_keys())):
+        if "clips" not in self._keys():
             raise FeatureError(f"feature {self.spec.key} is frame-level; it has no clip table")
         return self.read("clips")
