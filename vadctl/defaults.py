@@ -16,8 +16,8 @@ INFER_SCORES = Path("stores/infer/scores.parquet")
 INFER_SPLIT = "infer"  # where `vadctl infer` keeps new files' features, apart from train and test
 
 # what `vadctl extract` computes by default: what the default models read (frames: FFP and the
-# scene-aware model; velocity on regions: AI-VAD; motion: FUVAS)
-FEATURES = ("frames", "flow", "regions", "velocity", "motion")
+# scene-aware model; velocity and hog_regions on regions: AI-VAD; motion: FUVAS)
+FEATURES = ("frames", "flow", "regions", "velocity", "hog_regions", "motion")
 WINDOW = 32  # frames decoded at a time (bounds memory)
 CLIP_LENGTH, CLIP_STRIDE, FRAME_STEP = 16, 8, 1
 WAIT_SECONDS = 3600.0  # how long extract waits for videos another run holds

@@ -29,7 +29,7 @@ from vadctl.specs import FeatureSpec
 from vadctl.store import FeatureStore
 
 TYPES = ("velocity", "pose", "deep")
-DEEP_FEATURES = ("clip_regions", "appearance_regions")  # deep_feature="auto": the first one extracted
+DEEP_FEATURES = ("clip_regions", "appearance_regions", "hog_regions")  # "auto": the first one extracted
 
 
 @dataclass
@@ -52,7 +52,7 @@ class AiVad(VadModel):
     name = "aivad"
     summary = "AI-VAD: velocity GMM + pose/deep kNN on regions, leave-video-out calibration"
     needs = (
-        "velocity (required); pose and clip_regions or appearance_regions when extracted "
+        "velocity (required); pose and clip_regions, appearance_regions or hog_regions when extracted "
         "(AI-VAD's pose and deep features)"
     )
     capabilities = Capabilities(crossfit=True)
