@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vadctl import defaults
+
 WIDTH, HEIGHT, FPS = 320, 192, 15
 WALKWAY = (92, 176)  # y range where feet may be
 LAWN = (0, 70)  # y range of the lawn (the forbidden zone)
@@ -251,7 +253,7 @@ def generate(
 
 
 # ----- the end-to-end run behind `vadctl demo` ------------------------------------------------
-DEMO_FEATURES = ("frames", "flow", "regions", "velocity", "motion")
+DEMO_FEATURES = defaults.FEATURES  # the demo runs what `vadctl extract` runs by default
 # The demo scene is a one-way walkway, so direction matters: AI-VAD gets 4 velocity direction bins
 # (its published Ped2 setting, 1 bin, sees speed only and would miss walkers against the flow);
 # plovad's velocity attribute gets the same 4 bins.
