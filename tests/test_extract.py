@@ -38,8 +38,8 @@ def test_extract_all_default_features_then_rerun_is_a_no_op(video_dir: Path, sto
     assert [r.video_id for r in records] == ["a", "b", "cam/c"]
     assert [r.n_frames for r in records] == [24, 20, 28]
     names = sorted({s["name"] for r in records for s in r.features.values()})
-    assert names == ["flow", "frames", "motion", "regions", "velocity"]  # what the default models read
-    assert all(len(r.features) == 5 and r.status == "ok" for r in records)
+    assert names == ["flow", "frames", "hog_regions", "motion", "regions", "velocity"]  # what the default models read
+    assert all(len(r.features) == 6 and r.status == "ok" for r in records)
     regions = entry_data(store_path, "train", "a", "regions")
     assert regions["offsets"][-1] == len(regions["boxes"]) > 0
     stamps = {p: p.stat().st_mtime_ns for p in store_path.rglob("zarr.json")}
