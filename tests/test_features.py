@@ -62,6 +62,24 @@ def test_regions_box_the_moving_square_only():
     assert static.counts.sum() == 0
 
 
+def test_dilation_and_threshold_decide_whether_a_fragmented_object_is_one_region():
+    """A uniform body changes only at its edges: AI-VAD's rule (the default: threshold 18, no
+    dilation) boxes the two changed edges 2 px apart as two regions, threshold 12 with 1 px of
+    dilation as one; a change of 15 gray levels is motion only under the lower threshold."""
+    before = np.full((64, 96), 100, np.uint8)
+    current = before.copy()
+    current[20:44, 30:40] = 160  # leading edge
+    current[20:44, 42:52] = 160  # trailing edge, 2 px of unchanged body between them
+    frames = np.stack([np.repeat(f[..., None], 3, 2) for f in (before, current)])
+    assert len(run(Regions(), frames).memory["boxes"][1]) == 2
+    assert len(run(Regions(binary_threshold=12, dilation=1), frames).memory["boxes"][1]) == 1
+    faint = before.copy()
+    faint[20:44, 30:52] = 115
+    frames = np.stack([np.repeat(f[..., None], 3, 2) for f in (before, faint)])
+    assert len(run(Regions(), frames).memory["boxes"][1]) == 0
+    assert len(run(Regions(binary_threshold=12, dilation=1), frames).memory["boxes"][1]) == 1
+
+
 def test_min_area_and_overlap_filters():
     boxes = np.array([[0, 0, 10, 10], [2, 2, 6, 6], [20, 20, 30, 30], [25, 25, 40, 40]], np.float32)
     keep = drop_overlapping(boxes, 0.65)
