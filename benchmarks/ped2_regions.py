@@ -79,6 +79,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--step", type=int, default=5)
     args = parser.parse_args()
+    if not sorted((args.data / "train").glob("*.mp4")):
+        raise SystemExit(f"{args.data}: no training videos (expected train/*.mp4)")
+    if args.step < 1:
+        raise SystemExit(f"--step {args.step}: must be ≥ 1")
     if not YOLOX.is_file():
         raise SystemExit(f"skipped: {YOLOX} is absent (the reference boxes need YOLOX-nano)")
 
