@@ -90,3 +90,15 @@ def test_clip_table_and_sampled_frames():
     assert ClipSpec(16, 8, 1).frame_indices(0, 5)[-1] == 4
     with pytest.raises(UsageError):
         ClipSpec(0, 1, 1)
+
+
+def test_a_video_ending_three_frames_after_a_keyframe_decodes_whole(tmp_path: Path):
+    """Cut at keyframes, such a file once left a 3-frame last piece that decord cannot open."""
+    import av
+
+    frames = render(75, seed=5)
+    path = write_video(tmp_path / "v.avi", frames)  # FFV1: a keyframe every 12 frames here
+    with av.open(str(path)) as container:
+        keyframes = [i for i, p in enumerate(container.demux(container.streams.video[0])) if p.size and p.is_keyframe]
+    assert 72 in keyframes  # the stream's last keyframe is 3 frames before its end
+    np.testing.assert_array_equal(read_all(VideoSource("v", path), window=8), frames)

@@ -306,12 +306,17 @@ def _keyframe_pieces(path: Path, min_frames: int) -> Iterator[bytes]:
 
     A piece starts only at a keyframe that starts a closed group of pictures: one whose next packet
     shows after it. Leading pictures (shown before the keyframe, decoded after it: open GOPs) refer
-    to the frames before the keyframe, so there the cut waits for the next keyframe."""
+    to the frames before the keyframe, so there the cut waits for the next keyframe.
+
+    The last piece is never shorter than `min_frames`: a stream that ends a few frames after a
+    keyframe has that tail joined to the piece before it, because decord cannot open a Matroska
+    file of three frames or fewer ("broken metadata"), which failed whole, valid videos."""
     import av
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         packets: list = []
+        held: list | None = None  # a finished piece, yielded once the next one is known to be long enough
         cut = None  # index in `packets` of the keyframe a piece may start at
         for packet in container.demux(stream):
             if packet.size == 0:  # the demuxer's end-of-stream marker
@@ -319,14 +324,18 @@ def _keyframe_pieces(path: Path, min_frames: int) -> Iterator[bytes]:
             if cut is not None:
                 key = packets[cut]
                 if packet.pts is None or key.pts is None or packet.pts > key.pts:
-                    yield _matroska(stream, packets[:cut])
-                    packets = packets[cut:]
+                    if held is not None:
+                        yield _matroska(stream, held)
+                    held, packets = packets[:cut], packets[cut:]
                 cut = None
             if packet.is_keyframe and len(packets) >= min_frames:
                 cut = len(packets)
             packets.append(packet)
-        if packets:
-            yield _matroska(stream, packets)
+        if held is not None and len(packets) < min_frames:
+            held, packets = held + packets, []
+        for piece in (held, packets):
+            if piece:
+                yield _matroska(stream, piece)
 
 
 def _matroska(stream, packets: list) -> bytes:
