@@ -102,3 +102,27 @@ def test_a_video_ending_three_frames_after_a_keyframe_decodes_whole(tmp_path: Pa
         keyframes = [i for i, p in enumerate(container.demux(container.streams.video[0])) if p.size and p.is_keyframe]
     assert 72 in keyframes  # the stream's last keyframe is 3 frames before its end
     np.testing.assert_array_equal(read_all(VideoSource("v", path), window=8), frames)
+
+
+def test_a_piece_decord_cannot_open_falls_back_to_the_whole_file(tmp_path: Path, monkeypatch):
+    """Cutting at keyframes is ours: a piece decord rejects must not fail a valid video. Here every
+    piece after the first is 3 frames (real Matroska bytes that decord cannot open)."""
+    import av
+
+    from vadctl import video
+
+    def three_frame_pieces(path, min_frames):
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            packets = [p for p in container.demux(stream) if p.size]
+            yield video._matroska(stream, packets[:12])  # opens: the reader starts cutting
+            for start in range(12, len(packets), 3):
+                yield video._matroska(stream, packets[start : start + 3])
+
+    frames = render(40, seed=6)
+    path = write_video(tmp_path / "v.avi", frames)  # FFV1: every packet stands alone
+    monkeypatch.setattr(video, "_keyframe_pieces", three_frame_pieces)
+    np.testing.assert_array_equal(read_all(VideoSource("v", path), window=8), frames)
+    with VideoReader(VideoSource("v", path)) as reader:  # seeks forward past the failing piece, then back
+        np.testing.assert_array_equal(reader.frame(30), frames[30])
+        np.testing.assert_array_equal(reader.frame(5), frames[5])

@@ -191,10 +191,25 @@ class VideoReader:
         data = next(self._pieces, None)
         if data is None:
             return False
-        piece = decord.VideoReader(io.BytesIO(data), num_threads=self._num_threads)
-        self._piece_first += self._piece_len
+        first = self._piece_first + self._piece_len
+        try:
+            piece = decord.VideoReader(io.BytesIO(data), num_threads=self._num_threads)
+        except Exception:  # a piece decord cannot open is our cut, not the file: read the rest whole
+            self._whole_file_from(first)
+            return True
+        self._piece_first = first
         self._piece, self._piece_len, self._piece_pos = piece, len(piece), 0
         return True
+
+    def _whole_file_from(self, first: int) -> None:
+        """Decode from frame `first` on with decord over the whole file, as for files PyAV cannot cut
+        (decode-ahead memory is then unbounded for the rest of this video, which still extracts)."""
+        import decord
+
+        self._pieces.close()
+        self._pieces = None
+        whole = decord.VideoReader(str(self.source.path), num_threads=self._num_threads)
+        self._piece, self._piece_len, self._piece_first, self._piece_pos = whole, len(whole), 0, first
 
     def _go_to(self, start: int) -> None:
         """Position the reader at frame `start`: forward through pieces (copied, not decoded), or
