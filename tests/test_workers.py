@@ -17,6 +17,7 @@ from vadctl.store import FeatureStore
 
 FEATURES = ("frames", "flow", "regions", "velocity")
 N_FRAMES = 48
+LONG_FRAMES = 480
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +103,24 @@ def test_executor_ray_without_ray_installed_is_a_one_line_error(tmp_path: Path, 
     assert not (tmp_path / "s.zarr").exists()
 
 
-def test_ctrl_c_stops_the_workers_and_keeps_what_is_committed(serial, tmp_path: Path):
+@pytest.fixture(scope="module")
+def serial_with_long(tmp_path_factory) -> tuple[Path, Path]:
+    """The archive plus a long video: work left after the first commit, so Ctrl-C always lands
+    mid-run (with short videos only, a loaded machine let the run finish before the signal)."""
+    root = archive(tmp_path_factory.mktemp("interrupt") / "videos", frames=N_FRAMES, long_frames=LONG_FRAMES)
+    store = root.parent / "serial.zarr"
+    assert not api.extract([root], store, "train", FEATURES).failed
+    return root, store
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_what_is_committed(serial_with_long, tmp_path: Path):
     import subprocess
     import time
 
     from commands import extract_cmd
     from snapshots import snapshot
 
-    root, reference = serial
+    root, reference = serial_with_long
     store = tmp_path / "s.zarr"
     command = extract_cmd(root, store, "--workers", "2", "--features", ",".join(FEATURES))
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -120,6 +131,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_is_committed(serial, tmp_path: 
         if (store / "zarr.json").exists() and FeatureStore(store, read_only=True).videos("train"):
             break
         time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
