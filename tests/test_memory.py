@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from videos import Square, make_video
+from videos import Square, encode_with_pyav, make_video
 
 from vadctl import api
 from vadctl.features.motion import Motion
@@ -60,29 +60,10 @@ def test_reading_a_long_video_takes_no_more_memory_than_a_short_one(tmp_path: Pa
 
 def _h264(path: Path, open_gop: bool) -> Path:
     """H.264 with B-frames and a keyframe every 24 frames (PyAV's libx264)."""
-    import av
-    import numpy as np
-
-    container = av.open(str(path), "w")
-    try:
-        stream = container.add_stream("libx264", rate=25)
-    except Exception as error:  # a PyAV build without libx264
-        container.close()
-        pytest.skip(f"no H.264 encoder: {error}")
-    stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-    stream.options = {"bf": "3", "g": "24", "keyint_min": "24", "sc_threshold": "0"}
+    options = {"bf": "3", "g": "24", "keyint_min": "24", "sc_threshold": "0"}
     if open_gop:
-        stream.options = {**stream.options, "x264-params": "open-gop=1"}
-    rng = np.random.default_rng(0)
-    for t in range(150):
-        image = np.full((120, 160, 3), 50, np.uint8)
-        image[40:70, (3 * t) % 130 : (3 * t) % 130 + 30] = rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)
-        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+        options["x264-params"] = "open-gop=1"
+    return encode_with_pyav(path, "libx264", 150, options, width=160, height=120)
 
 
 @pytest.mark.parametrize("open_gop", [False, True], ids=["closed-gop", "open-gop"])

@@ -77,3 +77,33 @@ def write_frame_folder(folder: Path, frames: np.ndarray, suffix: str = ".png") -
     for i, frame in enumerate(frames):
         cv2.imwrite(str(folder / f"{i:03d}{suffix}"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     return folder
+
+
+def encode_with_pyav(
+    path: Path, codec: str, n_frames: int, options: dict[str, str], width: int = 96, height: int = 64
+) -> Path:
+    """A textured square sliding over gray, encoded with one of PyAV's encoders (B-frames, GOP size
+    and so on in `options`); skips the calling test where this PyAV build lacks the encoder."""
+    import av
+    import pytest
+
+    container = av.open(str(path), "w")
+    try:
+        stream = container.add_stream(codec, rate=25)
+    except Exception as error:
+        container.close()
+        pytest.skip(f"no {codec} encoder: {error}")
+    stream.width, stream.height, stream.options = width, height, options
+    stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+    rng = np.random.default_rng(0)
+    side = height // 4
+    for t in range(n_frames):
+        image = np.full((height, width, 3), 50, np.uint8)
+        left = (3 * t) % (width - side)
+        image[side : 2 * side, left : left + side] = rng.integers(0, 255, (side, side, 3), dtype=np.uint8)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
