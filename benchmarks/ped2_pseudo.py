@@ -29,6 +29,7 @@ from decord import VideoReader, cpu
 from sklearn.metrics import roc_auc_score
 
 from vadctl import api
+from vadctl.errors import VadctlError
 from vadctl.models.registry import build
 from vadctl.store import FeatureStore
 
@@ -245,7 +246,16 @@ def main() -> None:
     parser.add_argument("--demo-check", default=None, help="JSON AI-VAD parameters: run the demo's check only")
     args = parser.parse_args()
     if args.demo_check is not None:
-        recall, fpr = demo_check(json.loads(args.demo_check))
+        try:
+            params = json.loads(args.demo_check)
+        except json.JSONDecodeError as error:
+            sys.exit(f"--demo-check {args.demo_check!r}: not a JSON object of AI-VAD parameters ({error})")
+        if not isinstance(params, dict):
+            sys.exit(f"--demo-check {args.demo_check!r}: not a JSON object of AI-VAD parameters")
+        try:
+            recall, fpr = demo_check(params)
+        except VadctlError as error:
+            sys.exit(f"--demo-check: {error}")
         verdict = "passes" if recall >= 0.5 and fpr <= 0.05 else "FAILS"
         print(f"demo, AI-VAD {args.demo_check}: recall {recall:.3f}, false-positive rate {fpr:.3f}: {verdict}")
         return
