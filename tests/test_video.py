@@ -133,8 +133,7 @@ CODECS_TO_CUT = [
     ("mpeg4", ".avi", {"g": "5"}),
     ("mjpeg", ".avi", {}),
     ("mpeg2video", ".mpg", {"g": "9"}),
-    ("libvpx-vp9", ".webm", {"g": "8"}),
-]
+]  # not VP8/VP9: PyAV cannot open libvpx once decord's FFmpeg is loaded in the process
 
 
 @pytest.mark.parametrize(("codec", "suffix", "options"), CODECS_TO_CUT, ids=[c for c, _, _ in CODECS_TO_CUT])
