@@ -102,6 +102,10 @@ def test_executor_ray_without_ray_installed_is_a_one_line_error(tmp_path: Path, 
     assert not (tmp_path / "s.zarr").exists()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_workers_and_keeps_what_is_committed(serial, tmp_path: Path):
     import subprocess
     import time
@@ -115,9 +119,12 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_is_committed(serial, tmp_path: 
     store = tmp_path / "s.zarr"
     command = extract_cmd(root, store, "--workers", "2", "--features", ",".join(FEATURES))
     # v3's worker waits at its start until signalled, so the run is still going when Ctrl-C comes
-    # (without it, a loaded machine let the run finish first: exit 0, not 130)
     env = {**os.environ, STALL_ENV: "extract.started:v3"}
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # a runner started in the background (`cmd &` in a script) ignores SIGINT, and Python keeps an
+    # ignored SIGINT ignored: give the child Ctrl-C's default, as a terminal would
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=_default_sigint
+    )
     workers: set[int] = set()
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:  # interrupt once the other three are committed
