@@ -5,6 +5,8 @@ Every install goes through constraints.txt, which pins torch/torchvision to the 
 unpinned, open_clip/timm would pull a multi-GB CUDA torch.
 """
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "tests"]
@@ -45,9 +47,12 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.6")
+    """ruff, and the house by stage: import-linter's contracts in pyproject.toml (each stage imports
+    only the stages below it; executors know nothing of extraction). CI runs this session."""
+    session.install("ruff>=0.6", "import-linter>=2.1")
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
+    session.run("lint-imports", env={"PYTHONPATH": str(Path(__file__).parent)})
 
 
 @nox.session
@@ -66,7 +71,7 @@ def mutants(session: nox.Session) -> None:
     the tests that pin them), then the score per module.
 
     Slow and not in CI. Pass mutant name patterns to run part of it, e.g.
-    `nox -s mutants -- "vadctl.metrics.*"`. Results and the survivors judged equivalent: TESTING.md.
+    `nox -s mutants -- "vadctl.review.metrics.*"`. Results and the survivors judged equivalent: TESTING.md.
     """
     session.install(*CONSTRAINTS, ".[mutation]")
     session.run("mutmut", "run", *session.posargs, env={"VADCTL_HYPOTHESIS_PROFILE": "mutants"})

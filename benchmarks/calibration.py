@@ -63,7 +63,7 @@ def rules() -> dict:
 
 
 def heldout_scores(store_path: Path, model: str, params: dict) -> list[np.ndarray]:
-    from vadctl.pipeline import fit_model
+    from vadctl.models.fit import fit_model
     from vadctl.store import FeatureStore
 
     fitted = fit_model(FeatureStore(store_path, read_only=True), model, params, "train")

@@ -31,8 +31,8 @@ def peak_rss_mb() -> float:
 
 
 def stage_decode(data: Path, features: list[str], store: Path) -> dict:
-    from vadctl import catalog
-    from vadctl.video import VideoReader, prefetch
+    from vadctl.video import catalog
+    from vadctl.video.reader import VideoReader, prefetch
 
     frames = 0
     started = time.perf_counter()
@@ -45,10 +45,10 @@ def stage_decode(data: Path, features: list[str], store: Path) -> dict:
 
 
 def stage_compute(data: Path, features: list[str], store: Path) -> dict:
-    from vadctl import catalog
+    from vadctl.common.specs import ClipSpec
     from vadctl.features import build
-    from vadctl.specs import ClipSpec
-    from vadctl.video import VideoReader, prefetch
+    from vadctl.video import catalog
+    from vadctl.video.reader import VideoReader, prefetch
 
     featurizers = build(features)
     frames = 0

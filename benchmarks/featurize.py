@@ -58,8 +58,8 @@ YOLOX_FILE = SHARED_WEIGHTS / "yolox_nano.onnx"  # the only detector weights her
 
 def trimmed_copy(video: Path, n_frames: int, folder: Path) -> Path:
     """The first frames of a video as a lossless file: every stage sees exactly these frames."""
-    from vadctl.catalog import discover
-    from vadctl.video import VideoReader
+    from vadctl.video.catalog import discover
+    from vadctl.video.reader import VideoReader
 
     reader = VideoReader(discover([video])[0])
     frames = next(reader.windows(min(n_frames, reader.info.n_frames))).frames
@@ -93,7 +93,7 @@ def random_weights(folder: Path, features: list[str], clip_model: str) -> dict[s
 
         paths["x3d"] = save_random(build_network("x3d_s").state_dict(), folder / "x3d-x3d_s.safetensors")
     if "raft" in features:
-        from vadctl import raft
+        from vadctl.backbones import raft
 
         paths["raft_small"] = save_random(raft.build("raft_small").state_dict(), folder / "raft_small.safetensors")
     if {"appearance", "appearance_regions"} & set(features):
@@ -125,14 +125,14 @@ def featurizers_for(name: str, clip_model: str):
 
 # ----- bare forward passes: inputs prepared first, only the model timed -----------------------------------
 def all_windows(video: Path):
-    from vadctl.catalog import discover
-    from vadctl.video import VideoReader
+    from vadctl.video.catalog import discover
+    from vadctl.video.reader import VideoReader
 
     return list(VideoReader(discover([video])[0]).windows(32))
 
 
 def regions_of(windows, featurizers):
-    from vadctl.specs import ClipSpec
+    from vadctl.common.specs import ClipSpec
 
     regions = next(f for f in featurizers if f.name == "regions")
     regions.begin(None, ClipSpec())
@@ -226,8 +226,8 @@ def appearance_batches(name: str, featurizer, featurizers, windows) -> list[np.n
 
 def torch_encoder(featurizer):
     """The same backbone and weights in eager torch (runtime=torch), for the onnxruntime comparison."""
+    from vadctl.backbones.torch_compat import device
     from vadctl.features import appearance_model as am
-    from vadctl.torch_compat import device
 
     return am.AppearanceEncoder(
         featurizer.name, featurizer.backbone, featurizer.resolved_weights(), device("cpu"), "torch"
@@ -248,7 +248,7 @@ def extract(name: str, params: dict, video: Path, store: Path) -> tuple[int, flo
     """The extract path as users run it (`vadctl.api.extract`); the model itself was loaded by the
     warm-up (models are loaded once per process), so as in `bare` it is not timed."""
     from vadctl import api
-    from vadctl.specs import FeatureSpec
+    from vadctl.common.specs import FeatureSpec
 
     requested = [FEATURE_OF.get(name, name)]
     report = api.extract([video.parent], store, "train", requested, params, force=True)
@@ -275,10 +275,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
+    from vadctl.backbones.torch_compat import extra_installed
+    from vadctl.backbones.weights import WeightResolver
+    from vadctl.common.specs import ClipSpec
     from vadctl.features.deep import attach_weights
-    from vadctl.specs import ClipSpec
-    from vadctl.torch_compat import extra_installed
-    from vadctl.weights import WeightResolver
 
     names = [n.strip() for n in args.features.split(",") if n.strip()]
     if "pose" in names and not extra_installed("mediapipe"):
@@ -298,8 +298,8 @@ def main() -> None:
         clips = ClipSpec()
         windows = all_windows(video)
         info = None
-        from vadctl.catalog import discover
-        from vadctl.video import VideoReader
+        from vadctl.video.catalog import discover
+        from vadctl.video.reader import VideoReader
 
         info = VideoReader(discover([video])[0]).info
         for name in names:

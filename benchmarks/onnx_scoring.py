@@ -64,8 +64,8 @@ def network_batches(model, store) -> list[np.ndarray]:
 
 def compare(path: Path, store, repeats: int) -> dict:
     from vadctl.models.files import load_model
-    from vadctl.onnx_export import OnnxBackend, export_onnx
-    from vadctl.pipeline import score_model
+    from vadctl.scoring.onnx import OnnxBackend, export_onnx
+    from vadctl.scoring.score import score_model
 
     loaded = load_model(path)
     report = export_onnx(loaded.model, path.with_suffix(".onnx"))
@@ -117,7 +117,7 @@ def plovad_latency(path: Path, repeats: int) -> dict:
     import torch
 
     from vadctl.models.files import load_model
-    from vadctl.onnx_export import OnnxBackend, export_onnx
+    from vadctl.scoring.onnx import OnnxBackend, export_onnx
 
     model = load_model(path).model
     report = export_onnx(model, OUT / "onnx_plovad" / "plovad.onnx")
@@ -196,7 +196,7 @@ def main() -> int:
     import onnxruntime
     import torch
 
-    from vadctl.pipeline import fit_model
+    from vadctl.models.fit import fit_model
     from vadctl.store import FeatureStore
 
     store = FeatureStore(args.store, read_only=True)

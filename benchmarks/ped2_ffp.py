@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vadctl.progress import Progress
+from vadctl.common.progress import Progress
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "ped2"
@@ -69,7 +69,7 @@ def ensure_frames(data: Path, store_path: Path) -> None:
 
 
 def evaluate_columns(frames, labels_path: Path, columns) -> dict:
-    from vadctl.metrics import align, evaluate, read_labels
+    from vadctl.review.metrics import align, evaluate, read_labels
 
     joined, _ = align(frames, read_labels(labels_path))
     out = {}
@@ -123,8 +123,8 @@ def last_frame_psnr(store, videos, resolution: int) -> float:
 
 def select(store, params: dict, rates: list[float]) -> dict:
     """Held-out training PSNR of each generator learning rate (no test data is read)."""
-    from vadctl.pipeline import fit_model
-    from vadctl.training import TrainOptions
+    from vadctl.models.fit import fit_model
+    from vadctl.models.training import TrainOptions
 
     rows = []
     for lr in rates:
@@ -169,10 +169,11 @@ def main() -> int:
     import torch
 
     from vadctl.models.files import load_model
-    from vadctl.pipeline import fit_model, score_model
-    from vadctl.scoring import write_parquet_atomic
+    from vadctl.models.fit import fit_model
+    from vadctl.models.training import TrainOptions
+    from vadctl.scoring.score import score_model
+    from vadctl.scoring.tables import write_parquet_atomic
     from vadctl.store import FeatureStore
-    from vadctl.training import TrainOptions
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -83,7 +83,7 @@ def recording_gap(model_path: Path, store_path: Path, video_labels: Path) -> flo
     detection path that lifts them in anomalous videos has learnt the recording, not the anomaly."""
     from vadctl.models.files import load_model
     from vadctl.store import FeatureStore
-    from vadctl.video_labels import read_video_labels
+    from vadctl.video.labels import read_video_labels
 
     loaded = load_model(model_path)
     model, store = loaded.model, FeatureStore(store_path, read_only=True)
@@ -132,7 +132,7 @@ def main() -> None:
     if not (args.data / "labels.csv").is_file():
         raise SystemExit(f"{args.data}: no Ped2 here (expected train/, test/ and labels.csv)")
     from vadctl import api
-    from vadctl.options import parse_assignments
+    from vadctl.common.params import parse_assignments
 
     args.out.mkdir(parents=True, exist_ok=True)
     params = {"device": "cpu", **parse_assignments(args.param, "--param", "k=v")}

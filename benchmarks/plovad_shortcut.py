@@ -62,8 +62,8 @@ VARIANTS = {
 
 def crowding(root: Path) -> dict[str, float]:
     """Each video's crowd level, measured as the issue measures Ped2's: the share of moving pixels."""
-    from vadctl.catalog import discover
-    from vadctl.video import VideoReader
+    from vadctl.video.catalog import discover
+    from vadctl.video.reader import VideoReader
 
     shares = {}
     for source in discover([root]):
@@ -133,7 +133,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "out" / "plovad_shortcut")
     args = parser.parse_args()
     from vadctl.models.files import load_model
-    from vadctl.pipeline import fit_model, score_model
+    from vadctl.models.fit import fit_model
+    from vadctl.scoring.score import score_model
     from vadctl.store import FeatureStore
 
     args.out.mkdir(parents=True, exist_ok=True)

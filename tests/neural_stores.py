@@ -17,7 +17,7 @@ import numpy as np
 from videos import Square, make_video, render, write_video
 
 from vadctl import api
-from vadctl.pipeline import fit_model
+from vadctl.models.fit import fit_model
 from vadctl.store import FeatureStore
 
 N_FRAMES, WIDTH, HEIGHT = 40, 96, 64

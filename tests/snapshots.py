@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vadctl.specs import FeatureSpec
+from vadctl.common.specs import FeatureSpec
 from vadctl.store import FeatureStore
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vadctl.metrics import align, evaluate
+from vadctl.common.specs import ArraySpec, FeatureSpec, Fingerprint
 from vadctl.models.files import load_model
-from vadctl.pipeline import fit_model, score_model
-from vadctl.specs import ArraySpec, FeatureSpec, Fingerprint
+from vadctl.models.fit import fit_model
+from vadctl.review.metrics import align, evaluate
+from vadctl.scoring.score import score_model
 from vadctl.store import FeatureStore, VideoRecord
 
 N_FRAMES, PER_FRAME = 30, 2
@@ -130,7 +131,7 @@ def test_knn_k_is_honoured_for_deep_features(attribute_store):
 def test_smoothing_stays_within_each_video(attribute_store):
     """Scores of a video are the same whether it is scored alone or after another video: smoothing
     never carries a score across the end of a video."""
-    from vadctl.scoring import temporal_smooth
+    from vadctl.models.scores import temporal_smooth
 
     path, _ = attribute_store
     store = FeatureStore(path, read_only=True)

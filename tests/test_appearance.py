@@ -11,17 +11,17 @@ from tiny_models import imagenet_weights, yolo_onnx
 from typer.testing import CliRunner
 from videos import render
 
+from vadctl.backbones.weights import WeightResolver
 from vadctl.cli import app
+from vadctl.common.specs import ClipSpec, DecodeSpec
 from vadctl.errors import UsageError, WeightsError
 from vadctl.features import appearance_model, build
 from vadctl.features.appearance import Appearance, AppearanceRegions
 from vadctl.features.base import Output
 from vadctl.features.deep import attach_weights
-from vadctl.pipeline import fit_model
-from vadctl.specs import ClipSpec, DecodeSpec
+from vadctl.models.fit import fit_model
 from vadctl.store import FeatureStore
-from vadctl.video import FrameWindow, VideoInfo
-from vadctl.weights import WeightResolver
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 INFO = VideoInfo(n_frames=6, fps=10.0, height=64, width=96, source_height=64, source_width=96)
 
@@ -54,7 +54,7 @@ def reference(backbone: str, path: Path, images: np.ndarray) -> np.ndarray:
     """torchvision's model with the file's tensors loaded by name, pooled and L2-normalised."""
     from safetensors.torch import load_file
 
-    from vadctl.torch_compat import import_torchvision
+    from vadctl.backbones.torch_compat import import_torchvision
 
     net = getattr(import_torchvision().models, backbone)(weights=None).eval()
     net.load_state_dict(load_file(str(path)))

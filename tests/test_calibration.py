@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from vadctl.cli import app
 from vadctl.models import build
 from vadctl.models.files import read_header
-from vadctl.pipeline import fit_model
+from vadctl.models.fit import fit_model
 from vadctl.store import FeatureStore
 
 

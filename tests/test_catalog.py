@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from videos import make_video, render, write_frame_folder, write_video
 
-from vadctl.catalog import SAMPLE_BLOCK, discover
+from vadctl.common.specs import Fingerprint
 from vadctl.errors import UsageError
-from vadctl.specs import Fingerprint
+from vadctl.video.catalog import SAMPLE_BLOCK, discover
 
 
 def test_ids_are_relative_paths_without_suffix(video_dir: Path):
@@ -160,7 +160,7 @@ def test_extract_redoes_a_video_edited_in_the_middle_without_changing_size(tmp_p
 
 
 def test_frame_files_are_images_in_natural_order(tmp_path: Path):
-    from vadctl.catalog import frame_files
+    from vadctl.video.catalog import frame_files
 
     folder = tmp_path / "clip"
     folder.mkdir()

@@ -178,7 +178,7 @@ def test_cli_scores_are_the_library_scores_and_flags_follow_the_stored_threshold
     """What `vadctl score` wrote equals `score_model` on the same file and store, and every flag is
     score > μ + 3σ of the calibration the model file holds (read here, not recomputed by vadctl)."""
     from vadctl.models.files import load_model, read_header
-    from vadctl.pipeline import score_model
+    from vadctl.scoring.score import score_model
     from vadctl.store import FeatureStore
 
     written = pl.read_parquet(scored["out"] / "scores.parquet").sort("video", "frame")

@@ -17,7 +17,10 @@ from tiny_models import TINY_CLIP, raft_small_weights, register_tiny_clip, tiny_
 from typer.testing import CliRunner
 from videos import Square, make_video, render
 
+from vadctl.backbones.torch_compat import has_compiled_ops, import_extra, import_torchvision
+from vadctl.backbones.weights import WeightFile, WeightResolver, load_tensors
 from vadctl.cli import app
+from vadctl.common.specs import ClipSpec, DecodeSpec
 from vadctl.errors import FeatureError, UsageError, WeightsError
 from vadctl.features import build
 from vadctl.features.base import Output
@@ -29,12 +32,10 @@ from vadctl.features.pose import to_box, widened
 from vadctl.features.regions import Regions, merge_detections
 from vadctl.features.x3d import X3D
 from vadctl.models.files import load_model
-from vadctl.pipeline import fit_model, score_model
-from vadctl.specs import ClipSpec, DecodeSpec
+from vadctl.models.fit import fit_model
+from vadctl.scoring.score import score_model
 from vadctl.store import FeatureStore
-from vadctl.torch_compat import has_compiled_ops, import_extra, import_torchvision
-from vadctl.video import FrameWindow, VideoInfo
-from vadctl.weights import WeightFile, WeightResolver, load_tensors
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 runner = CliRunner()
 INFO = VideoInfo(n_frames=8, fps=10.0, height=64, width=96, source_height=64, source_width=96)
@@ -608,7 +609,7 @@ def test_killed_x3d_extraction_resumes_to_the_same_result(tmp_path: Path, weight
 
 
 def test_pose_without_its_extra_is_a_one_line_error(video_dir: Path, store_path: Path):
-    from vadctl.torch_compat import extra_installed
+    from vadctl.backbones.torch_compat import extra_installed
 
     if extra_installed("mediapipe"):
         pytest.skip("mediapipe is installed here")

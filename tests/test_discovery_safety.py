@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from videos import make_video
 
-from vadctl.catalog import scan
 from vadctl.store import FeatureStore
+from vadctl.video.catalog import scan
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and symlinks")
 

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from vadctl.errors import UsageError
-from vadctl.events import anomalous_runs, find_events, parse_since
+from vadctl.scoring.events import anomalous_runs, find_events, parse_since
 
 
 def runs(flags: str, min_len: int = 1, min_gap: int = 0) -> list[tuple[int, int]]:

@@ -3,6 +3,7 @@ import pytest
 from videos import Square, background, render
 
 from vadctl.cli.common import parse_feature_params
+from vadctl.common.specs import ClipSpec, DecodeSpec
 from vadctl.errors import UsageError
 from vadctl.features import build
 from vadctl.features.flow import Flow, to_pixels
@@ -11,8 +12,7 @@ from vadctl.features.regions import Regions, drop_overlapping
 from vadctl.features.registry import parse_names
 from vadctl.features.velocity import Velocity, region_histogram
 from vadctl.models.velocity_bins import merge_bins
-from vadctl.specs import ClipSpec, DecodeSpec
-from vadctl.video import FrameWindow, VideoInfo
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 INFO = VideoInfo(n_frames=8, fps=10.0, height=64, width=96, source_height=64, source_width=96)
 

@@ -10,14 +10,15 @@ from neural_stores import FFP_PARAMS, ffp_store, fitted_ffp
 from typer.testing import CliRunner
 
 from vadctl.cli import app
+from vadctl.common.progress import Progress
 from vadctl.errors import FeatureError, ModelFileError, UsageError, WeightsError
-from vadctl.metrics import align, evaluate, read_labels
 from vadctl.models import build
 from vadctl.models.files import load_model, save_model
-from vadctl.pipeline import fit_model, score_model
-from vadctl.progress import Progress
+from vadctl.models.fit import fit_model
+from vadctl.models.training import CHECKPOINT_FILE, TrainOptions
+from vadctl.review.metrics import align, evaluate, read_labels
+from vadctl.scoring.score import score_model
 from vadctl.store import FeatureStore
-from vadctl.training import CHECKPOINT_FILE, TrainOptions
 
 runner = CliRunner()
 RESUME_PARAMS = {**FFP_PARAMS, "steps": 6}

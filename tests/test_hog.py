@@ -9,13 +9,14 @@ import pytest
 from videos import Square, render, write_video
 
 from vadctl import api
+from vadctl.common.specs import ArraySpec, FeatureSpec, Fingerprint
 from vadctl.errors import UsageError
 from vadctl.features.hog import BINS, HogRegions, hog, hog_dimension
-from vadctl.metrics import align, evaluate, read_labels
 from vadctl.models.aivad import AiVad
 from vadctl.models.files import load_model
-from vadctl.pipeline import fit_model, score_model
-from vadctl.specs import ArraySpec, FeatureSpec, Fingerprint
+from vadctl.models.fit import fit_model
+from vadctl.review.metrics import align, evaluate, read_labels
+from vadctl.scoring.score import score_model
 from vadctl.store import FeatureStore, VideoRecord
 
 N_FRAMES, WIDTH = 36, 96

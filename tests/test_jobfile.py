@@ -11,7 +11,7 @@ from videos import make_video
 from vadctl import api
 from vadctl.cli import app
 from vadctl.errors import UsageError
-from vadctl.jobfile import extract_keywords, load_job
+from vadctl.nightly.jobfile import extract_keywords, load_job
 
 runner = CliRunner()
 GOOD = """\
@@ -81,7 +81,9 @@ def test_a_missing_job_file_is_one_line_too(tmp_path: Path):
     assert result.exit_code == 2 and "no such job file" in result.stderr
 
 
-def test_extract_keys_follow_the_api_so_a_new_keyword_is_a_job_key_at_once(site: Path, monkeypatch):
+def test_extract_keys_follow_the_recipe_so_a_new_keyword_is_a_job_key_at_once(site: Path, monkeypatch):
+    from vadctl.nightly import runner
+
     assert set(extract_keywords()) == set(inspect.signature(api.extract).parameters) - {
         "roots",
         "store",
@@ -91,13 +93,13 @@ def test_extract_keys_follow_the_api_so_a_new_keyword_is_a_job_key_at_once(site:
         "force",
     }
     seen = {}
-    real = api.extract
+    real = runner.extract
 
-    def extract_with_workers(*args, workers: int = 1, **kwargs):  # e.g. parallel extraction, added later
+    def extract_with_workers(*args, workers: int = 1, **kwargs):  # how the run is spread reaches the run
         seen["workers"] = workers
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(api, "extract", extract_with_workers)
+    monkeypatch.setattr(runner, "extract", extract_with_workers)
     make_video(site / "cam1" / "v.avi", 12)
     path = write(site, GOOD.replace('[[models]]\npath = "models/m.safetensors"\n', "") + "[extract]\nworkers = 3\n")
     assert load_job(path).extract == {"workers": 3}

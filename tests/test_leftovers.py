@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from vadctl.atomic import STALE_SECONDS, write_atomic
+from vadctl.common.atomic import STALE_SECONDS, write_atomic
 from vadctl.store.sidecar import STALE_PARTIAL_SECONDS, remove_stale_partials
 
 

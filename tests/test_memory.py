@@ -34,8 +34,8 @@ def test_motion_keeps_only_the_frames_clips_still_need(tmp_path: Path, monkeypat
 PROBE = """
 import resource, sys, time
 from pathlib import Path
-from vadctl.catalog import VideoSource
-from vadctl.video import VideoReader, prefetch
+from vadctl.video.catalog import VideoSource
+from vadctl.video.reader import VideoReader, prefetch
 source = VideoSource("v", Path(sys.argv[1]))
 with VideoReader(source) as reader:
     for window in prefetch(reader.windows(16)):
@@ -71,8 +71,8 @@ def test_pieces_decode_to_the_frames_of_the_whole_file(tmp_path: Path, open_gop:
     import decord
     import numpy as np
 
-    from vadctl.catalog import VideoSource
-    from vadctl.video import VideoReader
+    from vadctl.video.catalog import VideoSource
+    from vadctl.video.reader import VideoReader
 
     video = _h264(tmp_path / "v.mp4", open_gop)
     with VideoReader(VideoSource("v", video)) as reader:

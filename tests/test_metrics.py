@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from vadctl.errors import UsageError
-from vadctl.metrics import align, equal_error_rate, evaluate, read_labels
+from vadctl.review.metrics import align, equal_error_rate, evaluate, read_labels
 
 
 def table(rows: list[tuple[str, int, float, bool]]) -> pl.DataFrame:
@@ -125,7 +125,7 @@ def test_label_file_errors_name_what_is_wrong(tmp_path: Path, content: str, mess
 
 
 def test_read_scores_checks_file_and_columns(tmp_path: Path):
-    from vadctl.metrics import read_scores
+    from vadctl.review.metrics import read_scores
 
     path = tmp_path / "s.parquet"
     pl.DataFrame({"video": ["a"], "frame": [0], "score": [0.5]}).write_parquet(path)

@@ -13,7 +13,8 @@ from safetensors.numpy import save_file
 
 from vadctl.errors import FeatureError, ModelFileError
 from vadctl.models.files import load_model, read_header
-from vadctl.pipeline import fit_model, score_model
+from vadctl.models.fit import fit_model
+from vadctl.scoring.score import score_model
 from vadctl.store import FeatureStore
 
 

@@ -4,18 +4,19 @@ import numpy as np
 import pytest
 
 from vadctl.errors import FeatureError, UsageError
-from vadctl.metrics import align, evaluate, read_labels
 from vadctl.models import build
 from vadctl.models.aivad import RegionData
 from vadctl.models.density import GMMDensity, KNNDistance, crossfit_scores
-from vadctl.pipeline import fit_model
+from vadctl.models.fit import fit_model
+from vadctl.review.metrics import align, evaluate, read_labels
 from vadctl.store import FeatureStore
 
 
 def auroc(model, info: dict, split: str) -> float:
     store = FeatureStore(info["store"], read_only=True)
     videos = [r.video_id for r in store.videos(split)]
-    from vadctl.scoring import Calibration, frames_table
+    from vadctl.models.calibration import Calibration
+    from vadctl.scoring.tables import frames_table
 
     scores = list(model.score(store, split, videos))
     table = frames_table(scores, Calibration.from_scores(scores, "test"), model.name)

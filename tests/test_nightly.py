@@ -15,9 +15,10 @@ import pytest
 from nightly import camera_video, copy_archive, frame_counts, vadctl_run
 from typer.testing import CliRunner
 
-from vadctl import api, defaults, faults
+from vadctl import api, defaults
 from vadctl.cli import app
-from vadctl.dataset import ResultsDataset
+from vadctl.common import faults
+from vadctl.nightly.results import ResultsDataset
 
 FAULT_POINTS = [
     "run.extracted",

@@ -9,8 +9,9 @@ from vadctl.cli import app
 from vadctl.errors import ModelFileError, UsageError
 from vadctl.models import build
 from vadctl.models.files import load_model
-from vadctl.onnx_export import OnnxBackend, check_parity, export_onnx
-from vadctl.pipeline import fit_model, score_model
+from vadctl.models.fit import fit_model
+from vadctl.scoring.onnx import OnnxBackend, check_parity, export_onnx
+from vadctl.scoring.score import score_model
 from vadctl.store import FeatureStore
 
 runner = CliRunner()

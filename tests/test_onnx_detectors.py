@@ -9,14 +9,14 @@ import pytest
 from tiny_models import yolo_onnx
 from typer.testing import CliRunner
 
+from vadctl.backbones.weights import WeightResolver
 from vadctl.cli import app
+from vadctl.common.specs import ClipSpec, DecodeSpec
 from vadctl.errors import UsageError, WeightsError
 from vadctl.features.deep import attach_weights
 from vadctl.features.regions import Regions
 from vadctl.features.yolo import OnnxDetector
-from vadctl.specs import ClipSpec, DecodeSpec
-from vadctl.video import FrameWindow, VideoInfo
-from vadctl.weights import WeightResolver
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 FRAME_H, FRAME_W = 48, 96  # letterboxed into 64×64: scale 2/3, image 64×32
 RATIO = 2 / 3

@@ -15,10 +15,10 @@ from vadctl import api
 from vadctl.cli import app
 from vadctl.errors import UsageError
 from vadctl.models.files import load_model
-from vadctl.onnx_export import export_onnx
-from vadctl.pipeline import score_tables
+from vadctl.scoring.onnx import export_onnx
+from vadctl.scoring.score import score_tables
 from vadctl.store import FeatureStore
-from vadctl.video_labels import read_video_labels
+from vadctl.video.labels import read_video_labels
 
 runner = CliRunner()
 

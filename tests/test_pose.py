@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 from videos import write_video
 
 from vadctl.cli import app
+from vadctl.common.specs import ClipSpec, DecodeSpec
 from vadctl.features import build
 from vadctl.features.base import Output
 from vadctl.features.pose import N_KEYPOINTS, Pose
-from vadctl.specs import ClipSpec, DecodeSpec
 from vadctl.store import FeatureStore
-from vadctl.video import FrameWindow, VideoInfo
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 INFO = VideoInfo(n_frames=2, fps=10.0, height=240, width=360, source_height=240, source_width=360)
 PERSON_BOX = np.array([100, 50, 228, 200], np.float32)

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from vadctl.metrics import align, evaluate
-from vadctl.scoring import temporal_smooth
-from vadctl.specs import ArraySpec, FeatureSpec, Fingerprint
+from vadctl.common.specs import ArraySpec, FeatureSpec, Fingerprint
+from vadctl.models.scores import temporal_smooth
+from vadctl.review.metrics import align, evaluate
 from vadctl.store import FeatureStore, VideoRecord, zarrio
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,10 +8,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from vadctl import dataset as dataset_module
-from vadctl.dataset import ResultsDataset
 from vadctl.errors import StoreError, UsageError
-from vadctl.ledger import Ledger, ScoreKey, Unit
+from vadctl.nightly import results as dataset_module
+from vadctl.nightly.ledger import Ledger, ScoreKey, Unit
+from vadctl.nightly.results import ResultsDataset
 
 POINTS = [
     "score.staged",

@@ -9,11 +9,12 @@ import pytest
 from neural_stores import ffp_store, fitted_scene
 
 from vadctl.errors import UsageError
-from vadctl.metrics import align, evaluate, read_labels
 from vadctl.models.files import load_model
+from vadctl.models.fit import fit_model
 from vadctl.models.frame_embeddings import pool
 from vadctl.models.sceneaware import gather, windows
-from vadctl.pipeline import fit_model, score_model
+from vadctl.review.metrics import align, evaluate, read_labels
+from vadctl.scoring.score import score_model
 from vadctl.store import FeatureStore
 
 QUICK = {"thumb": 4, "d_model": 16, "latent_dim": 4, "heads": 2, "layers": 1, "steps": 2, "device": "cpu"}

@@ -7,8 +7,9 @@ import polars as pl
 import pytest
 
 from vadctl.errors import UsageError
-from vadctl.results import VideoScores
-from vadctl.scoring import Calibration, frames_table, parse_rule, temporal_smooth, write_parquet_atomic
+from vadctl.models.calibration import Calibration, parse_rule
+from vadctl.models.scores import VideoScores, temporal_smooth
+from vadctl.scoring.tables import frames_table, write_parquet_atomic
 
 
 def calibration(values: np.ndarray) -> Calibration:
@@ -98,8 +99,8 @@ def test_parquet_write_is_atomic(tmp_path: Path, monkeypatch):
 
 
 def test_videos_and_events_tables_carry_classes():
-    from vadctl.results import ClassScores
-    from vadctl.scoring import events_table, videos_table
+    from vadctl.models.scores import ClassScores
+    from vadctl.scoring.tables import events_table, videos_table
 
     cal = calibration(np.array([0.0, 1.0, 2.0, 1.0]))
     probs = np.array([[0.9, 0.1]] * 3 + [[0.2, 0.8]] * 3)
@@ -164,8 +165,8 @@ def test_calibration_statistics_are_those_of_the_finite_held_out_scores():
 
 
 def test_regions_table_rows_are_the_boxes_given():
-    from vadctl.results import RegionScores
-    from vadctl.scoring import regions_table
+    from vadctl.models.scores import RegionScores
+    from vadctl.scoring.tables import regions_table
 
     boxes = np.array([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]], np.float32)
     items = [
@@ -183,8 +184,8 @@ def test_regions_table_rows_are_the_boxes_given():
 
 
 def test_a_score_at_the_threshold_is_not_flagged_and_columns_keep_their_types():
-    from vadctl.results import RegionScores
-    from vadctl.scoring import regions_table
+    from vadctl.models.scores import RegionScores
+    from vadctl.scoring.tables import regions_table
 
     cal = calibration(np.arange(101, dtype=float))
     table = frames_table([VideoScores("a", np.array([50.0, 50.5]))], cal, "toy", rule="percentile:50")

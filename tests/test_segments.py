@@ -16,7 +16,7 @@ from test_store_safety import assert_intact
 from videos import Square, make_video
 
 from vadctl import api
-from vadctl.faults import EXIT_CODE
+from vadctl.common.faults import EXIT_CODE
 from vadctl.store import FeatureStore
 
 # motion's grid is sized so its clip rows chunk by 8 (its segments then align on 64 frames, like flow's)

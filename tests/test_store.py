@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import zarr
 
+from vadctl.common.specs import ArraySpec, FeatureSpec, Fingerprint
 from vadctl.errors import FeatureError, StoreError
-from vadctl.specs import ArraySpec, FeatureSpec, Fingerprint
 from vadctl.store import FeatureStore, VideoRecord, video_key
 
 SPEC = FeatureSpec("toy", 1, {"k": 3})

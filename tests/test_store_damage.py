@@ -14,8 +14,8 @@ from videos import Square, make_video
 
 from vadctl import api
 from vadctl.cli import app
+from vadctl.common.specs import FeatureSpec
 from vadctl.errors import StoreError
-from vadctl.specs import FeatureSpec
 from vadctl.store import FeatureStore
 
 FEATURES = ("flow", "regions", "velocity", "motion")

@@ -20,8 +20,8 @@ from videos import Square, make_video
 from zarr.codecs import BloscCodec
 
 from vadctl import api
-from vadctl.faults import EXIT_CODE
-from vadctl.specs import FeatureSpec
+from vadctl.common.faults import EXIT_CODE
+from vadctl.common.specs import FeatureSpec
 from vadctl.store import FeatureStore
 
 FEATURES = ("flow", "regions", "velocity", "motion")

@@ -19,7 +19,7 @@ from snapshots import assert_same, snapshot
 from videos import Square, make_video
 
 from vadctl import api
-from vadctl.faults import EXIT_CODE
+from vadctl.common.faults import EXIT_CODE
 from vadctl.store import FeatureStore
 
 FEATURES = ("frames", "flow", "regions", "velocity")

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from videos import encode_with_pyav, make_video, render, write_frame_folder, write_video
 
-from vadctl.catalog import VideoSource
+from vadctl.common.specs import ClipSpec, DecodeSpec
 from vadctl.errors import UsageError, VideoError
-from vadctl.specs import ClipSpec, DecodeSpec
-from vadctl.video import VideoReader, prefetch
+from vadctl.video.catalog import VideoSource
+from vadctl.video.reader import VideoReader, prefetch
 
 
 def read_all(source: VideoSource, window: int = 7, decode: DecodeSpec | None = None) -> np.ndarray:
@@ -109,7 +109,7 @@ def test_a_piece_decord_cannot_open_falls_back_to_the_whole_file(tmp_path: Path,
     piece after the first is 3 frames (real Matroska bytes that decord cannot open)."""
     import av
 
-    from vadctl import video
+    from vadctl.video import reader as video
 
     def three_frame_pieces(path, min_frames):
         with av.open(str(path)) as container:

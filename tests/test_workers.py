@@ -113,7 +113,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_is_committed(serial, tmp_path: 
     from commands import extract_cmd
     from snapshots import snapshot
 
-    from vadctl.faults import STALL_ENV
+    from vadctl.common.faults import STALL_ENV
 
     root, reference = serial
     store = tmp_path / "s.zarr"

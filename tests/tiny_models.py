@@ -22,7 +22,7 @@ TINY_CLIP_CONFIG = {
 
 
 def register_tiny_clip(folder: Path) -> str:
-    from vadctl.torch_compat import import_extra
+    from vadctl.backbones.torch_compat import import_extra
 
     open_clip = import_extra("open_clip", "clip", "clip")
     if TINY_CLIP not in open_clip.list_models():
@@ -61,7 +61,7 @@ def x3d_weights(folder: Path, seed: int = 0) -> Path:
 
 
 def raft_small_weights(folder: Path, seed: int = 0) -> Path:
-    from vadctl import raft
+    from vadctl.backbones import raft
 
     torch.manual_seed(seed)
     return save(raft.build("raft_small").state_dict(), folder / f"raft_small-{seed}.safetensors")
@@ -159,7 +159,7 @@ def imagenet_weights(folder: Path, backbone: str = "mobilenet_v2", seed: int = 0
     "renamed" (the trunk's tensors in order under other names, as older exports of the same network,
     saved with torch.save like them).
     """
-    from vadctl.torch_compat import import_torchvision
+    from vadctl.backbones.torch_compat import import_torchvision
 
     torch.manual_seed(seed)
     net = getattr(import_torchvision().models, backbone)(weights=None)

@@ -5,3 +5,7 @@ features only (`vadctl fit`, `vadctl score`); `vadctl eval` measures the result.
 """
 
 __version__ = "0.1.0"
+
+from vadctl.common import moved as _moved
+
+_moved.install()  # old module paths (vadctl.specs, …) keep working for plug-ins

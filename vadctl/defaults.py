@@ -32,7 +32,7 @@ WORKERS = 1
 SEGMENT_FRAMES = 9000
 
 # μ+3σ of held-out normal frames (the PLOVAD-based system's rule), μ and σ read robustly: median + 3·σ̂,
-# σ̂ = q84.13 − median (vadctl.scoring)
+# σ̂ = q84.13 − median (vadctl.models.calibration)
 THRESHOLD_RULE = "robust:3"
 VALIDATION_FRACTION = 0.2
 TRAIN_SPLIT, TEST_SPLIT = "train", "test"

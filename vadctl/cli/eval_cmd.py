@@ -94,8 +94,9 @@ def register(app: typer.Typer) -> None:
         partial: bool = typer.Option(False, help="Evaluate the frames present in both files; list the rest."),
     ) -> None:
         """Compare frame scores with ground truth."""
-        from vadctl import api, checks
-        from vadctl.atomic import write_atomic
+        from vadctl import api
+        from vadctl.common import checks
+        from vadctl.common.atomic import write_atomic
 
         if json_out is not None:
             checks.output_file(json_out, "--json")

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the model's network as ONNX and report the largest torch–onnxruntime difference."""
         from vadctl.models.files import load_model
-        from vadctl.onnx_export import default_onnx_path, export_onnx
+        from vadctl.scoring.onnx import default_onnx_path, export_onnx
 
         loaded = load_model(model)
         report = export_onnx(loaded.model, onnx or default_onnx_path(model), parity_batch)

@@ -22,7 +22,7 @@ from vadctl.cli.common import (
     parse_feature_params,
     store_path,
 )
-from vadctl.progress import Progress
+from vadctl.common.progress import Progress
 
 # The extraction stack (OpenCV, zarr, decord) loads inside the command, so other commands start fast.
 DEFAULT_FEATURES = ",".join(defaults.FEATURES)
@@ -85,7 +85,7 @@ class RichProgress(Progress):
 
 
 def print_report(report, store_path, failures_shown: bool) -> None:
-    from vadctl.extract import EXTRACTED, FAILED, FAILED_EARLIER, UP_TO_DATE
+    from vadctl.extraction.extractor import EXTRACTED, FAILED, FAILED_EARLIER, UP_TO_DATE
 
     table = Table(title=escape(f"extract → {store_path} (split {report.split})"), title_justify="left")
     for column in ("extracted", "up to date", "failed", "frames", "time", "frames/s"):

@@ -153,7 +153,7 @@ def _models_json(name: str | None, file: Path | None) -> dict | list:
     """`vadctl models --json`: a model file's header (with its sha256), one model, or all of them."""
     from vadctl.models import MODELS, model_class
     from vadctl.models.files import read_header
-    from vadctl.provenance import file_sha256
+    from vadctl.scoring.provenance import file_sha256
 
     if file is not None:
         return {"path": str(file), "sha256": file_sha256(file), **read_header(file)}

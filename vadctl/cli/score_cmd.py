@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         from vadctl import api
         from vadctl.cli.job_progress import JobProgress
         from vadctl.models.files import read_header
-        from vadctl.provenance import read_metadata
+        from vadctl.scoring.provenance import read_metadata
 
         to_stdout = is_stdout(out_path)
         if to_stdout and as_json:

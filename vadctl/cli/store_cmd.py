@@ -24,7 +24,7 @@ PathArgument = typer.Argument(None, help="Store path [default: $VADCTL_STORE or 
 
 
 def _short_params(params: dict) -> str:
-    from vadctl.specs import canonical_json
+    from vadctl.common.specs import canonical_json
 
     shown = {k: v for k, v in params.items() if k not in ("decode", "upstream")}
     text = canonical_json(shown)[1:-1].replace('"', "")

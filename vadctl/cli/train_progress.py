@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as Bar
 
 from vadctl.cli.common import err, out
-from vadctl.progress import Progress
+from vadctl.common.progress import Progress
 
 
 class RichTrainProgress(Progress):

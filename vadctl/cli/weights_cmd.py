@@ -28,9 +28,9 @@ def register(app: typer.Typer) -> None:
         vadctl never downloads: put files in the weights folder under the names listed, name them in
         the config file's [weights] table, or pass --weights KEY=PATH to `vadctl extract`.
         """
+        from vadctl.backbones.weights import WeightResolver, parse_weight_options
         from vadctl.features import registry
         from vadctl.features.weights_survey import survey
-        from vadctl.weights import WeightResolver, parse_weight_options
 
         resolver = WeightResolver(explicit=parse_weight_options(weight))
         params = parse_feature_params(param)

@@ -1,12 +1,45 @@
-"""What an executor offers the driver: submit work, collect outcomes, stop."""
+"""What an executor offers a driver (submit work, collect outcomes, stop), and what it is given
+to run: a `Work`, which says how to set a worker up and how to perform one item, and nothing of
+what the items are. Executors import nothing above `vadctl.common`.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vadctl.progress import Progress
+from vadctl.common.progress import CallbackProgress, Progress
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a pool runs, picklable: `setup(recipe)` builds a worker's state once per worker process
+    (or Ray actor); `perform(state, item, progress)` runs one item there and returns its outcome.
+    `stateful`: the state holds loaded models worth keeping (Ray runs it in long-lived actors, each
+    reserving `gpus`); otherwise any worker may rebuild it."""
+
+    setup: Callable[[Any], Any]
+    perform: Callable[[Any, Any, Progress], Any]
+    recipe: Any
+    stateful: bool = False
+    gpus: float = 0.0
+
+    def run(self, item: Any, progress: Progress) -> Any:
+        """One item, in this process (the worker's state built on first use by `setup`)."""
+        return self.perform(self.setup(self.recipe), item, progress)
+
+
+class ForwardProgress(CallbackProgress):
+    """A worker's progress events, each handed to `put` as (event, fields) for the driver; the
+    driver announces each item's end itself."""
+
+    def __init__(self, put: Callable[[tuple[str, dict]], Any]):
+        super().__init__(lambda event, **fields: put((event, fields)))
+
+    def video_finished(self, result) -> None:
+        pass
 
 
 @dataclass
@@ -27,7 +60,7 @@ class Pool(ABC):
 
     @abstractmethod
     def submit(self, item: Any) -> None:
-        """Queue one unit of work (see `vadctl.executors.work`)."""
+        """Queue one item of work (an object with a `key`, unique among the run's items)."""
 
     @property
     @abstractmethod

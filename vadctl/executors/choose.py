@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING
 from vadctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from vadctl.api import ExtractJob
-    from vadctl.executors.base import Pool
-    from vadctl.extract import Extractor
+    from vadctl.executors.base import Pool, Work
 
 EXECUTORS = ("local", "ray")
 RAY_ADDRESS = re.compile(r"^(auto|ray://[\w.\-\[\]:]+:\d{1,5}|[\w.\-]+:\d{1,5})$")
@@ -41,22 +39,17 @@ def check_executor(executor: str, workers: int, ray_address: str | None, segment
             raise UsageError("--executor ray needs Ray, which is not installed: pip install 'vadctl[ray]'")
 
 
-def make_pool(
-    extractor: Extractor,
-    job: ExtractJob,
-    executor: str,
-    workers: int,
-    ray_address: str | None,
-    gpus: dict[str, float],
-) -> Pool:
+def make_pool(work: Work, executor: str, workers: int, ray_address: str | None) -> Pool:
+    """The pool that runs `work`: here (`--workers 1`), in local processes, or on Ray. Imported only
+    when chosen, so a serial run never loads Ray."""
     if executor == "ray":
         from vadctl.executors.ray_pool import RayPool
 
-        return RayPool(job, ray_address, gpus, max_in_flight=workers if workers > 1 else None)
+        return RayPool(work, ray_address, max_in_flight=workers if workers > 1 else None)
     if workers == 1:
         from vadctl.executors.serial import SerialPool
 
-        return SerialPool(extractor)
+        return SerialPool(work)
     from vadctl.executors.local import LocalPool
 
-    return LocalPool(job, workers)
+    return LocalPool(work, workers)

@@ -1,7 +1,8 @@
-"""Videos in N local worker processes: a `concurrent.futures.ProcessPoolExecutor` (spawned).
+"""Work in N local worker processes: a `concurrent.futures.ProcessPoolExecutor` (spawned).
 
-Each worker rebuilds the run's extractor once (`api.worker_extractor`), caps its thread pools
-(`threads`), and sends progress events to the driver through a queue. A worker that dies (killed,
+Each worker caps its thread pools (`common.threads`), builds its state once (`Work.setup`, e.g. the
+run's extractor with its models loaded), and sends progress events to the driver through a queue.
+A worker that dies (killed,
 out of memory, a crash in native code) breaks a ProcessPoolExecutor: every running future fails
 and the other workers are stopped. The pool is then rebuilt and what was unfinished is submitted
 again. Only the work of the process that died is charged an attempt: each worker writes a claim
@@ -25,23 +26,12 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from vadctl.executors.base import Crashed, Pool
-from vadctl.executors.threads import limit_threads, threads_per_worker
-from vadctl.progress import CallbackProgress
+from vadctl.common.threads import limit_threads, threads_per_worker
+from vadctl.executors.base import Crashed, ForwardProgress, Pool, Work
 
 ATTEMPTS = 2  # work whose worker dies is retried once
 POLL_SECONDS = 0.2
 MAX_IDLE_BREAKS = 3  # pool breaks with no work to blame: workers cannot start
-
-
-class _Forward(CallbackProgress):
-    """A worker's progress: events go to the driver, which announces each video's end itself."""
-
-    def __init__(self, events):
-        super().__init__(lambda event, **fields: events.put((event, fields)))
-
-    def video_finished(self, result) -> None:
-        pass
 
 
 # ----- in the worker process ----------------------------------------------------------------------
@@ -57,37 +47,32 @@ def _stopped(signum, frame) -> None:
     os._exit(128 + signal.SIGTERM)
 
 
-def _init_worker(job, events, claims: Path, threads: int) -> None:
+def _init_worker(work: Work, events, claims: Path, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     _worker["claims"] = claims
     signal.signal(signal.SIGTERM, _stopped)
     limit_threads(threads)
-    from vadctl.api import worker_extractor
-
-    _worker["job"] = job
-    _worker["progress"] = _Forward(events)
+    _worker["work"] = work
+    _worker["progress"] = ForwardProgress(events.put)
     (claims / f"{os.getpid()}.worker").touch()
-    worker_extractor(job)  # featurizers built, models loaded: once per worker
+    work.setup(work.recipe)  # e.g. featurizers built, models loaded: once per worker
 
 
 def _run(item) -> Any:
-    from vadctl.api import worker_extractor
-    from vadctl.executors.work import perform
-
     claim = _worker["claims"] / f"{os.getpid()}.claim"
     temporary = claim.with_suffix(".claiming")
     temporary.write_text(item.key)
     os.replace(temporary, claim)
     try:
-        return perform(worker_extractor(_worker["job"]), item, _worker["progress"])
+        return _worker["work"].run(item, _worker["progress"])
     finally:
         claim.unlink(missing_ok=True)
 
 
 # ----- in the driver --------------------------------------------------------------------------------
 class LocalPool(Pool):
-    def __init__(self, job, workers: int):
-        self.job = job
+    def __init__(self, work: Work, workers: int):
+        self.work = work
         self.workers = workers
         self.threads = threads_per_worker(workers)
         self.context = multiprocessing.get_context("spawn")  # no fork of a process with threads
@@ -103,7 +88,7 @@ class LocalPool(Pool):
             self.workers,
             mp_context=self.context,
             initializer=_init_worker,
-            initargs=(self.job, self.events, self.claims, self.threads),
+            initargs=(self.work, self.events, self.claims, self.threads),
         )
 
     def submit(self, item: Any) -> None:
@@ -154,9 +139,7 @@ class LocalPool(Pool):
             if item.key in dead_work:
                 self.attempts[item.key] = self.attempts.get(item.key, 0) + 1
                 if self.attempts[item.key] >= ATTEMPTS:
-                    why = (
-                        f"the worker process extracting it died ({self.attempts[item.key]} attempts; killed or crashed)"
-                    )
+                    why = f"the worker process running it died ({self.attempts[item.key]} attempts; killed or crashed)"
                     outcomes.append((item, Crashed(why)))
                     continue
             again.append(item)

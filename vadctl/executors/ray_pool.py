@@ -1,9 +1,10 @@
-"""Videos (and segments of long ones) as Ray tasks on a Ray cluster, or on a local one.
+"""Work as Ray tasks on a Ray cluster, or on a local one.
 
-- **Tasks.** Weight-free runs: one Ray task per unit of work (`num_cpus=1`). Runs with weighted
-  featurizers (CLIP, X3D, RAFT, pose): a set of Ray actors, each building the run's extractor
-  once, so a model is loaded once per actor and stays there; each actor reserves the GPUs its
-  features ask for (`-p clip.num_gpus=0.25`: four actors share a GPU), never part of identity.
+- **Tasks.** Stateless work (weight-free extraction): one Ray task per item (`num_cpus=1`).
+  Stateful work (`Work.stateful`: weighted featurizers such as CLIP, X3D, RAFT, pose): a set of
+  Ray actors, each building its state once (`Work.setup`), so a model is loaded once per actor
+  and stays there; each actor reserves `Work.gpus` (`-p clip.num_gpus=0.25`: four actors share a
+  GPU).
 - **Where data lives.** Tasks open the store by its path: every node must see the same store at
   the same path (a shared filesystem that honours POSIX locks: the per-video lock files), and the
   videos at their paths. Tasks write their own videos; the driver writes nothing to the store.
@@ -21,71 +22,44 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
-from vadctl.executors.base import Crashed, Pool
-from vadctl.progress import CallbackProgress
+from vadctl.common.threads import limit_threads
+from vadctl.executors.base import Crashed, ForwardProgress, Pool, Work
 
 RETRIES = 1
 POLL_SECONDS = 0.2
 _limited = False
 
 
-class _Forward(CallbackProgress):
-    def __init__(self, events):
-        super().__init__(lambda event, **fields: events.put_nowait((event, fields)))
-
-    def video_finished(self, result) -> None:
-        pass
-
-
 def _prepare_worker() -> None:
     """Once per Ray worker process: one thread per library (the task holds one CPU)."""
     global _limited
     if not _limited:
-        from vadctl.executors.threads import limit_threads
-
         limit_threads(1)
         _limited = True
 
 
-def _run_task(job, item, events):
-    from vadctl.api import worker_extractor
-    from vadctl.executors.work import perform
-
+def _run_task(work: Work, item, events):
     _prepare_worker()
-    return perform(worker_extractor(job), item, _Forward(events))
+    return work.run(item, ForwardProgress(events.put_nowait))
 
 
-class _ExtractActor:
-    """Holds the run's extractor (and so its models) for the actor's life."""
+class _WorkActor:
+    """Holds the work's state (e.g. loaded models) for the actor's life."""
 
-    def __init__(self, job, events):
-        from vadctl.api import worker_extractor
-
+    def __init__(self, work: Work, events):
         _prepare_worker()
-        self.job = job
-        self.progress = _Forward(events)
-        worker_extractor(job)
+        self.work = work
+        self.progress = ForwardProgress(events.put_nowait)
+        work.setup(work.recipe)
 
     def perform(self, item):
-        from vadctl.api import worker_extractor
-        from vadctl.executors.work import perform
-
-        return perform(worker_extractor(self.job), item, self.progress)
-
-
-def _weighted(job) -> bool:
-    """Whether any featurizer of the run loads a model (then the work runs in actors)."""
-    from vadctl.features import registry
-    from vadctl.features.deep import UsesWeights
-
-    return any(isinstance(f, UsesWeights) and f.needs_weights() for f in registry.build(job.names, job.params))
+        return self.work.run(item, self.progress)
 
 
 class RayPool(Pool):
-    def __init__(self, job, address: str | None, gpus: dict[str, float], max_in_flight: int | None = None):
-        self.job = job
+    def __init__(self, work: Work, address: str | None, max_in_flight: int | None = None):
+        self.work = work
         self.address = address
-        self.gpus = gpus
         self.max_in_flight = max_in_flight
         self.futures: dict[Future, tuple[Any, int | None, Any]] = {}  # future → (item, actor slot, ref)
         self.waiting: deque = deque()
@@ -106,22 +80,22 @@ class RayPool(Pool):
             ray.init(address=self.address, logging_level="ERROR", log_to_driver=False)
             self.started_ray = True
         self.events = Queue(actor_options={"num_cpus": 0})
-        if _weighted(self.job):
+        if self.work.stateful:
             self._start_actors(ray)
         else:
             self.task = ray.remote(num_cpus=1, max_retries=RETRIES)(_run_task)
         self.startup_seconds = time.perf_counter() - began
 
     def _start_actors(self, ray) -> None:
-        gpus = max(self.gpus.values(), default=0.0)
+        gpus = self.work.gpus
         cpus = int(ray.cluster_resources().get("CPU", 1))
         count = self.max_in_flight or cpus
         if gpus > 0:
             count = min(count, max(1, int(ray.cluster_resources().get("GPU", 0) / gpus)))
-        actor = ray.remote(_ExtractActor).options(
+        actor = ray.remote(_WorkActor).options(
             num_cpus=1, num_gpus=gpus, max_restarts=RETRIES, max_task_retries=RETRIES
         )
-        self.actors = [actor.remote(self.job, self.events) for _ in range(count)]
+        self.actors = [actor.remote(self.work, self.events) for _ in range(count)]
         self.load = dict.fromkeys(range(count), 0)
 
     def submit(self, item: Any) -> None:
@@ -134,7 +108,7 @@ class RayPool(Pool):
             ref = self.actors[index].perform.remote(item)
             slot = index
         else:
-            ref = self.task.remote(self.job, item, self.events)
+            ref = self.task.remote(self.work, item, self.events)
             slot = None
         self.futures[ref.future()] = (item, slot, ref)
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from vadctl.executors.base import Pool
-from vadctl.executors.work import perform
-from vadctl.extract import Extractor
+from vadctl.executors.base import Pool, Work
 
 
 class SerialPool(Pool):
-    def __init__(self, extractor: Extractor):
-        self.extractor = extractor
+    def __init__(self, work: Work):
+        self.work = work
         self.queue: deque = deque()
 
     def submit(self, item: Any) -> None:
@@ -25,4 +23,4 @@ class SerialPool(Pool):
 
     def completed(self) -> list[tuple[Any, Any]]:
         item = self.queue.popleft()
-        return [(item, perform(self.extractor, item, self.progress))]
+        return [(item, self.work.run(item, self.progress))]

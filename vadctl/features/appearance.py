@@ -13,14 +13,14 @@ from typing import ClassVar
 
 import numpy as np
 
+from vadctl.backbones.weights import ResolvedWeights, WeightFile
+from vadctl.common.specs import ArraySpec, ClipSpec
 from vadctl.errors import UsageError
 from vadctl.features import appearance_model as backbones
 from vadctl.features.base import Output
 from vadctl.features.deep import WeightedFeaturizer
 from vadctl.features.registry import register
-from vadctl.specs import ArraySpec, ClipSpec
-from vadctl.video import FrameWindow, VideoInfo
-from vadctl.weights import ResolvedWeights, WeightFile
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 
 class _AppearanceBase(WeightedFeaturizer):

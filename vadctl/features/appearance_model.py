@@ -28,11 +28,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vadctl.backbones.torch_compat import device as pick_device
+from vadctl.backbones.torch_compat import extra_installed, import_extra, inference_dtype
+from vadctl.backbones.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
 from vadctl.errors import UsageError, WeightsError
 from vadctl.features.loaded import shared
-from vadctl.torch_compat import device as pick_device
-from vadctl.torch_compat import extra_installed, import_extra, inference_dtype
-from vadctl.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)

@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vadctl.params import param_names
-from vadctl.specs import ArraySpec, ClipSpec, DecodeSpec, FeatureSpec
-from vadctl.video import FrameWindow, VideoInfo
+from vadctl.common.params import param_names
+from vadctl.common.specs import ArraySpec, ClipSpec, DecodeSpec, FeatureSpec
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 
 @dataclass

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from vadctl.batching import Pipeline, chunks
+from vadctl.backbones.batching import Pipeline, chunks
+from vadctl.backbones.torch_compat import device as pick_device
+from vadctl.backbones.torch_compat import host_threads, import_extra, inference_dtype
+from vadctl.backbones.weights import ResolvedWeights, WeightFile, check_fits, tensor_shapes
 from vadctl.errors import UsageError
-from vadctl.torch_compat import device as pick_device
-from vadctl.torch_compat import host_threads, import_extra, inference_dtype
-from vadctl.weights import ResolvedWeights, WeightFile, check_fits, tensor_shapes
 
 RESIZE_MODES = (None, "shortest", "longest", "squash")
 CUSTOM = "custom"  # weights of no known recipe: the architecture's own activation and preprocessing
@@ -55,7 +55,7 @@ def weight_file(feature: str, model: str, pretrained: str) -> WeightFile:
     hf: list[tuple[str, str]] = []
     repo = ""
     try:
-        from vadctl.torch_compat import extra_installed
+        from vadctl.backbones.torch_compat import extra_installed
 
         if extra_installed("open_clip"):
             open_clip = open_clip_module(feature)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from vadctl.backbones.torch_compat import extra_installed
+from vadctl.backbones.weights import ResolvedWeights, WeightFile, WeightResolver
 from vadctl.features.base import Featurizer
-from vadctl.torch_compat import extra_installed
-from vadctl.weights import ResolvedWeights, WeightFile, WeightResolver
 
 EXECUTION_PARAMS = ("device", "batch_size", "runtime")
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from vadctl.batching import Pipeline, chunks
+from vadctl.backbones.batching import Pipeline, chunks
+from vadctl.backbones.torch_compat import device as pick_device
+from vadctl.backbones.torch_compat import import_extra, inference_dtype, require_compiled_ops
+from vadctl.backbones.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
 from vadctl.errors import WeightsError
 from vadctl.features import yolo
-from vadctl.torch_compat import device as pick_device
-from vadctl.torch_compat import import_extra, inference_dtype, require_compiled_ops
-from vadctl.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
 
 # regions.detector → (torchvision builder, published COCO weights file)
 TORCHVISION = {

@@ -10,15 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from vadctl import raft
+from vadctl.backbones import raft
+from vadctl.backbones.weights import WeightFile
+from vadctl.common.specs import ArraySpec, ClipSpec
+from vadctl.common.threads import thread_cap
 from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.deep import UsesWeights
 from vadctl.features.loaded import shared
 from vadctl.features.registry import register
-from vadctl.specs import ArraySpec, ClipSpec
-from vadctl.video import FrameWindow, VideoInfo
-from vadctl.weights import WeightFile
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -45,7 +46,7 @@ class Flow(UsesWeights, Featurizer):
     name = "flow"
     summary = "dense optical flow (OpenCV DIS), stored downscaled as int16 fixed point"
     context_before = 1  # flow at frame t needs frame t-1
-    workers = min(2, os.cpu_count() or 1)  # pairs are independent; not part of the feature's identity
+    workers: int | None = None  # DIS pairs computed at once (default: this worker's share of the cores, at most 2)
     raft_device = "auto"  # how RAFT runs, not what it computes: not part of the identity either
     raft_batch_size = 4
 
@@ -92,8 +93,9 @@ class Flow(UsesWeights, Featurizer):
             self._raft = shared(
                 "raft", key, lambda: raft.RaftEngine(self.method, weights, self.raft_device, self.raft_batch_size)
             )
-        if self._pool is None and self.workers > 1 and self.method == "dis":
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vadctl-flow")
+        workers = self.workers or thread_cap(min(2, os.cpu_count() or 1))
+        if self._pool is None and workers > 1 and self.method == "dis":
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="vadctl-flow")
 
     def _calc(self, pair: tuple[np.ndarray | None, np.ndarray]) -> np.ndarray:
         before, current = pair

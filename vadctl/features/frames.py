@@ -7,11 +7,11 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
+from vadctl.common.specs import ArraySpec
 from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.registry import register
-from vadctl.specs import ArraySpec
-from vadctl.video import FrameWindow, VideoInfo
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 
 @register

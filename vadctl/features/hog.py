@@ -21,12 +21,12 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
+from vadctl.common.specs import ArraySpec
 from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.clip_model import crop
 from vadctl.features.registry import register
-from vadctl.specs import ArraySpec
-from vadctl.video import FrameWindow, VideoInfo
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 BLOCK_CELLS, BINS = 2, 9  # Dalal & Triggs: blocks of 2×2 cells, a stride of one cell, 9 bins
 CLIP = 0.2  # L2-Hys: block values are clipped here after L2 normalisation, then normalised again

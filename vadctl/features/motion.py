@@ -26,12 +26,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from vadctl.common.specs import ArraySpec, ClipSpec
 from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.flow import to_pixels
 from vadctl.features.registry import register
-from vadctl.specs import ArraySpec, ClipSpec
-from vadctl.video import FrameWindow, VideoInfo
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 DIRECTIONS = 4  # right, down, left, up
 LOG_EDGES = tuple(round(0.25 * 2 ** (k / 2), 3) for k in range(11))  # 0.25, 0.354, 0.5, … 5.657, 8 px/frame

@@ -22,14 +22,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vadctl.backbones.torch_compat import offline
+from vadctl.common.specs import ArraySpec, ClipSpec
 from vadctl.errors import UsageError
 from vadctl.features.base import Output
 from vadctl.features.deep import WeightedFeaturizer
 from vadctl.features.loaded import shared
 from vadctl.features.registry import register
-from vadctl.specs import ArraySpec, ClipSpec
-from vadctl.torch_compat import offline
-from vadctl.video import FrameWindow, VideoInfo
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 N_KEYPOINTS = 33  # mediapipe BlazePose landmarks
 MIN_SIDE = 256  # crops are upscaled to at least this long side before the model sees them

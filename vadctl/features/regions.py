@@ -8,15 +8,15 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
+from vadctl.backbones.weights import WeightFile
+from vadctl.common.specs import ArraySpec, ClipSpec
 from vadctl.errors import UsageError
 from vadctl.features import detector as detectors
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.deep import UsesWeights
 from vadctl.features.loaded import shared
 from vadctl.features.registry import register
-from vadctl.specs import ArraySpec, ClipSpec
-from vadctl.video import FrameWindow, VideoInfo
-from vadctl.weights import WeightFile
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 FOREGROUND_LABEL = 0  # detector class ids would be > 0; 0 marks a foreground (motion) region
 FOREGROUND_SCORE = 0.5  # AI-VAD gives foreground detections a fixed confidence of 0.5

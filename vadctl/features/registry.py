@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from vadctl import defaults
+from vadctl.common.params import checked
+from vadctl.common.registry import Registry
 from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer
-from vadctl.params import checked
-from vadctl.registry import Registry
 
 FEATURIZERS: Registry[Featurizer] = Registry("feature", "vadctl.features", "vadctl.featurizers")
 register = FEATURIZERS.register

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from vadctl.common.specs import ArraySpec
 from vadctl.errors import UsageError
 from vadctl.features.base import Featurizer, Output
 from vadctl.features.registry import register
-from vadctl.specs import ArraySpec
-from vadctl.video import FrameWindow, VideoInfo
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 
 def region_histogram(flow: np.ndarray, box: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from vadctl.backbones.weights import WeightResolver
 from vadctl.errors import VadctlError
 from vadctl.features.deep import UsesWeights
 from vadctl.features.registry import FEATURIZERS, featurizer_class
-from vadctl.weights import WeightResolver
 
 # Every configuration that needs weights by default or through a backend parameter.
 VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (

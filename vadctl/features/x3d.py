@@ -21,17 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from vadctl.batching import Pipeline, chunks
+from vadctl.backbones.batching import Pipeline, chunks
+from vadctl.backbones.torch_compat import device as pick_device
+from vadctl.backbones.torch_compat import host_threads, import_extra, inference_dtype
+from vadctl.backbones.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
+from vadctl.common.specs import ArraySpec, ClipSpec
 from vadctl.errors import UsageError, WeightsError
 from vadctl.features.base import Output
 from vadctl.features.deep import WeightedFeaturizer
 from vadctl.features.loaded import shared
 from vadctl.features.registry import register
-from vadctl.specs import ArraySpec, ClipSpec
-from vadctl.torch_compat import device as pick_device
-from vadctl.torch_compat import host_threads, import_extra, inference_dtype
-from vadctl.video import FrameWindow, VideoInfo
-from vadctl.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
+from vadctl.video.reader import FrameWindow, VideoInfo
 
 # pytorchvideo hub builder → (training crop size, file name of its published checkpoint)
 BACKBONES = {

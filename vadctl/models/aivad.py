@@ -17,15 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, VadModel, _newest_version, pick_feature, source_scale
 from vadctl.models.density import GMMDensity, KNNDistance, crossfit_scores
 from vadctl.models.registry import register
+from vadctl.models.scores import RegionScores, VideoScores, temporal_smooth
 from vadctl.models.state_checks import StateShapes, finite_number
 from vadctl.models.velocity_bins import check_layout, merge_bins
-from vadctl.results import RegionScores, VideoScores
-from vadctl.scoring import temporal_smooth
-from vadctl.specs import FeatureSpec
 from vadctl.store import FeatureStore
 
 TYPES = ("velocity", "pose", "deep")

@@ -22,10 +22,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from vadctl.common.params import param_names
+from vadctl.common.specs import DecodeSpec, FeatureSpec
 from vadctl.errors import FeatureError
-from vadctl.params import param_names
-from vadctl.results import VideoScores
-from vadctl.specs import DecodeSpec, FeatureSpec
+from vadctl.models.scores import VideoScores
 from vadctl.store import FeatureStore, VideoRecord
 
 

@@ -21,14 +21,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from vadctl import __version__
-from vadctl.atomic import write_atomic
+from vadctl.common.atomic import write_atomic
+from vadctl.common.specs import FeatureSpec, canonical_json
 from vadctl.errors import ModelFileError, VadctlError
 from vadctl.models import signing
 from vadctl.models.base import VadModel
+from vadctl.models.calibration import QUANTILE_STEPS, Calibration, parse_rule
 from vadctl.models.registry import build
 from vadctl.models.state_checks import StateShapes, finite_number, non_finite
-from vadctl.scoring import QUANTILE_STEPS, Calibration, parse_rule
-from vadctl.specs import FeatureSpec, canonical_json
 
 FORMAT = "vadctl-model"
 HEADER_FIELDS = ("model", "params", "features", "state", "calibration")

@@ -18,14 +18,13 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.model_selection import GroupKFold
 
+from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, VadModel, frame_size, pick_feature
 from vadctl.models.pca_state import pca_arrays, pca_from_arrays, squared_errors
 from vadctl.models.registry import register
+from vadctl.models.scores import RegionScores, VideoScores, temporal_smooth
 from vadctl.models.state_checks import StateShapes, finite_number
-from vadctl.results import RegionScores, VideoScores
-from vadctl.scoring import temporal_smooth
-from vadctl.specs import FeatureSpec
 from vadctl.store import FeatureStore
 
 PREFERRED = ("x3d", "motion")

@@ -9,7 +9,7 @@ on the same held-out videos, where a model sets thresholds of its own (FFP: the 
 threshold of its localization maps).
 
 The network that scoring runs (`scoring_net`: FFP's generator, the scene-aware autoencoder) can
-be exported to ONNX (`vadctl.onnx_export`); `use_backend` swaps its forward pass for an
+be exported to ONNX (`vadctl.scoring.onnx`); `use_backend` swaps its forward pass for an
 onnxruntime session, so the same scoring code runs either way.
 """
 
@@ -26,7 +26,7 @@ from vadctl.models.base import VadModel
 if TYPE_CHECKING:
     import torch
 
-    from vadctl.training import TrainOptions
+    from vadctl.models.training import TrainOptions
 
 Forward = Callable[[np.ndarray], np.ndarray]
 RUN_LENGTH_PARAMS = ("epochs", "steps", "device", "eval_batch_size")  # may change when resuming
@@ -44,7 +44,7 @@ class NeuralModel(VadModel):
         self._training = options
 
     def training_options(self) -> TrainOptions:
-        from vadctl.training import TrainOptions
+        from vadctl.models.training import TrainOptions
 
         if getattr(self, "_training", None) is None:
             self._training = TrainOptions()

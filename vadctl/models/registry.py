@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vadctl.common.params import checked
+from vadctl.common.registry import Registry
 from vadctl.errors import UsageError
 from vadctl.models.base import Capabilities, VadModel
-from vadctl.params import checked
-from vadctl.registry import Registry
 
 MODELS: Registry[VadModel] = Registry("model", "vadctl.models", "vadctl.models")
 register = MODELS.register

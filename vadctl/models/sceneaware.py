@@ -27,14 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, has_feature, pick_feature
 from vadctl.models.frame_embeddings import embed
 from vadctl.models.neural import NeuralModel, load_module_arrays, module_arrays
 from vadctl.models.registry import register
-from vadctl.results import VideoScores
-from vadctl.scoring import temporal_smooth
-from vadctl.specs import FeatureSpec
+from vadctl.models.scores import VideoScores, temporal_smooth
 from vadctl.store import FeatureStore
 
 MODES = ("reconstruction", "contrastive")
@@ -204,10 +203,10 @@ class SceneAware(NeuralModel):
     def fit(self, store: FeatureStore, split: str, videos: Sequence[str]) -> SceneAware:
         import torch
 
+        from vadctl.backbones.torch_compat import device as pick_device
         from vadctl.models.nets.losses import supervised_contrastive_loss
         from vadctl.models.nets.transformer_ae import SequenceAutoencoder
-        from vadctl.torch_compat import device as pick_device
-        from vadctl.training import Run, step_seed, train
+        from vadctl.models.training import Run, step_seed, train
 
         self._check_params()
         device = pick_device(self.device)
@@ -309,8 +308,8 @@ class SceneAware(NeuralModel):
         return arrays, meta
 
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        from vadctl.backbones.torch_compat import device
         from vadctl.models.nets.transformer_ae import SequenceAutoencoder
-        from vadctl.torch_compat import device
 
         self.mean_ = np.asarray(arrays["mean"], np.float32)
         self.scale_ = np.asarray(arrays["scale"], np.float32)

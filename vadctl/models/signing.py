@@ -29,7 +29,7 @@ def model_key() -> bytes | None:
         if not value.strip():
             raise UsageError(f"${KEY_ENV} is set but empty; unset it or give a key")
         return value.encode()
-    from vadctl.weights import config_path
+    from vadctl.backbones.weights import config_path
 
     config = config_path()
     if not config.is_file():

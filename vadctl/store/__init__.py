@@ -7,7 +7,8 @@ layouts).
 """
 
 from vadctl.store.entry import Entry
-from vadctl.store.feature_store import SCHEMA_VERSION, FeatureStore, Problem
+from vadctl.store.feature_store import FeatureStore, Problem
+from vadctl.store.layout import SCHEMA_VERSION
 from vadctl.store.records import VideoRecord, check_split, check_video_id, video_key
 from vadctl.store.writer import EntryWriter
 from vadctl.store.zarrio import MissingChunkError

@@ -9,17 +9,23 @@ damage: a one-line `StoreError` naming the video and the entry, never zeros.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import zarr
 
+from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, StoreError, VadctlError
-from vadctl.specs import FeatureSpec
 from vadctl.store.records import VideoRecord
 
-if TYPE_CHECKING:
-    from vadctl.store.feature_store import FeatureStore
+
+class FeatureStore(Protocol):
+    """What an entry reads of its store: the video's current record and the entry's Zarr node."""
+
+    def video(self, split: str, video_id: str) -> VideoRecord | None: ...
+
+    def node(self, record: VideoRecord, name: str) -> Any: ...
+
 
 T = TypeVar("T")
 RETRIES = 3

@@ -21,7 +21,6 @@ and arrays, and answers "which entries exist", "give me this entry" and "is it i
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -37,20 +36,16 @@ import zarr
 from filelock import FileLock
 
 from vadctl import __version__
+from vadctl.common.faults import fault_point
+from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, StoreError, UsageError
-from vadctl.faults import fault_point
-from vadctl.specs import FeatureSpec
 from vadctl.store import integrity
 from vadctl.store.entry import Entry
+from vadctl.store.layout import LEGACY_SCHEMAS, ROOT_KEY, SCHEMA_VERSION, VIDEO_KEY, _read_json, read_info, record_at
 from vadctl.store.records import VideoRecord, check_split, legacy_key, video_key
 from vadctl.store.sidecar import Sidecar, remove_stale_partials
 from vadctl.store.writer import PART_COUNTS, EntryWriter, create_entry_arrays
 from vadctl.store.zarrio import create_array, open_root
-
-SCHEMA_VERSION = 2
-LEGACY_SCHEMAS = (1,)  # readable as they are; migrated in place when opened for writing
-ROOT_KEY = "vadctl_store"
-VIDEO_KEY = "vadctl_video"
 
 
 def _now() -> str:
@@ -72,19 +67,6 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.split}/{self.video}" + (f" {self.entry}" if self.entry else "")
         return f"{where}: {self.problem}"
-
-
-def _read_json(path: Path) -> dict:
-    """A metadata file, with one-line errors for a missing or corrupt one."""
-    try:
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise StoreError(f"{path}: missing") from None
-    except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise StoreError(f"{path}: unreadable or corrupt ({str(error).splitlines()[0][:120]})") from None
-    if not isinstance(data, dict):
-        raise StoreError(f"{path}: corrupt (not a JSON object)")
-    return data
 
 
 class FeatureStore:
@@ -117,16 +99,7 @@ class FeatureStore:
         return int(self.info["schema"])
 
     def _read_info(self) -> dict:
-        attrs = _read_json(self.path / "zarr.json").get("attributes", {})
-        info = attrs.get(ROOT_KEY) if isinstance(attrs, Mapping) else None
-        if not isinstance(info, Mapping) or "schema" not in info:
-            raise StoreError(f"{self.path}: a Zarr store, but not a vadctl feature store")
-        if info["schema"] != SCHEMA_VERSION and info["schema"] not in LEGACY_SCHEMAS:
-            raise StoreError(
-                f"{self.path}: store schema {info['schema']} (written by vadctl {info.get('created_by', '?')}); "
-                f"this vadctl {__version__} reads schema {SCHEMA_VERSION}. Re-extract into a new store."
-            )
-        return dict(info)
+        return read_info(self.path)
 
     def _create(self) -> None:
         """Build the skeleton beside the target and rename it into place: a store either does not
@@ -209,19 +182,7 @@ class FeatureStore:
         return sorted(d.name for d in folder.iterdir() if d.is_dir() and (d / "zarr.json").is_file())
 
     def _record_at(self, folder: Path) -> VideoRecord | None:
-        """The record in a video folder; None for a folder holding no record (a video being
-        written for the first time, or leftovers); StoreError for a corrupt one."""
-        meta = folder / "zarr.json"
-        if not meta.is_file():
-            return None
-        attrs = _read_json(meta).get("attributes", {})
-        data = attrs.get(VIDEO_KEY) if isinstance(attrs, Mapping) else None
-        if not data:
-            return None
-        try:
-            return VideoRecord.from_attrs(data)
-        except (TypeError, ValueError, KeyError) as error:
-            raise StoreError(f"{meta}: corrupt video record ({error})") from None
+        return record_at(folder)
 
     def scan(self, split: str) -> tuple[list[VideoRecord], list[Problem]]:
         """(records of a split, problems with folders whose record cannot be read)."""

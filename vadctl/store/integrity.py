@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from vadctl.specs import canonical_json
+from vadctl.common.specs import canonical_json
 
 MANIFEST_KEY = "vadctl_manifest"
 METADATA = "zarr.json"

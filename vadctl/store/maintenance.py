@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from filelock import Timeout
 
-from vadctl.faults import fault_point
+from vadctl.common.faults import fault_point
 from vadctl.store.records import VideoRecord
 
 if TYPE_CHECKING:

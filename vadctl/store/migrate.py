@@ -14,18 +14,26 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
-from vadctl.faults import fault_point
+from vadctl.common.faults import fault_point
 from vadctl.store import integrity
+from vadctl.store.layout import ROOT_KEY, SCHEMA_VERSION, VIDEO_KEY, read_info, record_at
 from vadctl.store.records import video_key
 
-if TYPE_CHECKING:
-    from vadctl.store.feature_store import FeatureStore
+
+class FeatureStore(Protocol):
+    """What migration uses of the store it migrates (the store calls it while opening)."""
+
+    path: Path
+    sidecar: Any
+
+    def store_lock(self) -> Any: ...
 
 
 def _fill_missing_chunks(array: zarr.Array) -> int:
@@ -45,10 +53,8 @@ def _fill_missing_chunks(array: zarr.Array) -> int:
 
 
 def _migrate_video(store: FeatureStore, root: zarr.Group, split: str, folder_name: str) -> None:
-    from vadctl.store.feature_store import VIDEO_KEY
-
     folder = store.path / "videos" / split / folder_name
-    record = store._record_at(folder)
+    record = record_at(folder)
     if record is None:  # a blanked or never-committed record: only leftovers
         store.sidecar.discard(folder)
         return
@@ -90,10 +96,8 @@ def _migrate_video(store: FeatureStore, root: zarr.Group, split: str, folder_nam
 
 def migrate(store: FeatureStore) -> None:
     """Schema 1 → 2 (see module doc); a no-op for a store already migrated by another process."""
-    from vadctl.store.feature_store import ROOT_KEY, SCHEMA_VERSION
-
     with store.store_lock():
-        info = store._read_info()
+        info = read_info(store.path)
         if info["schema"] == SCHEMA_VERSION:
             return
         root = zarr.open_group(store=LocalStore(str(store.path)), mode="r+")

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from vadctl.names import check_split, check_video_id  # noqa: F401  (part of the store's API)
-from vadctl.specs import FeatureSpec, Fingerprint
+from vadctl.common.checks import check_split, check_video_id  # noqa: F401  (part of the store's API)
+from vadctl.common.specs import FeatureSpec, Fingerprint
 
 MAX_KEY_BYTES = 160  # an escaped id longer than this gets a bounded name; the full id stays in the record
 CLIPS = "clips"

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from vadctl.specs import ArraySpec, FeatureSpec
+from vadctl.common.specs import ArraySpec, FeatureSpec
 from vadctl.store.zarrio import ARRAY_CONFIG, chunk_rows, create_array
 
 

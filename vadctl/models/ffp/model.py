@@ -28,14 +28,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, pick_feature
 from vadctl.models.ffp import scoring
 from vadctl.models.neural import NeuralModel, load_module_arrays, module_arrays
 from vadctl.models.registry import register
-from vadctl.results import VideoScores
-from vadctl.scoring import temporal_smooth
-from vadctl.specs import FeatureSpec
+from vadctl.models.scores import VideoScores, temporal_smooth
 from vadctl.store import FeatureStore
 
 
@@ -164,8 +163,8 @@ class Ffp(NeuralModel):
         )
 
     def fit(self, store: FeatureStore, split: str, videos: Sequence[str]) -> Ffp:
+        from vadctl.backbones.torch_compat import device
         from vadctl.models.ffp.training import train_generator
-        from vadctl.torch_compat import device
 
         self._check_params()
         clips = [self._frames(store, split, v) for v in videos]
@@ -230,8 +229,8 @@ class Ffp(NeuralModel):
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         import torch
 
+        from vadctl.backbones.torch_compat import device
         from vadctl.models.nets.unet import UNet
-        from vadctl.torch_compat import device
 
         channels = int(meta["channels"])
         generator = UNet(self.history * channels, channels, self.base_channels)

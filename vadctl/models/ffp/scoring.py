@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 import cv2
 import numpy as np
 
-from vadctl.results import RegionScores
+from vadctl.models.scores import RegionScores
 
 Forward = Callable[[np.ndarray], np.ndarray]
 

@@ -3,9 +3,9 @@
 Generator loss = λ_int·L_int + λ_gd·L_gd + λ_adv·L_adv (published weights 1, 1, 0.05), plus
 λ_op·L_op (published 2) when a flow network is given: FFP's motion loss compares flows of the
 predicted and the real frame; here a frozen torchvision RAFT from local weights stands in for the
-published FlowNet2-SD (`vadctl.raft`, the module the flow featurizer uses too). Adam with the
+published FlowNet2-SD (`vadctl.backbones.raft`, the module the flow featurizer uses too). Adam with the
 published learning rates. Every step's randomness derives from (seed, step), so a resumed run
-replays an uninterrupted one exactly (`vadctl.training`).
+replays an uninterrupted one exactly (`vadctl.models.training`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from vadctl.models.ffp.scoring import to_unit
 if TYPE_CHECKING:
     import torch
 
-    from vadctl.models.ffp.model import Ffp
-    from vadctl.training import TrainOptions
+    from vadctl.models.neural import NeuralModel
+    from vadctl.models.training import TrainOptions
 
 
 @dataclass
@@ -36,14 +36,14 @@ class Trained:
     flow_weights_sha256: str | None
 
 
-def motion_loss(model: Ffp, device) -> tuple[Any, str | None]:
+def motion_loss(model: NeuralModel, device) -> tuple[Any, str | None]:
     """(FFP's L_op with RAFT from local weights, the weights' sha256), or (None, None) when no flow
     network is asked for."""
     if model.motion_flow is None:
         return None, None
-    from vadctl import raft
+    from vadctl.backbones import raft
+    from vadctl.backbones.weights import WeightResolver
     from vadctl.models.nets.motion import MotionLoss
-    from vadctl.weights import WeightResolver
 
     explicit = {}
     if model.flow_weights:
@@ -73,7 +73,7 @@ def init_weights(module) -> None:
 
 
 def train_generator(
-    model: Ffp, clips: list[np.ndarray], identity: dict[str, Any], options: TrainOptions, device
+    model: NeuralModel, clips: list[np.ndarray], identity: dict[str, Any], options: TrainOptions, device
 ) -> Trained:
     """Train on every (video, t ≥ history) sample of `clips` ((n, C, R, R) uint8 frames each)."""
     import torch
@@ -81,7 +81,7 @@ def train_generator(
     from vadctl.models.nets import losses
     from vadctl.models.nets.patchgan import PatchDiscriminator
     from vadctl.models.nets.unet import UNet
-    from vadctl.training import Run, epoch_batch, step_seed, train
+    from vadctl.models.training import Run, epoch_batch, step_seed, train
 
     history = model.history
     samples = np.array([(i, t) for i, c in enumerate(clips) for t in range(history, len(c))], np.int64)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, has_feature, pick_feature
 from vadctl.models.neural import NeuralModel, load_module_arrays, module_arrays
@@ -41,11 +42,9 @@ from vadctl.models.plovad import outputs, prompts
 from vadctl.models.plovad.attributes import CellAttributes, activity
 from vadctl.models.plovad.snippets import VideoInputs, capped, load_video
 from vadctl.models.registry import register
-from vadctl.results import ClassScores, VideoScores
-from vadctl.scoring import temporal_smooth
-from vadctl.specs import FeatureSpec
+from vadctl.models.scores import ClassScores, VideoScores, temporal_smooth
 from vadctl.store import FeatureStore
-from vadctl.video_labels import VideoLabels
+from vadctl.video.labels import VideoLabels
 
 INPUTS = ("attributes", "attributes+grid")
 DETECTIONS = ("additive", "evidence")
@@ -263,8 +262,8 @@ class Plovad(NeuralModel):
 
     # ----- fit --------------------------------------------------------------------------------
     def fit(self, store: FeatureStore, split: str, videos: Sequence[str]) -> Plovad:
+        from vadctl.backbones.torch_compat import device
         from vadctl.models.plovad.training import TrainVideo, train_network
-        from vadctl.torch_compat import device
 
         self._check_params()
         labels = self._video_labels()
@@ -371,7 +370,7 @@ class Plovad(NeuralModel):
 
     def _predict(self, video: VideoInputs) -> dict[str, np.ndarray]:
         """Snippet outputs of one video (in chunks of `max_snippets`) spread to its frames."""
-        from vadctl.torch_compat import host_threads
+        from vadctl.backbones.torch_compat import host_threads
 
         with host_threads(next(self.net_.parameters()).device):  # a small network: one CPU thread
             return self._predict_video(video)
@@ -415,7 +414,7 @@ class Plovad(NeuralModel):
                 f"--classes needs a plovad model with open vocabulary (fitted on clip features with CLIP's text "
                 f"tower); this one names its training classes only ({known})"
             )
-        from vadctl.weights import WeightResolver
+        from vadctl.backbones.weights import WeightResolver
 
         resolver = WeightResolver(explicit=dict(weights or {}))
         found = prompts.find_weights(self.clip_params_, self.clip_weights if not weights else None, resolver)
@@ -467,8 +466,8 @@ class Plovad(NeuralModel):
         return arrays, meta
 
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        from vadctl.backbones.torch_compat import device
         from vadctl.models.plovad.net import PlovadNet
-        from vadctl.torch_compat import device
 
         attr = {k.removeprefix("attr."): v for k, v in arrays.items() if k.startswith("attr.")}
         self.attributes_ = CellAttributes(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vadctl.results import RegionScores
+from vadctl.models.scores import RegionScores
 
 
 def spread(clips: np.ndarray, values: np.ndarray, n_frames: int) -> np.ndarray:

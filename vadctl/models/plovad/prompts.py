@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from vadctl.backbones.weights import ResolvedWeights, WeightFile, WeightResolver
 from vadctl.errors import UsageError, WeightsError
-from vadctl.weights import ResolvedWeights, WeightFile, WeightResolver
 
 CUSTOM = "custom"
 
@@ -56,7 +56,7 @@ def embed_prompts(
     """(len(classes), D) L2-normalised text embeddings of `template.format(class)`."""
     import torch
 
-    from vadctl.torch_compat import import_extra
+    from vadctl.backbones.torch_compat import import_extra
 
     if "{}" not in template:
         raise UsageError(f"plovad: prompt {template!r} needs a {{}} where the class name goes")

@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError
 from vadctl.models.base import frame_size
 from vadctl.models.velocity_bins import check_layout, merge_bins
-from vadctl.specs import FeatureSpec
 from vadctl.store import FeatureStore, VideoRecord
 
 

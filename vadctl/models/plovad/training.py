@@ -34,7 +34,7 @@ from vadctl.errors import UsageError
 if TYPE_CHECKING:
     import torch
 
-    from vadctl.training import TrainOptions
+    from vadctl.models.training import TrainOptions
 
 
 @dataclass
@@ -156,9 +156,9 @@ def train_network(
     import torch
     from torch import nn
 
+    from vadctl.backbones.torch_compat import host_threads
     from vadctl.models.plovad.net import PlovadNet
-    from vadctl.torch_compat import host_threads
-    from vadctl.training import Run, step_seed, train
+    from vadctl.models.training import Run, step_seed, train
 
     normal = [i for i, v in enumerate(videos) if v.label == 0]
     anomalous = [i for i, v in enumerate(videos) if v.label == 1]

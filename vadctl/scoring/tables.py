@@ -1,0 +1,214 @@
+"""From model scores to what users read: the tables, with provenance, written atomically.
+
+Tables: frames (one row per decoded frame), regions (one row per box), videos (one row per video:
+is any frame flagged, and for models that name classes the video's class with its probabilities)
+and events (one row per run of consecutive flagged frames, with the event's class where named).
+Thresholds come from the model's calibration (`models.calibration`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from vadctl.common.atomic import write_atomic
+from vadctl.common.specs import PathLike
+from vadctl.errors import UsageError
+from vadctl.models.calibration import (
+    Calibration,
+)
+from vadctl.models.scores import ClassScores, VideoScores
+from vadctl.scoring.provenance import Provenance, with_provenance_frames, with_provenance_regions
+from vadctl.store import FeatureStore
+
+
+def frames_table(
+    scores: Iterable[VideoScores], calibration: Calibration, model: str, rule: str | None = None
+) -> pl.DataFrame:
+    """One row per decoded frame: video, frame, score, score_norm, is_anomaly, threshold, model (+ extras)."""
+    threshold = calibration.threshold(rule)
+    parts = []
+    for item in scores:
+        n = len(item.frame_scores)
+        columns = {
+            "video": pl.Series([item.video_id] * n, dtype=pl.String),
+            "frame": pl.Series(np.arange(n), dtype=pl.Int64),
+            "score": pl.Series(item.frame_scores, dtype=pl.Float64),
+            "score_norm": pl.Series(calibration.normalize(item.frame_scores), dtype=pl.Float64),
+            "is_anomaly": pl.Series(item.frame_scores > threshold, dtype=pl.Boolean),
+            "threshold": pl.Series([threshold] * n, dtype=pl.Float64),
+            "model": pl.Series([model] * n, dtype=pl.String),
+        }
+        for name, values in item.extra.items():
+            columns[name] = pl.Series(np.asarray(values, dtype=np.float64), dtype=pl.Float64)
+        if item.classes is not None:
+            columns |= _class_columns(item.classes, n)
+        if item.video_score is not None:
+            columns["video_score"] = pl.Series([float(item.video_score)] * n, dtype=pl.Float64)
+            columns["video_is_anomaly"] = pl.Series([item.video_score > 0] * n, dtype=pl.Boolean)
+        parts.append(pl.DataFrame(columns))
+    if not parts:
+        raise UsageError("nothing to score: the split has no videos with the model's features")
+    return pl.concat(parts, how="diagonal")
+
+
+def _class_columns(classes: ClassScores, n: int) -> dict[str, pl.Series]:
+    """Per frame: the likeliest class and its probability; the video's class and probability."""
+    names = np.asarray(classes.names, dtype=object)
+    best = classes.frame_probs.argmax(axis=1)
+    video_best = int(np.argmax(classes.video_probs))
+    return {
+        "class": pl.Series(names[best].tolist(), dtype=pl.String),
+        "class_prob": pl.Series(classes.frame_probs[np.arange(n), best], dtype=pl.Float64),
+        "video_class": pl.Series([str(names[video_best])] * n, dtype=pl.String),
+        "video_class_prob": pl.Series([float(classes.video_probs[video_best])] * n, dtype=pl.Float64),
+    }
+
+
+def _probabilities(names: Sequence[str], probs: np.ndarray) -> pl.Series:
+    """A struct column {class: probability}, one row per row of `probs`."""
+    return pl.DataFrame({name: np.asarray(probs[:, i], np.float64) for i, name in enumerate(names)}).to_struct(
+        "class_probs"
+    )
+
+
+def flagged_runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) frame ranges of consecutive True values (events with no merging: the scores
+    file's table; `vadctl events` merges across gaps with the same run finder)."""
+    from vadctl.scoring.events import anomalous_runs
+
+    runs = anomalous_runs(np.arange(len(flags)), np.asarray(flags, dtype=bool), min_len=1, min_gap=1)
+    return [(first, last + 1) for first, last in runs]
+
+
+def videos_table(scores: Sequence[VideoScores], frames: pl.DataFrame) -> pl.DataFrame:
+    """One row per video: frames, peak score, flagged frames, is_anomaly (the model's own video-level
+    decision when it has one, else: any frame flagged), and for models that name classes its class,
+    that class's probability and every class's (`class_probs`)."""
+    own = "video_is_anomaly" in frames.columns
+    flagged = pl.col("is_anomaly").any()
+    decision = pl.coalesce(pl.col("video_is_anomaly").first(), flagged) if own else flagged
+    aggregations = [
+        pl.len().alias("frames"),
+        pl.col("score").max().alias("peak_score"),
+        pl.col("is_anomaly").sum().cast(pl.Int64).alias("flagged_frames"),
+        decision.alias("is_anomaly"),
+        pl.col("model").first(),
+    ]
+    if own:
+        aggregations.insert(1, pl.col("video_score").first())
+    summary = frames.group_by("video", maintain_order=True).agg(aggregations).sort("video")
+    named = [s for s in scores if s.classes is not None]
+    if not named:
+        return summary
+    names = named[0].classes.names
+    probs = np.stack([s.classes.video_probs for s in named])
+    best = probs.argmax(axis=1)
+    classes = pl.DataFrame(
+        {
+            "video": [s.video_id for s in named],
+            "class": [names[i] for i in best],
+            "class_prob": probs[np.arange(len(named)), best],
+        }
+    ).with_columns(_probabilities(names, probs))
+    return summary.join(classes, on="video", how="left")
+
+
+def events_table(scores: Sequence[VideoScores], frames: pl.DataFrame) -> pl.DataFrame:
+    """One row per event (a run of consecutive flagged frames of one video): its frames, peak and
+    mean score, and for models that name classes its class (mean frame probabilities over the run)."""
+    by_video = {s.video_id: s for s in scores}
+    rows: dict[str, list] = {k: [] for k in ("video", "event", "start_frame", "stop_frame", "peak_score", "mean_score")}
+    probs, names = [], None
+    for (video,), part in frames.group_by(["video"], maintain_order=True):
+        values = part["score"].to_numpy()
+        item = by_video.get(video)
+        for event, (start, stop) in enumerate(flagged_runs(part["is_anomaly"].to_numpy())):
+            rows["video"].append(video)
+            rows["event"].append(event)
+            rows["start_frame"].append(start)
+            rows["stop_frame"].append(stop)
+            rows["peak_score"].append(float(values[start:stop].max()))
+            rows["mean_score"].append(float(values[start:stop].mean()))
+            if item is not None and item.classes is not None:
+                names = item.classes.names
+                probs.append(item.classes.frame_probs[start:stop].mean(axis=0))
+    schema = {"video": pl.String, "event": pl.Int64, "start_frame": pl.Int64, "stop_frame": pl.Int64}
+    schema |= {"peak_score": pl.Float64, "mean_score": pl.Float64}
+    table = pl.DataFrame(rows, schema=schema)
+    if names is None or len(probs) != len(table):
+        return table
+    stacked = np.stack(probs)
+    best = stacked.argmax(axis=1)
+    return table.with_columns(
+        pl.Series("class", [names[i] for i in best], dtype=pl.String),
+        pl.Series("class_prob", stacked[np.arange(len(best)), best], dtype=pl.Float64),
+        _probabilities(names, stacked),
+    )
+
+
+def regions_table(scores: Iterable[VideoScores], calibration: Calibration | None = None) -> pl.DataFrame:
+    """One row per scored box: video, frame, x1, y1, x2, y2, score."""
+    parts = []
+    for item in scores:
+        regions = item.regions
+        if regions is None or len(regions.frame) == 0:
+            continue
+        boxes = np.asarray(regions.boxes, dtype=np.float32)
+        parts.append(
+            pl.DataFrame(
+                {
+                    "video": pl.Series([item.video_id] * len(regions.frame), dtype=pl.String),
+                    "frame": pl.Series(regions.frame, dtype=pl.Int64),
+                    "x1": boxes[:, 0],
+                    "y1": boxes[:, 1],
+                    "x2": boxes[:, 2],
+                    "y2": boxes[:, 3],
+                    "score": pl.Series(regions.score, dtype=pl.Float64),
+                }
+            )
+        )
+    if not parts:
+        schema = {"video": pl.String, "frame": pl.Int64, "x1": pl.Float32, "y1": pl.Float32, "x2": pl.Float32}
+        schema |= {"y2": pl.Float32, "score": pl.Float64}
+        return pl.DataFrame(schema=schema)
+    return pl.concat(parts)
+
+
+def write_parquet_atomic(table: pl.DataFrame, path: Path, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write beside the target, then rename: a killed run never leaves half a file at `path`.
+
+    `metadata` becomes the file's Parquet key-value metadata (provenance)."""
+    return write_atomic(path, lambda tmp: table.write_parquet(tmp, metadata=dict(metadata) if metadata else None))
+
+
+def regions_path(scores_path: PathLike) -> Path:
+    """Where region scores go beside a frame-scores file: <name>.regions.parquet."""
+    return beside(scores_path, "regions")
+
+
+def beside(scores_path: PathLike, table: str) -> Path:
+    """Where another table goes beside a frame-scores file: <name>.<table>.parquet (regions,
+    videos, events)."""
+    path = Path(scores_path)
+    return path.with_name(f"{path.stem}.{table}.parquet")
+
+
+def write_tables(
+    tables, loaded, model_path: Path, store: FeatureStore, split: str, rule, out, regions_out=None
+) -> Path:
+    """Frames to `out`, the other tables beside it (regions to `regions_out` when given), each
+    with its provenance (columns and Parquet metadata) and written atomically."""
+    provenance = Provenance.of(loaded, model_path, store.path, split, rule=rule)
+    records = {r.video_id: r for r in store.videos(split)}
+    frames = with_provenance_frames(tables.frames, provenance, records)
+    regions = with_provenance_regions(tables.regions, provenance, records)
+    written = write_parquet_atomic(frames, Path(out), provenance.metadata("frames"))
+    regions_file = Path(regions_out) if regions_out is not None else regions_path(out)
+    write_parquet_atomic(regions, regions_file, provenance.metadata("regions"))
+    write_parquet_atomic(tables.videos, beside(out, "videos"), provenance.metadata("videos"))
+    write_parquet_atomic(tables.events, beside(out, "events"), provenance.metadata("events"))
+    return written

@@ -1,0 +1,407 @@
+"""Decode videos in sequential windows with bounded memory, and sample clips.
+
+decord is fast reading forward and slow seeking into H.264, and `get_batch` of a whole 720p video
+costs ~830 MB per 300 frames, so every reader here walks the video once, a window at a time.
+Open and decode errors (decord's RuntimeError and DECORDError) become `VideoError` naming the file
+and the decoder's own reason. Frames are RGB uint8, (n, H, W, 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vadctl.common.specs import DecodeSpec
+from vadctl.errors import VideoError
+from vadctl.video import native_stderr
+from vadctl.video.catalog import VideoSource, frame_files, not_regular
+from vadctl.video.native_stderr import decoder_line
+
+# decord decodes ahead of its reader as far as its file goes (see `VideoReader`): files are handed
+# to it in pieces of at least this many frames (cut at keyframes)
+SEGMENT_FRAMES = 32
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """The facts about a decoded video that features depend on."""
+
+    n_frames: int
+    fps: float
+    height: int  # decoded size (after any resize)
+    width: int
+    source_height: int
+    source_width: int
+
+
+@dataclass
+class FrameWindow:
+    """Consecutive frames [start, start + len(frames)) and the frame just before them.
+
+    `previous` lets pairwise featurizers (flow, frame differences) work across window borders.
+    Gray versions are computed once on first use and shared by all featurizers.
+    """
+
+    start: int
+    frames: np.ndarray
+    previous: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.frames)
+
+    @cached_property
+    def gray(self) -> np.ndarray:
+        return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in self.frames])
+
+    @cached_property
+    def previous_gray(self) -> np.ndarray | None:
+        if self.previous is None:
+            return None
+        return cv2.cvtColor(self.previous, cv2.COLOR_RGB2GRAY)
+
+    def gray_pairs(self) -> Iterator[tuple[int, np.ndarray | None, np.ndarray]]:
+        """(frame index, gray frame before it or None, gray frame) for every frame of the window."""
+        before = self.previous_gray
+        for offset, current in enumerate(self.gray):
+            yield self.start + offset, before, current
+            before = current
+
+
+def _reason(native: list[str], error: BaseException | None = None) -> str | None:
+    """The most telling one-line reason: FFmpeg's own first words when it printed some (decord's
+    and FFmpeg's log lines, address and time stamps dropped), else the exception's last line."""
+    lines = [text for text in map(decoder_line, native) if text]
+    for text in lines:  # FFmpeg names the damage; decord's own lines only repeat that it failed
+        if not text.startswith(("ERROR", "Check failed", "Error")):
+            return text
+    if lines:
+        return lines[0]
+    if error is None:
+        return None
+    text = str(error).strip().splitlines()
+    message = text[-1] if text else type(error).__name__
+    if "] " in message:
+        message = message.split("] ", 1)[1]
+    return message.replace("Error: ", "").strip() or type(error).__name__
+
+
+class VideoReader:
+    """Sequential windowed reader over a video file (decoded with decord) or a folder of numbered
+    frames. What the decoders print goes into the failure reason, never to the terminal
+    (`native_stderr`): captured around opening and around every ranged read.
+
+    Memory: decord decodes on a thread of its own, fed with packets by the reading thread. Each
+    time the reader finds no decoded frame ready, it pushes packets at file-read speed until one
+    comes out, and the decoder then decodes every packet it was given: when featurizers are slower
+    than decoding, frames pile up decoded ahead of the reader, as far as the file goes (peak memory
+    grew with video length, up to the whole video). So decord never gets the whole file: PyAV cuts
+    the video stream at keyframes into pieces of at least `SEGMENT_FRAMES` frames, stream-copied
+    into small in-memory Matroska files (no decoding), and decord decodes one piece at a time, the
+    same frames, pixel for pixel. Files PyAV cannot cut (or with open GOPs only, see
+    `_keyframe_pieces`) are read whole, as before.
+    """
+
+    def __init__(self, source: VideoSource, decode: DecodeSpec | None = None, num_threads: int = 1):
+        self.source = source
+        self.decode = decode or DecodeSpec()
+        self.warnings: list[str] = []  # decoder messages of a video that was read anyway
+        self._piece = None  # decord reader of the piece of the file being read
+        self._pieces: Iterator[bytes] | None = None
+        self._piece_len = self._piece_pos = 0
+        self._piece_first = 0  # the video's frame index of the piece's first frame
+        self._frames: list[Path] | None = None
+        self._native: list[str] = []
+        self._held = native_stderr.hold()
+        try:
+            self.info = self._open_folder() if source.is_frame_folder else self._open_file(num_threads)
+        except BaseException:
+            self.close()
+            raise
+
+    def _take_native(self) -> list[str]:
+        lines = self._held.take() if self._held is not None else []
+        self._native.extend(lines)
+        return lines
+
+    def _fail(self, reason: str, error: BaseException | None = None, since: int = 0) -> VideoError:
+        """A VideoError naming the file, with the decoder's own words about what went wrong."""
+        self._take_native()
+        said = _reason(self._native[since:], error) or _reason(self._native, error)
+        return VideoError(self.source.path, f"{reason}: {said}" if said else reason)
+
+    def _open_file(self, num_threads: int) -> VideoInfo:
+        import decord
+
+        path = self.source.path
+        problem = not_regular(path)  # checked again at open: a FIFO would block decord forever
+        if problem is not None:
+            raise VideoError(path, problem)
+        if path.stat().st_size == 0:
+            raise VideoError(path, "empty file (0 bytes)")
+        self._num_threads = num_threads
+        try:
+            reader = decord.VideoReader(str(path), num_threads=num_threads)  # indexes packets, decodes nothing
+            n_frames = len(reader)
+            fps = float(reader.get_avg_fps())
+        except Exception as error:  # decord raises RuntimeError and DECORDError (an Exception)
+            raise self._fail("cannot open video", error) from error
+        if n_frames <= 0:
+            raise VideoError(path, "video has no frames")
+        try:
+            self._first_piece()
+        except Exception:  # not cut into pieces (no PyAV, or a stream it cannot copy): decord reads the file whole
+            self._pieces = None
+            self._piece, self._piece_len, self._piece_pos, self._piece_first = reader, n_frames, 0, 0
+        try:
+            source_h, source_w = self._piece[0].shape[:2]
+            self._piece.seek(0)
+        except Exception as error:
+            raise self._fail("cannot decode the first frame", error) from error
+        self._take_native()
+        width, height = self.decode.output_size(source_w, source_h)
+        return VideoInfo(n_frames, fps if fps > 0 else 25.0, height, width, source_h, source_w)
+
+    def _first_piece(self) -> None:
+        """Start reading the file's pieces from its first frame."""
+        if self._pieces is not None:
+            self._pieces.close()
+        self._pieces = _keyframe_pieces(self.source.path, SEGMENT_FRAMES)
+        self._piece, self._piece_len, self._piece_pos, self._piece_first = None, 0, 0, 0
+        if not self._next_piece():
+            raise ValueError("no video packets")
+
+    def _next_piece(self) -> bool:
+        """Open the next piece of the file with decord; False when there is none."""
+        import decord
+
+        self._piece = None
+        data = next(self._pieces, None)
+        if data is None:
+            return False
+        first = self._piece_first + self._piece_len
+        try:
+            piece = decord.VideoReader(io.BytesIO(data), num_threads=self._num_threads)
+        except Exception:  # a piece decord cannot open is our cut, not the file: read the rest whole
+            self._whole_file_from(first)
+            return True
+        self._piece_first = first
+        self._piece, self._piece_len, self._piece_pos = piece, len(piece), 0
+        return True
+
+    def _whole_file_from(self, first: int) -> None:
+        """Decode from frame `first` on with decord over the whole file, as for files PyAV cannot cut
+        (decode-ahead memory is then unbounded for the rest of this video, which still extracts)."""
+        import decord
+
+        self._pieces.close()
+        self._pieces = None
+        whole = decord.VideoReader(str(self.source.path), num_threads=self._num_threads)
+        self._piece, self._piece_len, self._piece_first, self._piece_pos = whole, len(whole), 0, first
+
+    def _go_to(self, start: int) -> None:
+        """Position the reader at frame `start`: forward through pieces (copied, not decoded), or
+        from the first piece again when `start` lies behind (a segment's frame before it)."""
+        if self._pieces is None:  # the whole file in one decord reader: it seeks itself
+            self._piece_pos = start
+            return
+        if start < self._piece_first:
+            self._first_piece()
+        while start >= self._piece_first + self._piece_len and self._next_piece():
+            pass
+        self._piece_pos = start - self._piece_first
+
+    def _open_folder(self) -> VideoInfo:
+        frames = frame_files(self.source.path)
+        if not frames:
+            raise VideoError(self.source.path, "frame folder holds no images")
+        first = self._read_image(frames[0])
+        source_h, source_w = first.shape[:2]
+        width, height = self.decode.output_size(source_w, source_h)
+        self._frames = frames
+        return VideoInfo(len(frames), 25.0, height, width, source_h, source_w)
+
+    def _read_image(self, path: Path) -> np.ndarray:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            self._take_native()
+            said = _reason(self._native)
+            raise VideoError(path, "cannot read image (corrupt or unsupported)" + (f": {said}" if said else ""))
+        return self._resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+    def _resize(self, image: np.ndarray) -> np.ndarray:
+        """To the decode size with area interpolation (decord's own scaler is wrong at some sizes)."""
+        width, height = self.decode.output_size(image.shape[1], image.shape[0])
+        if (width, height) == (image.shape[1], image.shape[0]):
+            return image
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+    def _read_range(self, start: int, stop: int) -> np.ndarray:
+        if self._frames is not None:
+            frames = [self._read_image(p) for p in self._frames[start:stop]]
+            shapes = {f.shape for f in frames}
+            if len(shapes) != 1 or frames[0].shape[:2] != (self.info.height, self.info.width):
+                raise VideoError(self.source.path, f"frames {start}..{stop - 1} differ in size from the first")
+            return np.stack(frames)
+        since = len(self._native)
+        parts, at = [], start
+        try:
+            if start != self._piece_first + self._piece_pos:
+                self._go_to(start)
+            while at < stop:
+                if self._piece_pos >= self._piece_len and (self._pieces is None or not self._next_piece()):
+                    break
+                take = min(stop - at, self._piece_len - self._piece_pos)
+                indices = list(range(self._piece_pos, self._piece_pos + take))
+                parts.append(self._piece.get_batch(indices).asnumpy())
+                self._piece_pos += take
+                at += take
+        except Exception as error:  # DECORDError on damaged data
+            raise self._fail(f"decoding failed at frames {at}..{stop - 1}", error, since=since) from error
+        self._take_native()
+        if at != stop:
+            raise VideoError(self.source.path, f"decoder returned {at - start} frames for {start}..{stop - 1}")
+        batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if (self.info.width, self.info.height) != (batch.shape[2], batch.shape[1]):
+            batch = np.stack([self._resize(frame) for frame in batch])
+        return batch
+
+    def windows(self, size: int, start: int = 0, stop: int | None = None) -> Iterator[FrameWindow]:
+        """Frames [start, stop) (default: all) once, in order, `size` at a time; the first window
+        carries the frame before `start` as `previous`, so a segment sees what the whole video would."""
+        stop = self.info.n_frames if stop is None else min(stop, self.info.n_frames)
+        previous = self._read_range(start - 1, start)[0] if start > 0 else None
+        for first in range(start, stop, size):
+            frames = self._read_range(first, min(first + size, stop))
+            yield FrameWindow(first, frames, previous)
+            previous = frames[-1]
+
+    def frame(self, index: int) -> np.ndarray:
+        """One frame (H, W, 3) RGB, for a look at a single moment (slow to seek in H.264: few calls)."""
+        if not 0 <= index < self.info.n_frames:
+            raise VideoError(self.source.path, f"frame {index} is outside 0..{self.info.n_frames - 1}")
+        return self._read_range(index, index + 1)[0]
+
+    def close(self) -> None:
+        self._piece = None
+        if self._pieces is not None:
+            self._pieces.close()
+            self._pieces = None
+        if self._held is not None:
+            self._native.extend(self._held.release())
+            self._held = None
+        self.warnings = list(dict.fromkeys(filter(None, map(decoder_line, self._native))))
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+def _keyframe_pieces(path: Path, min_frames: int) -> Iterator[bytes]:
+    """The video stream cut at keyframes into pieces of at least `min_frames` frames, each
+    stream-copied (nothing decoded) into a small Matroska file in memory, for decord to decode.
+
+    A piece starts only at a keyframe that starts a closed group of pictures: one whose next packet
+    shows after it. Leading pictures (shown before the keyframe, decoded after it: open GOPs) refer
+    to the frames before the keyframe, so there the cut waits for the next keyframe.
+
+    The last piece is never shorter than `min_frames`: a stream that ends a few frames after a
+    keyframe has that tail joined to the piece before it, because decord cannot open a Matroska
+    file of three frames or fewer ("broken metadata"), which failed whole, valid videos."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets: list = []
+        held: list | None = None  # a finished piece, yielded once the next one is known to be long enough
+        cut = None  # index in `packets` of the keyframe a piece may start at
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            if cut is not None:
+                key = packets[cut]
+                if packet.pts is None or key.pts is None or packet.pts > key.pts:
+                    if held is not None:
+                        yield _matroska(stream, held)
+                    held, packets = packets[:cut], packets[cut:]
+                cut = None
+            if packet.is_keyframe and len(packets) >= min_frames:
+                cut = len(packets)
+            packets.append(packet)
+        if held is not None and len(packets) < min_frames:
+            held, packets = held + packets, []
+        for piece in (held, packets):
+            if piece:
+                yield _matroska(stream, piece)
+
+
+def _matroska(stream, packets: list) -> bytes:
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="matroska") as container:
+        copy = container.add_stream_from_template(stream)
+        for packet in packets:
+            packet.stream = copy
+            container.mux(packet)
+    return out.getvalue()
+
+
+_DONE = object()
+
+
+def prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
+    """Run `iterator` in a background thread, `depth` items ahead; errors surface in the caller.
+
+    Decoding (decord, OpenCV) releases the GIL, so the consumer computes features on one core
+    while the next window decodes on the other. Memory stays bounded by `depth` windows.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(_DONE)
+        except BaseException as error:  # handed over to the consumer
+            items.put(error)
+
+    worker = threading.Thread(target=produce, name="vadctl-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
