@@ -35,7 +35,7 @@ def tests_pose(session: nox.Session) -> None:
     session.run(
         "python", "-c", "import mediapipe, numpy; print('mediapipe', mediapipe.__version__, 'numpy', numpy.__version__)"
     )
-    session.run("pytest", "tests/test_pose.py", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "tests/features/test_pose.py", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session

@@ -13,7 +13,7 @@ from nightly import copy_archive
 
 import vadctl
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def python_api_example() -> str:
