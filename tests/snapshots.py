@@ -26,3 +26,10 @@ def assert_same(a: dict, b: dict) -> None:
     assert a.keys() == b.keys(), sorted(set(a) ^ set(b))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=str(key))
+
+
+def assert_intact(store: Path) -> None:
+    """Every committed entry of the store passes the deep check (every file re-hashed)."""
+    fs = FeatureStore(store, read_only=True)
+    checked, problems = fs.verify(deep=True)
+    assert problems == [] and checked > 0

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from commands import extract_cmd
 from scale_helpers import assert_identical
-from snapshots import assert_same, snapshot
-from test_store_safety import assert_intact
+from snapshots import assert_intact, assert_same, snapshot
 from videos import Square, make_video
 
 from vadctl import api

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from commands import extract_cmd
-from snapshots import assert_same, snapshot
+from snapshots import assert_intact, assert_same, snapshot
 from videos import Square, make_video
 
 from vadctl import api
@@ -77,12 +77,6 @@ def assert_old_or_new(got: dict, old: dict, new: dict) -> list[str]:
             assert_same(data, after[video])
             switched.append(video)
     return switched
-
-
-def assert_intact(store: Path) -> None:
-    fs = FeatureStore(store, read_only=True)
-    checked, problems = fs.verify(deep=True)
-    assert problems == [] and checked > 0
 
 
 @pytest.mark.parametrize("point", POINTS)
