@@ -106,7 +106,7 @@ def test_detects_names_and_localizes_held_out_anomalies(plovad, scored):
     probs = videos["class_probs"].struct.unnest()
     np.testing.assert_allclose(probs.sum_horizontal().to_numpy(), 1.0, atol=1e-6)
     events = pl.read_parquet(api.beside(scored, "events"))
-    assert {"start_frame", "stop_frame", "class", "class_prob"} <= set(events.columns)
+    assert {"start_frame", "end_frame", "peak_frame", "class", "class_prob", "class_probs"} <= set(events.columns)
     assert set(events["video"]) <= set(videos.filter(pl.col("flagged_frames") > 0)["video"])
     # heatmap boxes of the top-band anomaly sit in the top band nobody walks in
     regions = pl.read_parquet(api.regions_path(scored))

@@ -1,5 +1,6 @@
 """Calibration, thresholds and atomic outputs."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,8 @@ def test_parquet_write_is_atomic(tmp_path: Path, monkeypatch):
 
 def test_videos_and_events_tables_carry_classes():
     from vadctl.models.scores import ClassScores
-    from vadctl.scoring.tables import events_table, videos_table
+    from vadctl.scoring.events import find_events
+    from vadctl.scoring.tables import videos_table
 
     cal = calibration(np.array([0.0, 1.0, 2.0, 1.0]))
     probs = np.array([[0.9, 0.1]] * 3 + [[0.2, 0.8]] * 3)
@@ -114,9 +116,15 @@ def test_videos_and_events_tables_carry_classes():
     videos = videos_table(scores, frames).sort("video")
     assert videos["is_anomaly"].to_list() == [True, False] and videos["class"].to_list() == ["cart", None]
     assert videos["class_probs"].struct.field("cart").to_list()[0] == pytest.approx(0.7)
-    events = events_table(scores, frames)
-    assert events.select("start_frame", "stop_frame").rows() == [(1, 3), (4, 6)]
+    classes = {s.video_id: s.classes for s in scores}
+    events = find_events(frames, min_len=1, min_gap=1, classes=classes)
+    assert events.select("start_frame", "end_frame").rows() == [(1, 2), (4, 5)]  # inclusive ends
     assert events["class"].to_list() == ["bike", "cart"]
+    assert events["class_probs"].struct.field("cart").to_list() == pytest.approx([0.1, 0.8])
+    merged = find_events(frames, min_len=1, min_gap=2, classes=classes)  # a 1-frame gap < 2: one event
+    assert merged.select("start_frame", "end_frame").rows() == [(1, 5)]
+    assert merged["class"].to_list() == ["cart"]  # frames 1–5: mean of (0.1, 0.1, 0.8, 0.8, 0.8)
+    assert merged["class_prob"].to_list() == pytest.approx([0.52])
     named.video_score = -1.5  # the model's own video-level decision wins over flagged frames
     frames = frames_table(scores, cal, "toy")
     videos = videos_table(scores, frames).sort("video")
@@ -194,3 +202,29 @@ def test_a_score_at_the_threshold_is_not_flagged_and_columns_keep_their_types():
     boxes = regions_table([VideoScores("a", np.zeros(1), regions)])
     assert boxes.schema == {"video": pl.String, "frame": pl.Int64, "x1": pl.Float32, "y1": pl.Float32,
                             "x2": pl.Float32, "y2": pl.Float32, "score": pl.Float64}  # fmt: skip
+
+
+def test_score_files_and_the_results_dataset_publish_one_events_table():
+    """`vadctl score` and `vadctl run` write through `publish`: the same frames, regions and events
+    columns, the dataset's without `model` (its partition), every provenance column on each."""
+    from vadctl.common.specs import Fingerprint
+    from vadctl.scoring.events import SCHEMA
+    from vadctl.scoring.provenance import PROVENANCE_SCHEMA, Provenance
+    from vadctl.scoring.tables import publish
+    from vadctl.store import VideoRecord
+
+    cal = calibration(np.array([0.0, 1.0, 2.0, 1.0]))
+    scores = [VideoScores("a", np.array([0, 9, 9, 9, 9, 0.0])), VideoScores("b", np.zeros(5))]
+    fingerprint = Fingerprint(1, 1, "x")
+    records = {
+        v: VideoRecord("test", v, f"/{v}.avi", fingerprint, n_frames=n, fps=10.0) for v, n in (("a", 6), ("b", 5))
+    }
+    scored_at = datetime(2026, 1, 1, tzinfo=UTC)
+    prov = Provenance("r1", scored_at, "toy", "toy", "0" * 64, "/m", "/s", "test", {}, "robust:3", cal.threshold())
+    files = publish(scores, cal, "toy", prov, records)
+    dataset = publish(scores, cal, "toy", prov, records, model_column=False)
+    for kind in ("frames", "regions", "events"):
+        assert set(getattr(files, kind).columns) - set(getattr(dataset, kind).columns) == {"model"}, kind
+        assert set(PROVENANCE_SCHEMA) <= set(getattr(dataset, kind).columns), kind
+    assert list(dataset.events.columns[: len(SCHEMA)]) == list(SCHEMA)
+    assert dataset.events.select("video", "start_frame", "end_frame", "start_s").rows() == [("a", 1, 4, 0.1)]

@@ -26,15 +26,13 @@ from vadctl.nightly.jobfile import ModelRef
 from vadctl.nightly.joblog import JobLog
 from vadctl.nightly.ledger import Ledger, ScoreKey, Unit
 from vadctl.nightly.results import ResultsDataset
-from vadctl.scoring.events import find_events
 from vadctl.scoring.provenance import (
     Provenance,
     file_sha256,
     new_run_id,
     video_fingerprint,
-    with_provenance_frames,
-    with_provenance_regions,
 )
+from vadctl.scoring.tables import publish
 from vadctl.store import FeatureStore, VideoRecord
 
 
@@ -244,15 +242,18 @@ class ModelScorer:
         min_gap: int,
         log: JobLog,
     ) -> None:
-        from vadctl.scoring.tables import frames_table, regions_table
-
         started = time.perf_counter()
         prov = plan.provenance
-        frames = frames_table(scored, self.loaded.calibration, self.loaded.model.name, prov.threshold_rule)
-        frames = with_provenance_frames(frames, prov, plan.records, model_column=False)
-        regions = with_provenance_regions(regions_table(scored), prov, plan.records, model_column=False)
-        fps = {s.video_id: plan.records[s.video_id].fps for s in scored}
-        events = find_events(frames, regions, min_len=min_len, min_gap=min_gap, fps=fps)
+        published = publish(
+            scored,
+            self.loaded.calibration,
+            self.loaded.model.name,
+            prov,
+            plan.records,
+            model_column=False,
+            min_len=min_len,
+            min_gap=min_gap,
+        )
         unit = Unit(
             unit_id=self.clock.next_unit(),
             run_id=self.clock.run_id,
@@ -264,12 +265,8 @@ class ModelScorer:
             videos=[[s.video_id, video_fingerprint(plan.records[s.video_id])] for s in scored],
             parts={},
         )
-        tables = {
-            "frames": (frames, prov.metadata("frames")),
-            "regions": (regions, prov.metadata("regions")),
-            "events": (events, prov.metadata("events", min_len=min_len, min_gap=min_gap)),
-        }
-        dataset.commit(unit, tables, ledger)
+        tables = published.with_metadata(prov, min_len=min_len, min_gap=min_gap)
+        dataset.commit(unit, {kind: tables[kind] for kind in ("frames", "regions", "events")}, ledger)
         self.outcome.units.append(unit.unit_id)
         self.outcome.scored += [f"{plan.split}/{s.video_id}" for s in scored]
         for kind, n in unit.rows.items():

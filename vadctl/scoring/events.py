@@ -5,7 +5,10 @@ An event is a run of anomalous frames (`is_anomaly`) of one video, runs separate
 flagged frame is more often noise than an incident). Each event carries its frame and time span,
 its peak (highest score) and where it happened: the union of the highest-scoring box of each of its
 frames (the box that drove the frame's score; other boxes of the same frames are mostly normal
-traffic).
+traffic); for models that name classes, the event's class (mean frame probabilities over it).
+
+This is the one events table: `vadctl score` writes it beside its scores, `vadctl run` appends it to
+the results dataset and `vadctl events` reads or recomputes it, always with these columns.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ import polars as pl
 
 from vadctl import defaults
 from vadctl.errors import UsageError
+from vadctl.models.scores import ClassScores
+from vadctl.scoring.provenance import PROVENANCE_SCHEMA
 
-# Columns copied from a video's frame rows onto its events, when the frames have them.
-CARRIED = ("split", "threshold", "model", "model_sha256", "video_fingerprint", "run_id", "scored_at")
+# Columns copied from a video's frame rows onto its events, when the frames have them: the threshold,
+# the model and every provenance column (split first, as events have always carried it).
+CARRIED = ("split", "threshold", "model", *(name for name in PROVENANCE_SCHEMA if name != "split"))
 SCHEMA = {
     "video": pl.String,
     "start_frame": pl.Int64,
@@ -80,12 +86,16 @@ def find_events(
     min_len: int = defaults.EVENT_MIN_LEN,
     min_gap: int = defaults.EVENT_MIN_GAP,
     fps: Mapping[str, float] | None = None,
+    classes: Mapping[str, ClassScores | None] | None = None,
 ) -> pl.DataFrame:
     """Events of every video in a frames table (video, frame, score, is_anomaly; score_norm, time_s
-    and provenance columns are used when present). One model's rows at a time: the caller splits."""
+    and provenance columns are used when present). One model's rows at a time: the caller splits.
+    `classes` (per video, for models that name classes) adds each event's class, its probability
+    and every class's (`class_probs`), from the mean frame probabilities over the event."""
     carried = [c for c in CARRIED if c in frames.columns]
     top = _top_boxes(regions)
     rows: list[dict] = []
+    named: list[tuple[Sequence[str], np.ndarray]] = []  # per event, when its video names classes
     for (video,), group in frames.sort("video", "frame").group_by("video", maintain_order=True):
         frame_numbers = group["frame"].to_numpy()
         runs = anomalous_runs(frame_numbers, group["is_anomaly"].to_numpy(), min_len, min_gap)
@@ -124,8 +134,26 @@ def find_events(
                         "y2": float(within["y2"].max()),
                     }
             rows.append(row | {c: first[c] for c in carried})
+            known = (classes or {}).get(video)
+            if known is not None:
+                named.append((known.names, known.frame_probs[inside].mean(axis=0)))  # rows are frames in order
     schema = SCHEMA | {c: frames.schema[c] for c in carried}
-    return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+    table = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+    if not named or len(named) != len(table):
+        return table
+    return table.with_columns(class_columns(named[0][0], np.stack([probs for _, probs in named])))
+
+
+def class_columns(names: Sequence[str], probs: np.ndarray) -> list[pl.Series]:
+    """class, class_prob and class_probs (a struct: every class's probability) for rows of `probs`."""
+    best = probs.argmax(axis=1)
+    return [
+        pl.Series("class", [names[i] for i in best], dtype=pl.String),
+        pl.Series("class_prob", probs[np.arange(len(best)), best], dtype=pl.Float64),
+        pl.DataFrame({name: np.asarray(probs[:, i], np.float64) for i, name in enumerate(names)}).to_struct(
+            "class_probs"
+        ),
+    ]
 
 
 def parse_since(text: str | date | None, today: date | None = None) -> date | None:

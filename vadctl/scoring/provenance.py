@@ -24,6 +24,16 @@ from vadctl.store import VideoRecord
 
 SCORED_AT = pl.Datetime("us", "UTC")
 META_PREFIX = "vadctl."
+# The provenance columns of every results row (frames, regions, events; `vadctl score` files and the
+# results dataset alike), in order. A new one is one line here, named like the `Provenance`
+# attribute it copies (video_fingerprint is the one taken per video).
+PROVENANCE_SCHEMA = {
+    "model_sha256": pl.String,
+    "video_fingerprint": pl.String,
+    "run_id": pl.String,
+    "scored_at": SCORED_AT,
+    "split": pl.String,
+}
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -121,15 +131,15 @@ class Provenance:
         return {META_PREFIX + k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in values.items()}
 
     def columns(self, video_ids: pl.Series, records: Mapping[str, VideoRecord]) -> list[pl.Series]:
-        """model_sha256, video_fingerprint, run_id, scored_at, split for rows of these videos."""
+        """The `PROVENANCE_SCHEMA` columns for rows of these videos."""
         n = len(video_ids)
         fingerprints = {v: video_fingerprint(records[v]) for v in video_ids.unique().to_list()}
+        per_video = {"video_fingerprint": video_ids.replace_strict(fingerprints, return_dtype=pl.String)}
         return [
-            pl.Series("model_sha256", [self.model_sha256] * n, dtype=pl.String),
-            video_ids.replace_strict(fingerprints, return_dtype=pl.String).alias("video_fingerprint"),
-            pl.Series("run_id", [self.run_id] * n, dtype=pl.String),
-            pl.Series("scored_at", [self.scored_at] * n, dtype=SCORED_AT),
-            pl.Series("split", [self.split] * n, dtype=pl.String),
+            per_video[name].alias(name)
+            if name in per_video
+            else pl.Series(name, [getattr(self, name)] * n, dtype=dtype)
+            for name, dtype in PROVENANCE_SCHEMA.items()
         ]
 
 
@@ -161,19 +171,7 @@ def with_provenance_regions(
     columns = [regions[c] for c in regions.columns]
     if model_column:
         columns.append(pl.Series("model", [prov.model] * len(regions), dtype=pl.String))
-    if len(regions):
-        columns += prov.columns(regions["video"], records)
-    else:
-        columns += [
-            pl.Series(name, [], dtype=dtype)
-            for name, dtype in (
-                ("model_sha256", pl.String),
-                ("video_fingerprint", pl.String),
-                ("run_id", pl.String),
-                ("scored_at", SCORED_AT),
-                ("split", pl.String),
-            )
-        ]
+    columns += prov.columns(regions["video"], records)
     return pl.DataFrame(columns)
 
 

@@ -18,8 +18,10 @@ from vadctl.common.threads import blas_threads
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.files import LoadedModel
 from vadctl.models.fit import usable_videos
+from vadctl.models.scores import VideoScores
 from vadctl.scoring.backends import BACKENDS, use_backend, use_classes
-from vadctl.scoring.tables import events_table, frames_table, regions_table, videos_table
+from vadctl.scoring.events import find_events
+from vadctl.scoring.tables import frames_table, regions_table, videos_table
 from vadctl.store import FeatureStore
 
 
@@ -45,8 +47,10 @@ def check_features(loaded: LoadedModel, store: FeatureStore, split: str, videos:
 
 @dataclass
 class ScoreTables:
-    """What scoring writes: frames, regions, videos and events (see `vadctl.scoring.tables`)."""
+    """Scores of a split (per video, as the model gave them) and the tables read from them, without
+    provenance: frames, regions, videos and events (`scoring.tables.publish` stamps them)."""
 
+    scores: list[VideoScores]
     frames: pl.DataFrame
     regions: pl.DataFrame
     videos: pl.DataFrame
@@ -104,4 +108,8 @@ def score_tables(
                 scores.append(item)
                 progress.video_scored(item.video_id, len(item.frame_scores))
     frames = frames_table(scores, loaded.calibration, loaded.model.name, rule)
-    return ScoreTables(frames, regions_table(scores), videos_table(scores, frames), events_table(scores, frames))
+    regions = regions_table(scores)
+    records = {r.video_id: r for r in store.videos(split)}
+    fps = {s.video_id: records[s.video_id].fps for s in scores}
+    events = find_events(frames, regions, fps=fps, classes={s.video_id: s.classes for s in scores})
+    return ScoreTables(scores, frames, regions, videos_table(scores, frames), events)

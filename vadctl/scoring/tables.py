@@ -9,11 +9,13 @@ Thresholds come from the model's calibration (`models.calibration`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from vadctl import defaults
 from vadctl.common.atomic import write_atomic
 from vadctl.common.specs import PathLike
 from vadctl.errors import UsageError
@@ -21,8 +23,9 @@ from vadctl.models.calibration import (
     Calibration,
 )
 from vadctl.models.scores import ClassScores, VideoScores
+from vadctl.scoring.events import class_columns, find_events
 from vadctl.scoring.provenance import Provenance, with_provenance_frames, with_provenance_regions
-from vadctl.store import FeatureStore
+from vadctl.store import FeatureStore, VideoRecord
 
 
 def frames_table(
@@ -68,22 +71,6 @@ def _class_columns(classes: ClassScores, n: int) -> dict[str, pl.Series]:
     }
 
 
-def _probabilities(names: Sequence[str], probs: np.ndarray) -> pl.Series:
-    """A struct column {class: probability}, one row per row of `probs`."""
-    return pl.DataFrame({name: np.asarray(probs[:, i], np.float64) for i, name in enumerate(names)}).to_struct(
-        "class_probs"
-    )
-
-
-def flagged_runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) frame ranges of consecutive True values (events with no merging: the scores
-    file's table; `vadctl events` merges across gaps with the same run finder)."""
-    from vadctl.scoring.events import anomalous_runs
-
-    runs = anomalous_runs(np.arange(len(flags)), np.asarray(flags, dtype=bool), min_len=1, min_gap=1)
-    return [(first, last + 1) for first, last in runs]
-
-
 def videos_table(scores: Sequence[VideoScores], frames: pl.DataFrame) -> pl.DataFrame:
     """One row per video: frames, peak score, flagged frames, is_anomaly (the model's own video-level
     decision when it has one, else: any frame flagged), and for models that name classes its class,
@@ -104,50 +91,11 @@ def videos_table(scores: Sequence[VideoScores], frames: pl.DataFrame) -> pl.Data
     named = [s for s in scores if s.classes is not None]
     if not named:
         return summary
-    names = named[0].classes.names
     probs = np.stack([s.classes.video_probs for s in named])
-    best = probs.argmax(axis=1)
-    classes = pl.DataFrame(
-        {
-            "video": [s.video_id for s in named],
-            "class": [names[i] for i in best],
-            "class_prob": probs[np.arange(len(named)), best],
-        }
-    ).with_columns(_probabilities(names, probs))
-    return summary.join(classes, on="video", how="left")
-
-
-def events_table(scores: Sequence[VideoScores], frames: pl.DataFrame) -> pl.DataFrame:
-    """One row per event (a run of consecutive flagged frames of one video): its frames, peak and
-    mean score, and for models that name classes its class (mean frame probabilities over the run)."""
-    by_video = {s.video_id: s for s in scores}
-    rows: dict[str, list] = {k: [] for k in ("video", "event", "start_frame", "stop_frame", "peak_score", "mean_score")}
-    probs, names = [], None
-    for (video,), part in frames.group_by(["video"], maintain_order=True):
-        values = part["score"].to_numpy()
-        item = by_video.get(video)
-        for event, (start, stop) in enumerate(flagged_runs(part["is_anomaly"].to_numpy())):
-            rows["video"].append(video)
-            rows["event"].append(event)
-            rows["start_frame"].append(start)
-            rows["stop_frame"].append(stop)
-            rows["peak_score"].append(float(values[start:stop].max()))
-            rows["mean_score"].append(float(values[start:stop].mean()))
-            if item is not None and item.classes is not None:
-                names = item.classes.names
-                probs.append(item.classes.frame_probs[start:stop].mean(axis=0))
-    schema = {"video": pl.String, "event": pl.Int64, "start_frame": pl.Int64, "stop_frame": pl.Int64}
-    schema |= {"peak_score": pl.Float64, "mean_score": pl.Float64}
-    table = pl.DataFrame(rows, schema=schema)
-    if names is None or len(probs) != len(table):
-        return table
-    stacked = np.stack(probs)
-    best = stacked.argmax(axis=1)
-    return table.with_columns(
-        pl.Series("class", [names[i] for i in best], dtype=pl.String),
-        pl.Series("class_prob", stacked[np.arange(len(best)), best], dtype=pl.Float64),
-        _probabilities(names, stacked),
+    classes = pl.DataFrame({"video": [s.video_id for s in named]}).with_columns(
+        class_columns(named[0].classes.names, probs)
     )
+    return summary.join(classes, on="video", how="left")
 
 
 def regions_table(scores: Iterable[VideoScores], calibration: Calibration | None = None) -> pl.DataFrame:
@@ -197,18 +145,72 @@ def beside(scores_path: PathLike, table: str) -> Path:
     return path.with_name(f"{path.stem}.{table}.parquet")
 
 
+@dataclass
+class Published:
+    """The tables of one scoring run as they leave vadctl: frames and regions with their provenance
+    columns, the videos summary, and the events (one definition: `scoring.events`)."""
+
+    frames: pl.DataFrame
+    regions: pl.DataFrame
+    videos: pl.DataFrame
+    events: pl.DataFrame
+
+    def with_metadata(self, provenance: Provenance, **events_meta) -> dict[str, tuple[pl.DataFrame, dict]]:
+        """{kind: (table, Parquet key-value metadata)}: what a writer stores."""
+        return {
+            "frames": (self.frames, provenance.metadata("frames")),
+            "regions": (self.regions, provenance.metadata("regions")),
+            "videos": (self.videos, provenance.metadata("videos")),
+            "events": (self.events, provenance.metadata("events", **events_meta)),
+        }
+
+
+def publish(
+    scores: Sequence[VideoScores],
+    calibration: Calibration,
+    model_name: str,
+    provenance: Provenance,
+    records: Mapping[str, VideoRecord],
+    *,
+    model_column: bool = True,
+    min_len: int = defaults.EVENT_MIN_LEN,
+    min_gap: int = defaults.EVENT_MIN_GAP,
+) -> Published:
+    """Every results table of scored videos, stamped with their provenance: the one path that both
+    `vadctl score` (files) and `vadctl run` (the results dataset, where `model` is the partition, so
+    `model_column=False`) write through. A new column is added once, here or in `PROVENANCE_SCHEMA`."""
+    frames = frames_table(scores, calibration, model_name, provenance.threshold_rule)
+    videos = videos_table(scores, frames)
+    frames = with_provenance_frames(frames, provenance, records, model_column=model_column)
+    regions = with_provenance_regions(regions_table(scores), provenance, records, model_column=model_column)
+    fps = {s.video_id: records[s.video_id].fps for s in scores}
+    classes = {s.video_id: s.classes for s in scores}
+    events = find_events(frames, regions, min_len=min_len, min_gap=min_gap, fps=fps, classes=classes)
+    return Published(frames, regions, videos, events)
+
+
 def write_tables(
-    tables, loaded, model_path: Path, store: FeatureStore, split: str, rule, out, regions_out=None
+    scores: Sequence[VideoScores],
+    loaded,
+    model_path: Path,
+    store: FeatureStore,
+    split: str,
+    rule,
+    out,
+    regions_out=None,
 ) -> Path:
     """Frames to `out`, the other tables beside it (regions to `regions_out` when given), each
     with its provenance (columns and Parquet metadata) and written atomically."""
     provenance = Provenance.of(loaded, model_path, store.path, split, rule=rule)
     records = {r.video_id: r for r in store.videos(split)}
-    frames = with_provenance_frames(tables.frames, provenance, records)
-    regions = with_provenance_regions(tables.regions, provenance, records)
-    written = write_parquet_atomic(frames, Path(out), provenance.metadata("frames"))
-    regions_file = Path(regions_out) if regions_out is not None else regions_path(out)
-    write_parquet_atomic(regions, regions_file, provenance.metadata("regions"))
-    write_parquet_atomic(tables.videos, beside(out, "videos"), provenance.metadata("videos"))
-    write_parquet_atomic(tables.events, beside(out, "events"), provenance.metadata("events"))
-    return written
+    published = publish(scores, loaded.calibration, loaded.model.name, provenance, records)
+    places = {
+        "frames": Path(out),
+        "regions": Path(regions_out) if regions_out is not None else regions_path(out),
+        "videos": beside(out, "videos"),
+        "events": beside(out, "events"),
+    }
+    metadata = {"min_len": defaults.EVENT_MIN_LEN, "min_gap": defaults.EVENT_MIN_GAP}
+    for kind, (table, meta) in published.with_metadata(provenance, **metadata).items():
+        write_parquet_atomic(table, places[kind], meta)
+    return Path(out)
