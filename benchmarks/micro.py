@@ -2,8 +2,11 @@
 
   dis      DIS optical flow pairs/s per preset (vadctl's preset table), on 360×240 textured frames
            moving by a few pixels, with OpenCV on 1 thread and on all cores
-  startup  wall time of `python -m vadctl --version` (the CLI's start-up), of importing the
-           libraries most commands load (scikit-learn, polars, zarr), and of a bare interpreter
+  startup  wall time of `vadctl --help` and `--version` (the CLI's start-up), of `import vadctl.api`,
+           of importing the libraries most commands load (scikit-learn, polars, zarr) and of a
+           bare interpreter, side by side; then `python -X importtime`'s heaviest top-level imports
+           of `vadctl --help` and `import vadctl.api`, and whether torch, scikit-learn, scipy or
+           zarr are among them (they must not be)
 
 Usage: python benchmarks/micro.py [dis] [startup] [--pairs 60] [--repeats 5]
 """
@@ -58,14 +61,45 @@ def wall(command: list[str], repeats: int) -> float:
     return statistics.median(times)
 
 
+HEAVY = ("torch", "sklearn", "scipy", "zarr", "ray", "cv2", "polars")
+
+
+def import_times(command: list[str]) -> list[tuple[str, float]]:
+    """Packages a command imports (at any depth), each with the summed self time of its modules in
+    seconds, largest first: what `python -X importtime` says the start-up is made of."""
+    done = subprocess.run([sys.executable, "-X", "importtime", *command], capture_output=True, text=True)
+    found: dict[str, float] = {}
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        own, _, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+        top = name.split(".")[0]
+        found[top] = found.get(top, 0.0) + int(own) / 1e6
+    return sorted(found.items(), key=lambda item: -item[1])
+
+
 def startup(repeats: int) -> None:
-    bare = wall([sys.executable, "-c", "pass"], repeats)
-    cli = wall([sys.executable, "-m", "vadctl", "--version"], repeats)
-    libraries = wall([sys.executable, "-c", "import sklearn.mixture, polars, zarr"], repeats)
-    print(f"start-up, median of {repeats} (load average {os.getloadavg()[0]:.1f})")
-    print(f"  bare interpreter                      {bare:6.2f} s")
-    print(f"  python -m vadctl --version            {cli:6.2f} s")
-    print(f"  import sklearn.mixture, polars, zarr  {libraries:6.2f} s")
+    commands = {
+        "bare interpreter (python -c pass)": ["-c", "pass"],
+        "vadctl --help": ["-m", "vadctl", "--help"],
+        "vadctl --version": ["-m", "vadctl", "--version"],
+        "import vadctl.api": ["-c", "import vadctl.api"],
+        "import sklearn.mixture, polars, zarr": ["-c", "import sklearn.mixture, polars, zarr"],
+    }
+    print(f"start-up, median of {repeats}, one after another (load average {os.getloadavg()[0]:.1f})")
+    bare = None
+    for label, args in commands.items():
+        seconds = wall([sys.executable, *args], repeats)
+        bare = seconds if bare is None else bare
+        print(f"  {label:<38} {seconds:6.3f} s  ({seconds - bare:+.3f} s over the bare interpreter)")
+    for label, args in (
+        ("vadctl --help", ["-m", "vadctl", "--help"]),
+        ("import vadctl.api", ["-c", "import vadctl.api"]),
+    ):
+        times = import_times(args)
+        heavy = sorted(name for name, _ in times if name in HEAVY)
+        shown = ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in times[:8])
+        print(f"  {label}: heaviest imports {shown}; heavy libraries loaded: {', '.join(heavy) or 'none'}")
 
 
 def main() -> None:

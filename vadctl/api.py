@@ -18,18 +18,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vadctl import defaults
 from vadctl.common import checks
 from vadctl.common.progress import ProgressArg, as_progress
 from vadctl.common.specs import PathLike
 from vadctl.errors import ModelFileError, UsageError
-from vadctl.store import FeatureStore
-from vadctl.store.opening import open_store, readable, writable
 
-# Imports of the stages that pull in torch, scikit-learn, zarr's codecs or Ray happen inside the
-# calls that need them, so `vadctl --help` and `import vadctl.api` stay fast (benchmarks/micro.py).
+if TYPE_CHECKING:
+    from vadctl.store import FeatureStore
+
+# Imports of the stages (which pull in zarr, torch, scikit-learn or Ray) happen inside the calls that
+# need them, so `vadctl --help` and `import vadctl.api` stay fast (benchmarks/micro.py startup).
 
 __all__ = [
     "InferReport",
@@ -51,15 +52,42 @@ __all__ = [
 ]
 
 
+def open_store(path: PathLike | None = None, *, create: bool = False, read_only: bool = True) -> FeatureStore:
+    """The feature store at `path` (default: $VADCTL_STORE or stores/default.zarr), for reading
+    unless `read_only=False`; `create=True` makes an empty one when there is none."""
+    from vadctl.store import opening
+
+    return opening.open_store(path, create=create, read_only=read_only)
+
+
+def _readable(store: PathLike | FeatureStore | None) -> FeatureStore:
+    from vadctl.store import opening
+
+    return opening.readable(store)
+
+
+def _writable(store: PathLike | FeatureStore | None, create: bool = True) -> FeatureStore:
+    from vadctl.store import opening
+
+    return opening.writable(store, create)
+
+
+def _opened(store: PathLike | FeatureStore | None) -> FeatureStore | None:
+    """`store` when it is an open store already (a path is opened later, once arguments check out)."""
+    from vadctl.store import FeatureStore
+
+    return store if isinstance(store, FeatureStore) else None
+
+
 def verify(store: PathLike | FeatureStore | None = None, *, deep: bool = False, forget_damaged: bool = False):
     """(entries checked, problems): every committed entry holds what was written (cheap: file
     counts and sizes; `deep`: every file re-hashed) and every record is readable. With
     `forget_damaged`, damaged data is taken out of use (quarantined) so `extract` redoes it."""
     if not forget_damaged:
-        return readable(store).verify(deep=deep)
+        return _readable(store).verify(deep=deep)
     from vadctl.store.maintenance import forget_damaged as forget
 
-    opened = writable(store, create=False)
+    opened = _writable(store, create=False)
     checked, problems = opened.verify(deep=deep)
     forget(opened, problems)
     return checked, problems
@@ -70,7 +98,7 @@ def gc(store: PathLike | FeatureStore | None = None, *, apply: bool = False):
     with `apply=True` (a `store.maintenance.MaintenanceReport`)."""
     from vadctl.store.maintenance import gc as collect
 
-    return collect(writable(store, create=False), apply=apply)
+    return collect(_writable(store, create=False), apply=apply)
 
 
 def prune(store: PathLike | FeatureStore | None = None, *, missing_sources: bool = True, apply: bool = False):
@@ -79,7 +107,7 @@ def prune(store: PathLike | FeatureStore | None = None, *, missing_sources: bool
 
     if not missing_sources:
         return MaintenanceReport(applied=apply)
-    return prune_missing_sources(writable(store, create=False), apply=apply)
+    return prune_missing_sources(_writable(store, create=False), apply=apply)
 
 
 def feature_params(params: Mapping[str, Any] | Iterable[str] | None) -> dict[str, dict[str, Any]]:
@@ -145,7 +173,7 @@ def extract(
         debug=debug,
         segment_frames=segment_frames,
     )
-    opened = store if isinstance(store, FeatureStore) else None
+    opened = _opened(store)
     return extraction.extract(
         roots,
         recipe,
@@ -180,7 +208,7 @@ def plan_extract(
         raise TypeError(f"plan_extract() got unexpected keyword argument(s) {', '.join(unknown)}")
     what = {key: options[key] for key in PLAN_OPTIONS if key in options}
     recipe = ExtractRecipe.make(store, split, features, params, weights, **what)
-    return extraction.plan_extract(roots, recipe, store if isinstance(store, FeatureStore) else None)
+    return extraction.plan_extract(roots, recipe, _opened(store))
 
 
 PLAN_OPTIONS = ("scene", "resize", "clip_len", "clip_stride", "frame_step", "force", "retry_failed")
@@ -236,7 +264,7 @@ def fit(
     training = TrainOptions(resume=resume, checkpoint_every=checkpoint_every, progress=report, time_limit=time_limit)
     try:
         result = fit_model(
-            readable(store),
+            _readable(store),
             model,
             values,
             split,
@@ -314,7 +342,7 @@ def score(
     if backend == "onnx" and onnx is None:
         onnx = _default_onnx(Path(model_path))
     classes = _class_list(classes)
-    feature_store = readable(store)
+    feature_store = _readable(store)
     tables = score_tables(
         loaded,
         feature_store,
@@ -329,7 +357,7 @@ def score(
         workers=workers,
         model_path=Path(model_path),
     )
-    return write_tables(tables, loaded, Path(model_path), feature_store, split, threshold, out, regions_out)
+    return write_tables(tables.scores, loaded, Path(model_path), feature_store, split, threshold, out, regions_out)
 
 
 def evaluate(
@@ -451,7 +479,7 @@ def infer(
     sources = {s.video_id: s for s in discover([Path(p) for p in paths])}
     if not sources:
         raise UsageError(f"{', '.join(str(p) for p in paths)}: no videos found")
-    opened = writable(store)
+    opened = _writable(store)
     reports, failed = [], {}
     for job in jobs:
         report = extract(
@@ -498,7 +526,7 @@ def infer(
         classes=classes,
         weights=explicit,
     )
-    written = write_tables(tables, loaded, model, opened, split, threshold, out)
+    written = write_tables(tables.scores, loaded, model, opened, split, threshold, out)
     annotated = []
     if video_out is not None:
         import polars as pl
