@@ -20,14 +20,18 @@ import numpy as np
 from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, VadModel, _newest_version, pick_feature, source_scale
-from vadctl.models.density import GMMDensity, KNNDistance, crossfit_scores
+from vadctl.models.density import GMMDensity, KNNDistance, PCAError, crossfit_scores
+from vadctl.models.fuvas import clip_frame_scores
 from vadctl.models.registry import register
 from vadctl.models.scores import RegionScores, VideoScores, temporal_smooth
 from vadctl.models.state_checks import StateShapes, finite_number
 from vadctl.models.velocity_bins import check_layout, merge_bins
 from vadctl.store import FeatureStore
 
-TYPES = ("velocity", "pose", "deep")
+TYPES = ("velocity", "pose", "deep")  # region attributes
+FRAME_TYPES = ("motion",)  # clip-level attributes, spread to the clip's frames
+VELOCITY_SCALES = ("pixels", "box_height")
+VELOCITY_POSITIONS = ("none", "y", "xy")
 DEEP_FEATURES = ("clip_regions", "appearance_regions", "hog_regions")  # "auto": the first one extracted
 
 
@@ -40,6 +44,7 @@ class RegionData:
     video: np.ndarray
     frame: np.ndarray
     boxes: np.ndarray  # source-video pixels
+    sizes: np.ndarray  # (n_videos, 2): source width and height of each video
     attributes: dict[str, np.ndarray]  # type → (n_rows, d)
     valid: dict[str, np.ndarray]  # type → (n_rows,) bool: rows that have this attribute
 
@@ -71,6 +76,11 @@ class AiVad(VadModel):
         velocity_feature: str = "velocity",
         pose_feature: str = "pose",
         deep_feature: str = "auto",
+        velocity_scale: str = "pixels",
+        velocity_position: str = "none",
+        use_motion_features: bool = False,
+        motion_feature: str = "motion",
+        pca_level_motion: float = 0.98,
         random_state: int = 0,
     ):
         self.n_velocity_bins = n_velocity_bins
@@ -86,6 +96,11 @@ class AiVad(VadModel):
         self.velocity_feature = velocity_feature
         self.pose_feature = pose_feature
         self.deep_feature = deep_feature
+        self.velocity_scale = velocity_scale
+        self.velocity_position = velocity_position
+        self.use_motion_features = use_motion_features
+        self.motion_feature = motion_feature
+        self.pca_level_motion = pca_level_motion
         self.random_state = random_state
 
     # ----- features ---------------------------------------------------------------------------
@@ -145,18 +160,38 @@ class AiVad(VadModel):
             chosen[kind] = specs[0]
         chosen = {kind: chosen[kind] for kind in TYPES if kind in chosen}
         chosen["regions"] = pick_feature(store, split, f"regions@{best[0]}", "regions", self.name)
+        if self.use_motion_features:
+            motion = pick_feature(store, split, self.motion_feature, "clip-level motion", self.name)
+            if motion.axis != "clip":
+                raise FeatureError(f"aivad: motion_feature {motion.key} is not clip-level (one row per clip)")
+            chosen["motion"] = motion
         self.features_ = chosen
         return chosen
 
     @property
     def types_(self) -> list[str]:
+        """Region attribute types in use."""
         return [kind for kind in TYPES if kind in self.features_]
+
+    @property
+    def frame_types_(self) -> list[str]:
+        """Clip-level attribute types in use (their scores are added to every frame of the clip)."""
+        return [kind for kind in FRAME_TYPES if kind in self.features_]
+
+    def _motion(self, store: FeatureStore, split: str, video_id: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """(clip table, one flat motion vector per clip, frames) of a video."""
+        record = store.video(split, video_id)
+        entry = store.entry(record, self.features_["motion"])
+        if "embedding" not in entry.array_names:
+            raise FeatureError(f"aivad: {entry.spec.key} has no embedding per clip")
+        values = entry["embedding"].astype(np.float32)
+        return entry.clips(), values.reshape(len(values), -1), record.n_frames
 
     def _load(self, store: FeatureStore, split: str, videos: Sequence[str]) -> RegionData:
         rows: dict[str, list] = {key: [] for key in ("video", "frame", "boxes")}
         attributes: dict[str, list] = {kind: [] for kind in self.types_}
         valid: dict[str, list] = {kind: [] for kind in self.types_}
-        n_frames, ids = [], []
+        n_frames, ids, sizes = [], [], []
         for index, video_id in enumerate(videos):
             record = store.video(split, video_id)
             if record is None:
@@ -166,6 +201,7 @@ class AiVad(VadModel):
             count = int(offsets[-1])
             ids.append(video_id)
             n_frames.append(record.n_frames)
+            sizes.append((record.width, record.height))
             rows["video"].append(np.full(count, index, np.int64))
             rows["frame"].append(regions.row_index())
             rows["boxes"].append(regions["boxes"] * source_scale(record, self.features_["regions"]))
@@ -177,15 +213,44 @@ class AiVad(VadModel):
                 attributes[kind].append(values)
                 valid[kind].append(ok)
         cat = np.concatenate
-        return RegionData(
+        data = RegionData(
             ids,
             np.asarray(n_frames, np.int64),
             cat(rows["video"]) if ids else np.zeros(0, np.int64),
             cat(rows["frame"]) if ids else np.zeros(0, np.int64),
             cat(rows["boxes"]) if ids else np.zeros((0, 4), np.float32),
+            np.asarray(sizes, np.float64).reshape(-1, 2),
             {k: cat(v) for k, v in attributes.items()},
             {k: cat(v) for k, v in valid.items()},
         )
+        if "velocity" in data.attributes:
+            data.attributes["velocity"] = self._with_geometry(data)
+        return data
+
+    def _with_geometry(self, data: RegionData) -> np.ndarray:
+        """The velocity attribute in the scene's geometry: speeds divided by the box's height when
+        `velocity_scale="box_height"` (a person near a slanted camera moves more pixels per frame
+        than one far away: AI-VAD's normalisation for ShanghaiTech), and the box centre's position in
+        the frame (0..1) appended when `velocity_position` is "y" or "xy", so the GMM learns which
+        speeds are normal where."""
+        values = np.asarray(data.attributes["velocity"], np.float64)
+        boxes = np.asarray(data.boxes, np.float64)
+        if self.velocity_scale == "box_height":
+            values = values / np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)[:, None]
+        if self.velocity_position == "none":
+            return values
+        size = data.sizes[data.video] if len(data.video) else np.zeros((0, 2))
+        y = (boxes[:, 1] + boxes[:, 3]) / 2 / np.maximum(size[:, 1], 1.0)
+        columns = [values, y[:, None]]
+        if self.velocity_position == "xy":
+            x = (boxes[:, 0] + boxes[:, 2]) / 2 / np.maximum(size[:, 0], 1.0)
+            columns.append(x[:, None])
+        return np.concatenate(columns, axis=1)
+
+    @property
+    def velocity_dims_(self) -> int:
+        """Columns of the velocity attribute: direction bins, then the box position's."""
+        return self.n_velocity_bins + {"none": 0, "y": 1, "xy": 2}[self.velocity_position]
 
     def _attribute(self, kind: str, entry, count: int) -> tuple[np.ndarray, np.ndarray]:
         if kind == "velocity":
@@ -198,15 +263,26 @@ class AiVad(VadModel):
             return keypoints, found
         return entry["embedding"].astype(np.float32), np.ones(count, bool)
 
-    def _estimator(self, kind: str) -> GMMDensity | KNNDistance:
+    def _estimator(self, kind: str) -> GMMDensity | KNNDistance | PCAError:
+        if kind == "motion":
+            return PCAError(self.pca_level_motion)
         if kind == "velocity":
             return GMMDensity(self.n_components_velocity, random_state=self.random_state)
         return KNNDistance(self.n_neighbors_pose if kind == "pose" else self.n_neighbors_deep)
 
     # ----- fit / score ------------------------------------------------------------------------
-    def fit(self, store: FeatureStore, split: str, videos: Sequence[str]) -> AiVad:
+    def _check_params(self) -> None:
         if not 0 < self.calibration_percentile <= 100:
             raise UsageError(f"aivad: calibration_percentile={self.calibration_percentile} must be in (0, 100]")
+        if self.velocity_scale not in VELOCITY_SCALES:
+            raise UsageError(f"aivad: velocity_scale={self.velocity_scale!r}: use {' or '.join(VELOCITY_SCALES)}")
+        if self.velocity_position not in VELOCITY_POSITIONS:
+            raise UsageError(
+                f"aivad: velocity_position={self.velocity_position!r}: use {', '.join(VELOCITY_POSITIONS)}"
+            )
+
+    def fit(self, store: FeatureStore, split: str, videos: Sequence[str]) -> AiVad:
+        self._check_params()
         data = self._load(store, split, videos)
         if len(np.unique(data.video)) < 2:
             raise UsageError("aivad: needs regions from at least two training videos (for leave-video-out calibration)")
@@ -228,8 +304,39 @@ class AiVad(VadModel):
             scores[rows] = self._normalize(kind, raw)
             heldout[kind] = scores
             self.calibration_[kind]["normal"] = float(np.median(self._frame_maxima(data, kind, scores)))
-        self.heldout_ = list(self._video_scores(data, heldout))
+        frame_level = self._fit_frame_types(store, split, data.video_ids)
+        self.heldout_ = list(self._video_scores(data, heldout, frame_level))
         return self
+
+    def _fit_frame_types(self, store: FeatureStore, split: str, videos: Sequence[str]) -> dict[str, np.ndarray]:
+        """Fit the clip-level types; returns each video's held-out frame scores (summed over them)."""
+        frame_level = {video: 0.0 for video in videos}
+        for kind in self.frame_types_:
+            loaded = [self._motion(store, split, video) for video in videos]
+            flat = np.concatenate([values for _, values, _ in loaded])
+            groups = np.concatenate([np.full(len(values), i) for i, (_, values, _) in enumerate(loaded)])
+            try:
+                self.estimators_[kind] = self._estimator(kind).fit(flat)
+                raw = crossfit_scores(flat, groups, lambda kind=kind: self._estimator(kind), self.n_folds)
+            except ValueError as error:
+                raise UsageError(f"aivad: cannot fit {kind} features: {error}") from None
+            low, high = float(raw.min()), float(np.percentile(raw, self.calibration_percentile))
+            self.calibration_[kind] = {"min": low, "scale": max(high - low, 1e-12)}
+            normalized = self._normalize(kind, raw)
+            per_video = {}
+            for index, (video, (clips, _, n_frames)) in enumerate(zip(videos, loaded, strict=True)):
+                per_video[video] = clip_frame_scores(clips, normalized[groups == index], n_frames)
+            self.calibration_[kind]["normal"] = float(np.median(np.concatenate(list(per_video.values()))))
+            frame_level = {video: frame_level[video] + per_video[video] for video in videos}
+        return frame_level
+
+    def _score_frame_types(self, store: FeatureStore, split: str, video_id: str) -> np.ndarray | float:
+        total: np.ndarray | float = 0.0
+        for kind in self.frame_types_:
+            clips, values, n_frames = self._motion(store, split, video_id)
+            errors = self._normalize(kind, self.estimators_[kind].score(values))
+            total = total + clip_frame_scores(clips, errors, n_frames)
+        return total
 
     def _normalize(self, kind: str, raw: np.ndarray) -> np.ndarray:
         cal = self.calibration_[kind]
@@ -245,7 +352,9 @@ class AiVad(VadModel):
         first[1:] = keys[order][1:] != keys[order][:-1]
         return scores[ok][order][first]
 
-    def _video_scores(self, data: RegionData, scores: Mapping[str, np.ndarray]) -> Iterator[VideoScores]:
+    def _video_scores(
+        self, data: RegionData, scores: Mapping[str, np.ndarray], frame_level: Mapping[str, Any] | None = None
+    ) -> Iterator[VideoScores]:
         region_total = np.zeros(len(data.video))
         for kind in self.types_:
             normal = self.calibration_[kind]["normal"]
@@ -260,6 +369,8 @@ class AiVad(VadModel):
                 np.maximum.at(per_frame, data.frame[ok], scores[kind][ok])
                 normal = self.calibration_[kind]["normal"]
                 frame_scores += np.where(np.isfinite(per_frame), per_frame, normal)
+            if frame_level is not None:
+                frame_scores += frame_level.get(video_id, 0.0)
             regions = RegionScores(data.frame[mine], data.boxes[mine], region_total[mine])
             yield VideoScores(video_id, temporal_smooth(frame_scores, self.smoothing_sigma), regions)
 
@@ -273,19 +384,21 @@ class AiVad(VadModel):
                 rows = data.valid[kind]
                 raw[rows] = self.estimators_[kind].score(data.attributes[kind][rows])
                 scores[kind] = self._normalize(kind, raw)
-            yield from self._video_scores(data, scores)
+            frame_level = {video_id: self._score_frame_types(store, split, video_id)}
+            yield from self._video_scores(data, scores, frame_level)
 
     # ----- persistence ------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {}
         for kind, estimator in self.estimators_.items():
             arrays |= {f"{kind}.{name}": value for name, value in estimator.state().items()}
-        return arrays, {"calibration": self.calibration_, "types": self.types_}
+        return arrays, {"calibration": self.calibration_, "types": self.types_ + self.frame_types_}
 
     def check_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         types = meta.get("types")
-        if not isinstance(types, list) or not types or not set(types) <= set(TYPES):
-            raise ValueError(f"feature types {types!r}: expected a non-empty list out of {', '.join(TYPES)}")
+        known = TYPES + FRAME_TYPES
+        if not isinstance(types, list) or not set(types) & set(TYPES) or not set(types) <= set(known):
+            raise ValueError(f"feature types {types!r}: expected a list out of {', '.join(known)}, with a region type")
         calibration = meta.get("calibration")
         if not isinstance(calibration, Mapping) or set(calibration) != set(types):
             raise ValueError(f"calibration for {sorted(calibration or {})}, feature types {types}")
@@ -294,9 +407,14 @@ class AiVad(VadModel):
             finite_number(cal.get("min"), f"calibration {kind}.min")
             finite_number(cal.get("scale"), f"calibration {kind}.scale", positive=True)
             finite_number(cal.get("normal"), f"calibration {kind}.normal")
-        shapes = StateShapes(arrays, {"D_velocity": self.n_velocity_bins})
+        self._check_params()
+        shapes = StateShapes(arrays, {"D_velocity": self.velocity_dims_})
         for kind in types:
-            if kind == "velocity":
+            if kind == "motion":
+                shapes.expect("motion.components", ("C_motion", "D_motion"))
+                shapes.expect("motion.mean", ("D_motion",))
+                shapes.expect("motion.explained_variance", ("C_motion",))
+            elif kind == "velocity":
                 weights = shapes.expect("velocity.weights", ("K",))
                 shapes.expect("velocity.means", ("K", "D_velocity"))
                 shapes.expect("velocity.covariances", ("K", "D_velocity", "D_velocity"))

@@ -1,4 +1,5 @@
-"""Density estimators on region features (AI-VAD): GMM negative log-likelihood and kNN distance.
+"""Density estimators on normal features (AI-VAD): GMM negative log-likelihood, kNN distance, and PCA
+reconstruction error for clip-level attributes.
 
 Both follow scikit-learn's conventions and can be saved as plain arrays. `crossfit_scores` scores
 every training row with an estimator fitted without the row's own video (group k-fold; one fold
@@ -12,8 +13,11 @@ from collections.abc import Callable, Mapping
 
 import faiss
 import numpy as np
+from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GroupKFold
+
+from vadctl.models.pca_state import pca_arrays, pca_from_arrays, squared_errors
 
 
 class GMMDensity:
@@ -91,10 +95,37 @@ class KNNDistance:
         return self.fit(arrays["bank"])
 
 
+class PCAError:
+    """Anomaly score = squared reconstruction error under a PCA of normal features keeping
+    `pca_level` of their variance (FUVAS's score, as an estimator AI-VAD can cross-fit)."""
+
+    def __init__(self, pca_level: float = 0.98):
+        self.pca_level = pca_level
+
+    def fit(self, features: np.ndarray) -> PCAError:
+        features = np.asarray(features, dtype=np.float64)
+        if len(features) < 2:
+            raise ValueError("PCA needs at least two training features")
+        self.pca_ = PCA(n_components=self.pca_level, svd_solver="full").fit(features)
+        return self
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        if len(features) == 0:
+            return np.zeros(0)
+        return squared_errors(self.pca_, features).sum(axis=1)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return pca_arrays(self.pca_)
+
+    def load_state(self, arrays: Mapping[str, np.ndarray]) -> PCAError:
+        self.pca_ = pca_from_arrays(arrays, len(np.asarray(arrays["components"])))
+        return self
+
+
 def crossfit_scores(
     features: np.ndarray,
     groups: np.ndarray,
-    make: Callable[[], GMMDensity | KNNDistance],
+    make: Callable[[], GMMDensity | KNNDistance | PCAError],
     n_folds: int = 10,
 ) -> np.ndarray:
     """Score every row with an estimator fitted on the other groups' rows only.
