@@ -1,0 +1,127 @@
+"""AI-VAD in the scene's geometry (scale-free velocity, velocity with the box's position) and its
+frame-level motion attribute, checked against values computed by hand."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vadctl import api
+from vadctl.common.specs import ArraySpec, FeatureSpec, Fingerprint
+from vadctl.errors import UsageError
+from vadctl.models.aivad import AiVad, RegionData
+from vadctl.models.density import PCAError
+from vadctl.models.files import load_model
+from vadctl.models.fit import fit_model
+from vadctl.scoring.score import score_model
+from vadctl.store import FeatureStore, VideoRecord
+
+N_FRAMES = 40
+REGIONS = FeatureSpec("regions", 1, {"toy": "geometry"})
+VELOCITY = FeatureSpec("velocity", 2, {"n_bins": 16, "upstream": {"regions": REGIONS.hash}})
+HEIGHT, WIDTH = 100, 200
+
+
+def regions(velocity: list[float], boxes: list[list[float]]) -> RegionData:
+    n = len(velocity)
+    return RegionData(
+        ["v"],
+        np.array([1]),
+        np.zeros(n, np.int64),
+        np.zeros(n, np.int64),
+        np.asarray(boxes, np.float32),
+        np.array([[WIDTH, HEIGHT]], np.float64),
+        {"velocity": np.asarray(velocity, np.float64)[:, None]},
+        {"velocity": np.ones(n, bool)},
+    )
+
+
+def test_scale_free_velocity_divides_by_the_box_height():
+    data = regions([4.0, 2.0], [[0, 0, 10, 20], [10, 40, 30, 50]])  # heights 20 and 10
+    out = AiVad(velocity_scale="box_height")._with_geometry(data)
+    np.testing.assert_allclose(out, [[0.2], [0.2]])  # 4/20 and 2/10: the same speed in body heights
+
+
+def test_velocity_position_appends_the_box_centre_in_frame_units():
+    data = regions([4.0, 2.0], [[0, 0, 10, 20], [10, 40, 30, 50]])
+    np.testing.assert_allclose(AiVad(velocity_position="y")._with_geometry(data), [[4.0, 0.10], [2.0, 0.45]])
+    # x centres 5 and 20 of a 200-pixel-wide frame
+    np.testing.assert_allclose(
+        AiVad(velocity_position="xy")._with_geometry(data), [[4.0, 0.10, 0.025], [2.0, 0.45, 0.10]]
+    )
+    np.testing.assert_allclose(AiVad()._with_geometry(data), [[4.0], [2.0]])  # today's default: as stored
+    assert AiVad(velocity_position="xy").velocity_dims_ == 3
+
+
+@pytest.mark.parametrize("params", [{"velocity_scale": "metres"}, {"velocity_position": "z"}])
+def test_unknown_geometry_is_a_one_line_error(params):
+    with pytest.raises(UsageError, match=next(iter(params))):
+        AiVad(**params)._check_params()
+
+
+def test_pca_error_is_the_squared_distance_to_the_normal_subspace():
+    t = np.arange(-2.0, 3.0)
+    normal = np.stack([t, 2 * t], axis=1)  # a line through the origin, direction (1, 2)
+    model = PCAError(0.98).fit(normal)
+    # (1, 0) projects to (1, 2)/5; the residual (0.8, -0.4) has squared length 0.8
+    np.testing.assert_allclose(model.score(np.array([[1.0, 0.0], [2.0, 4.0]])), [0.8, 0.0], atol=1e-9)
+    again = PCAError(0.98).load_state(model.state())
+    np.testing.assert_allclose(again.score(np.array([[1.0, 0.0]])), [0.8], atol=1e-9)
+
+
+def _perspective_video(store: FeatureStore, split: str, name: str, odd: range = range(0)) -> list[int]:
+    """Two boxes a frame: far (top, 10 px tall) moving 1 px/frame, near (bottom, 40 px tall) moving 4.
+    In `odd` frames the far box moves at the near box's 4 px/frame: a speed seen in training, but
+    never up there."""
+    record = VideoRecord(
+        split, name, f"/x/{name}.mp4", Fingerprint(1, 1, name), n_frames=N_FRAMES, fps=10, height=HEIGHT, width=WIDTH
+    )
+    store.add_video(record, np.array([[0, N_FRAMES]]))
+    rng = np.random.default_rng(len(name) + 7 * len(odd))
+    far, near = [20, 10, 30, 20], [100, 50, 140, 90]
+    boxes = np.array([far, near] * N_FRAMES, np.float32)
+    speed = np.tile([1.0, 4.0], N_FRAMES) * rng.normal(1.0, 0.05, 2 * N_FRAMES)
+    for t in odd:
+        speed[2 * t] = 4.0
+    counts = np.full((2 * N_FRAMES, 16), 10.0, np.float32)
+    for spec, arrays in (
+        (REGIONS, {"boxes": boxes, "scores": np.ones(2 * N_FRAMES, np.float32)}),
+        (VELOCITY, {"magnitude_sum": (counts * speed[:, None] / 16).astype(np.float32), "count": counts}),
+    ):
+        specs = {k: ArraySpec(v.shape[1:], str(v.dtype), ragged=True) for k, v in arrays.items()}
+        writer = store.entry_writer(record, spec, specs, N_FRAMES)
+        writer.write(ragged=arrays, counts=np.full(N_FRAMES, 2))
+        store.commit_entry(record, writer, writer.finish())
+    return [int(t in odd) for t in range(N_FRAMES)]
+
+
+def test_velocity_with_position_finds_a_speed_normal_elsewhere_but_not_there(tmp_path: Path):
+    store = FeatureStore(tmp_path / "s.zarr", create=True)
+    for i in range(4):
+        _perspective_video(store, "train", f"t{i}")
+    labels = _perspective_video(store, "test", "x", odd=range(15, 25))
+    odd = np.asarray(labels, bool)
+    margins = {}
+    for position in ("none", "y"):
+        params = {"velocity_position": position, "n_components_velocity": 2, "smoothing_sigma": 0.0}
+        result = fit_model(store, "aivad", params, "train")
+        (item,) = list(result.model.score(store, "test", ["x"]))
+        margins[position] = item.frame_scores[odd].min() - item.frame_scores[~odd].max()
+    assert margins["y"] > 0  # every odd frame above every normal one: the far box is too fast *there*
+    assert margins["none"] < 0  # speed alone: 4 px/frame is what near boxes always do
+
+
+def test_motion_attribute_fits_saves_loads_and_scores_like_the_fitted_model(video_dir: Path, tmp_path: Path):
+    store = tmp_path / "s.zarr"
+    features = ["flow", "regions", "velocity", "motion"]
+    api.extract([video_dir], store, split="train", features=features, clip_len=4, clip_stride=4)
+    params = {"use_motion_features": True, "use_deep_features": False, "n_folds": 3}
+    path = api.fit("aivad", store, tmp_path / "m.safetensors", params)
+    loaded = load_model(path)
+    assert "motion" in loaded.model.features_ and "motion.components" in loaded.model.state()[0]
+    frames, _ = score_model(loaded, FeatureStore(store, read_only=True), "train")
+    fitted = fit_model(FeatureStore(store, read_only=True), "aivad", params, "train").model
+    videos = sorted(frames["video"].unique().to_list())
+    again = {s.video_id: s.frame_scores for s in fitted.score(FeatureStore(store, read_only=True), "train", videos)}
+    for video, part in frames.group_by("video"):
+        np.testing.assert_allclose(np.sort(part["score"].to_numpy()), np.sort(again[video[0]]), rtol=1e-6)
