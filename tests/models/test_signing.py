@@ -75,6 +75,8 @@ CASES = [
     ("aivad", _tensor("state.velocity.weights", lambda a: np.ones(len(a), np.int64)), "dtype int64"),
     ("aivad", _tensor("state.velocity.means", lambda a: np.full_like(a, np.nan)), "NaN"),
     ("aivad", _set(("state", "calibration", "velocity", "scale"), 0.0), "scale"),
+    # a scale that loads as positive but divides scores to infinity (issue: 274 of 288 frames were inf)
+    ("aivad", _set(("state", "calibration", "velocity", "scale"), 1e-308), "velocity.scale is 1e-308"),
     ("aivad", _set(("calibration", "std"), 0.0), "calibration std"),
     ("aivad", _set(("calibration", "mean"), float("nan")), "calibration mean"),
     ("aivad", _set(("params", "n_velocity_bins"), 2), "velocity.means"),
@@ -125,3 +127,15 @@ def test_key_file_named_in_the_config(fitted, tmp_path: Path):
     config.write_text('[models]\nkey_file = "keys/missing.key"\n')
     missing = vadctl(*score, fitted["aivad-signed"], env={"VADCTL_CONFIG": str(config)})
     assert missing.exit_code == 2 and "missing.key" in missing.stderr
+
+
+def test_the_whole_signature_is_compared_not_a_prefix():
+    from vadctl.models import signing
+
+    key, digest = b"key-one", "ab" * 32
+    good = signing.signature(key, digest)
+    assert signing.check(Path("m"), key, digest, good) is None
+    last = good[:-1] + ("0" if good[-1] != "0" else "1")  # only the final hex digit differs
+    first = ("0" if good[0] != "0" else "1") + good[1:]
+    for forged in (last, first, good[:32], good + "0"):
+        assert "another key" in signing.check(Path("m"), key, digest, forged), forged

@@ -1,5 +1,6 @@
 """Calibration, thresholds and atomic outputs."""
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,6 +114,7 @@ def test_videos_and_events_tables_carry_classes():
     frames = frames_table(scores, cal, "toy")
     assert frames.filter(pl.col("video") == "a")["class"].to_list() == ["bike"] * 3 + ["cart"] * 3
     assert frames.filter(pl.col("video") == "b")["class"].null_count() == 4  # names no class
+    assert frames.filter(pl.col("video") == "a")["video_class"].unique().to_list() == ["cart"]  # 0.7 > 0.3
     videos = videos_table(scores, frames).sort("video")
     assert videos["is_anomaly"].to_list() == [True, False] and videos["class"].to_list() == ["cart", None]
     assert videos["class_probs"].struct.field("cart").to_list()[0] == pytest.approx(0.7)
@@ -228,3 +230,18 @@ def test_score_files_and_the_results_dataset_publish_one_events_table():
         assert set(PROVENANCE_SCHEMA) <= set(getattr(dataset, kind).columns), kind
     assert list(dataset.events.columns[: len(SCHEMA)]) == list(SCHEMA)
     assert dataset.events.select("video", "start_frame", "end_frame", "start_s").rows() == [("a", 1, 4, 0.1)]
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_non_finite_scores_are_an_error_naming_the_model_file_never_rows(bad):
+    from vadctl.errors import ModelFileError
+
+    cal = calibration(np.array([0.0, 1.0, 2.0, 1.0]))
+    scores = [VideoScores("a", np.array([0.0, 1.0, bad, 2.0]))]
+    with pytest.raises(
+        ModelFileError, match=r"m\.safetensors: 1 of 4 frame scores of video a are not finite \(score\)"
+    ):
+        frames_table(scores, cal, "toy", model_file="m.safetensors")
+    tiny = dataclasses.replace(cal, std=1e-320, rule="sigma:3")
+    with pytest.raises(ModelFileError, match="score_norm"):  # finite scores, a σ that overflows them
+        frames_table([VideoScores("a", np.array([0.0, 1.0, 3.0]))], tiny, "toy", model_file="m.safetensors")

@@ -24,7 +24,7 @@ from vadctl.models.density import GMMDensity, KNNDistance, PCAError, crossfit_sc
 from vadctl.models.fuvas import clip_frame_scores
 from vadctl.models.registry import register
 from vadctl.models.scores import RegionScores, VideoScores, temporal_smooth
-from vadctl.models.state_checks import StateShapes, finite_number
+from vadctl.models.state_checks import MIN_SCALE, StateShapes, finite_number
 from vadctl.models.velocity_bins import check_layout, merge_bins
 from vadctl.store import FeatureStore
 
@@ -299,7 +299,7 @@ class AiVad(VadModel):
                 raise UsageError(f"aivad: cannot fit {kind} features: {error}") from None
             low = float(raw.min())
             high = float(np.percentile(raw, self.calibration_percentile))
-            self.calibration_[kind] = {"min": low, "scale": max(high - low, 1e-12)}
+            self.calibration_[kind] = {"min": low, "scale": max(high - low, MIN_SCALE)}
             scores = np.full(len(rows), np.nan)
             scores[rows] = self._normalize(kind, raw)
             heldout[kind] = scores
@@ -321,7 +321,7 @@ class AiVad(VadModel):
             except ValueError as error:
                 raise UsageError(f"aivad: cannot fit {kind} features: {error}") from None
             low, high = float(raw.min()), float(np.percentile(raw, self.calibration_percentile))
-            self.calibration_[kind] = {"min": low, "scale": max(high - low, 1e-12)}
+            self.calibration_[kind] = {"min": low, "scale": max(high - low, MIN_SCALE)}
             normalized = self._normalize(kind, raw)
             per_video = {}
             for index, (video, (clips, _, n_frames)) in enumerate(zip(videos, loaded, strict=True)):
@@ -405,7 +405,7 @@ class AiVad(VadModel):
         for kind in types:
             cal = calibration[kind]
             finite_number(cal.get("min"), f"calibration {kind}.min")
-            finite_number(cal.get("scale"), f"calibration {kind}.scale", positive=True)
+            finite_number(cal.get("scale"), f"calibration {kind}.scale", positive=True, minimum=MIN_SCALE)
             finite_number(cal.get("normal"), f"calibration {kind}.normal")
         self._check_params()
         shapes = StateShapes(arrays, {"D_velocity": self.velocity_dims_})

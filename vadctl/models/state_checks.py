@@ -54,12 +54,19 @@ class StateShapes:
             raise ValueError(f"unexpected array(s) {', '.join(extra[:5])}")
 
 
-def finite_number(value, what: str, *, positive: bool = False) -> float:
-    """A finite number (and > 0 when `positive`) from a model's metadata."""
+# The smallest scale a fit writes (scales are clipped there): a file holding a smaller one divides
+# scores by it and overflows them to infinity, so the loader refuses it.
+MIN_SCALE = 1e-12
+
+
+def finite_number(value, what: str, *, positive: bool = False, minimum: float | None = None) -> float:
+    """A finite number (and > 0 when `positive`, ≥ `minimum` when given) from a model's metadata."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{what} is {value!r}, not a finite number")
     if positive and not value > 0:
         raise ValueError(f"{what} is {value!r}; it must be > 0")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{what} is {value!r}; it must be ≥ {minimum:g} (smaller ones overflow scores)")
     return float(value)
 
 

@@ -21,6 +21,7 @@ from vadctl.models.fit import usable_videos
 from vadctl.models.scores import VideoScores
 from vadctl.scoring.backends import BACKENDS, use_backend, use_classes
 from vadctl.scoring.events import find_events
+from vadctl.scoring.parallel import score_in_workers
 from vadctl.scoring.tables import frames_table, regions_table, videos_table
 from vadctl.store import FeatureStore
 
@@ -94,8 +95,6 @@ def score_tables(
     progress.scoring_started(loaded.model.name, len(chosen))
     scores = []
     if workers > 1 and len(chosen) > 1:
-        from vadctl.scoring.parallel import score_in_workers
-
         if model_path is None:
             raise UsageError("scoring in worker processes needs the model file's path")
         workers = min(workers, len(chosen))
@@ -107,7 +106,7 @@ def score_tables(
             for item in loaded.model.score(store, split, chosen):
                 scores.append(item)
                 progress.video_scored(item.video_id, len(item.frame_scores))
-    frames = frames_table(scores, loaded.calibration, loaded.model.name, rule)
+    frames = frames_table(scores, loaded.calibration, loaded.model.name, rule, model_path or loaded.model.name)
     regions = regions_table(scores)
     records = {r.video_id: r for r in store.videos(split)}
     fps = {s.video_id: records[s.video_id].fps for s in scores}

@@ -18,7 +18,7 @@ import polars as pl
 from vadctl import defaults
 from vadctl.common.atomic import write_atomic
 from vadctl.common.specs import PathLike
-from vadctl.errors import UsageError
+from vadctl.errors import ModelFileError, UsageError
 from vadctl.models.calibration import (
     Calibration,
 )
@@ -29,13 +29,19 @@ from vadctl.store import FeatureStore, VideoRecord
 
 
 def frames_table(
-    scores: Iterable[VideoScores], calibration: Calibration, model: str, rule: str | None = None
+    scores: Iterable[VideoScores],
+    calibration: Calibration,
+    model: str,
+    rule: str | None = None,
+    model_file: str | Path | None = None,
 ) -> pl.DataFrame:
-    """One row per decoded frame: video, frame, score, score_norm, is_anomaly, threshold, model (+ extras)."""
+    """One row per decoded frame: video, frame, score, score_norm, is_anomaly, threshold, model (+ extras).
+    Scores that are not finite are refused (`ModelFileError` naming `model_file`), never written."""
     threshold = calibration.threshold(rule)
     parts = []
     for item in scores:
         n = len(item.frame_scores)
+        refuse_non_finite(item, calibration, model_file or model)
         columns = {
             "video": pl.Series([item.video_id] * n, dtype=pl.String),
             "frame": pl.Series(np.arange(n), dtype=pl.Int64),
@@ -56,6 +62,21 @@ def frames_table(
     if not parts:
         raise UsageError("nothing to score: the split has no videos with the model's features")
     return pl.concat(parts, how="diagonal")
+
+
+def refuse_non_finite(item: VideoScores, calibration: Calibration, model_file: str | Path) -> None:
+    """NaN or infinite scores come from statistics a model file should not hold (a scale near 0, a
+    σ that overflows): an error naming the file and the statistic, never rows of data."""
+    scores = np.asarray(item.frame_scores, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        norms = calibration.normalize(scores)
+    for what, values in (("score", scores), ("score_norm (calibration μ, σ)", norms)):
+        bad = int((~np.isfinite(values)).sum())
+        if bad:
+            raise ModelFileError(
+                f"{model_file}: {bad} of {len(values)} frame scores of video {item.video_id} are not finite "
+                f"({what}): the file's statistics overflow; nothing was written"
+            )
 
 
 def _class_columns(classes: ClassScores, n: int) -> dict[str, pl.Series]:
@@ -179,7 +200,7 @@ def publish(
     """Every results table of scored videos, stamped with their provenance: the one path that both
     `vadctl score` (files) and `vadctl run` (the results dataset, where `model` is the partition, so
     `model_column=False`) write through. A new column is added once, here or in `PROVENANCE_SCHEMA`."""
-    frames = frames_table(scores, calibration, model_name, provenance.threshold_rule)
+    frames = frames_table(scores, calibration, model_name, provenance.threshold_rule, provenance.model_path)
     videos = videos_table(scores, frames)
     frames = with_provenance_frames(frames, provenance, records, model_column=model_column)
     regions = with_provenance_regions(regions_table(scores), provenance, records, model_column=model_column)
