@@ -230,3 +230,19 @@ def test_sceneaware_threshold_comes_from_held_out_videos_that_never_reach_fittin
     assert result.calibration.std == pytest.approx(heldout.std(), rel=1e-4)
     fitted = np.concatenate([scores[v] for v in fit_videos])
     assert abs(fitted.mean() - heldout.mean()) > 1e-3 * abs(heldout.mean())
+
+
+def test_rule_boundaries_and_a_small_sigma():
+    from vadctl.errors import UsageError
+    from vadctl.models.calibration import Calibration, parse_rule
+    from vadctl.models.scores import VideoScores
+
+    assert parse_rule("percentile:0") == ("percentile", 0.0) and parse_rule("percentile:100") == ("percentile", 100.0)
+    assert parse_rule("sigma:0") == ("sigma", 0.0) and parse_rule("robust:0") == ("robust", 0.0)
+    for bad in ("percentile:-0.1", "percentile:100.1", "sigma:-1", "sigma:inf"):
+        with pytest.raises(UsageError):
+            parse_rule(bad)
+    values = np.array([1.0, 2.0] * 50)  # mean 1.5, σ 0.5 (below 1: must not be read as "no spread")
+    cal = Calibration.from_scores([VideoScores("v", values)], "holdout")
+    assert cal.threshold("sigma:3") == pytest.approx(1.5 + 3 * 0.5)
+    assert cal.threshold("sigma:0") == pytest.approx(1.5)

@@ -137,3 +137,11 @@ def test_read_scores_checks_file_and_columns(tmp_path: Path):
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(UsageError, match="cannot read as Parquet"):
         read_scores(tmp_path / "bad.parquet")
+
+
+def test_equal_error_rate_is_the_mean_of_both_rates_where_they_cross():
+    """ROC here (sklearn): (fpr, fnr) = (0, 1), (0, .5), (.25, .5), (.25, 0), (1, 0). |fnr − fpr| is
+    smallest (0.25) first at (.25, .5): the EER is their mean, 0.375 (not the fpr 0.25 nor the fnr 0.5)."""
+    y = np.array([0, 0, 0, 0, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.7, 0.6, 0.9])
+    assert equal_error_rate(y, scores) == pytest.approx(0.375)

@@ -71,3 +71,13 @@ def test_since_accepts_dates_and_days_back_and_rejects_the_rest():
     for bad in ("2024-13-01", "last week", "d"):
         with pytest.raises(UsageError, match="--since"):
             parse_since(bad, today)
+
+
+def test_a_gap_of_exactly_min_gap_splits_and_single_frames_follow_min_len():
+    """Merging is for gaps *shorter* than min_gap: a gap of exactly min_gap frames splits events."""
+    assert runs("xx...xx", min_gap=3) == [(0, 1), (5, 6)]  # gap 3 = min_gap: two events
+    assert runs("xx...xx", min_gap=4) == [(0, 6)]  # gap 3 < 4: one event
+    assert runs("xx..xx", min_gap=2) == [(0, 1), (4, 5)]
+    assert runs(".x..", min_len=1) == [(1, 1)]  # one flagged frame is an event when min_len is 1
+    assert runs(".x..", min_len=2) == []  # and not when it is 2
+    assert runs(".x.xx", min_len=2, min_gap=2) == [(1, 4)]  # merged across a 1-frame gap: 4 frames long
