@@ -19,6 +19,8 @@ from vadctl.backbones.torch_compat import host_threads, import_extra
 from vadctl.backbones.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
 from vadctl.errors import WeightsError
 
+# torch is imported inside the functions that use it: importing this module stays cheap (CLI start-up).
+
 # flow.method → (torchvision builder, published weights file AI-VAD/torchvision use by default)
 VARIANTS = {
     "raft": ("raft_large", "raft_large_C_T_SKHT_V2-ff5fadd5.pth"),

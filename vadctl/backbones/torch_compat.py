@@ -22,6 +22,7 @@ import importlib
 import os
 import re
 import sys
+from importlib.util import find_spec
 from types import ModuleType
 
 from vadctl.errors import UsageError
@@ -97,7 +98,6 @@ def import_extra(module: str, feature: str, extra: str) -> ModuleType:
 
 def extra_installed(*modules: str) -> bool:
     """Cheap check (no import) that optional modules are installed."""
-    from importlib.util import find_spec
 
     return all(find_spec(m) is not None for m in modules)
 

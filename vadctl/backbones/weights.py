@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vadctl.backbones.torch_compat import offline
 from vadctl.errors import UsageError, WeightsError
 
 TENSOR_SUFFIXES = (".safetensors", ".pt", ".pth", ".pyth", ".bin")
@@ -202,7 +203,6 @@ class WeightResolver:
 def _hf_cached(entries: Iterable[tuple[str, str]]) -> list[Path]:
     if not entries:
         return []
-    from vadctl.backbones.torch_compat import offline
 
     offline()
     try:

@@ -15,6 +15,8 @@ from rich.markup import escape
 from vadctl import defaults
 from vadctl.errors import VadctlError
 
+# Imported inside the functions that use them: the API and the stages below it (importing this module stays cheap).
+
 try:  # typer ≥ 0.2x runs without click; where click is installed, its own exits pass through too
     import click
 

@@ -11,6 +11,8 @@ from rich.table import Table
 
 from vadctl.cli.common import err, is_stdout, one_line_errors, out
 
+# Imported inside the functions that use them: the API and the stages below it (importing this module stays cheap).
+
 
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}f}"

@@ -8,6 +8,8 @@ import typer
 
 from vadctl.cli.common import human_seconds, one_line_errors, out
 
+# Imported inside the functions that use them: model files and the ONNX exporter (importing this module stays cheap).
+
 
 def register(app: typer.Typer) -> None:
     @app.command()

@@ -10,6 +10,8 @@ from rich.table import Table
 
 from vadctl.cli.common import err, human_seconds, one_line_errors, out
 
+# Imported inside the functions that use them: the API and the stages below it (importing this module stays cheap).
+
 SHOWN = 10  # videos listed per line in a dry run before "…"
 
 

@@ -8,6 +8,8 @@ from rich.table import Table
 
 from vadctl.cli.common import one_line_errors, out, parse_feature_params
 
+# Imported inside the functions that use them: weight files and featurizers (importing this module stays cheap).
+
 STYLE = {"found": "green", "missing": "red", "unusable": "red", "bundled": "green", "no weights": "dim"}
 
 

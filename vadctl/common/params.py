@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
+import numbers
+import types
+import typing
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +28,6 @@ def checked(cls: type, params: dict, label: str) -> dict:
     tuples and lists, and unions of them), so `n_bins=abc` or `n_bins=2.5` is a one-line error
     naming `label.param` before any work, not a failure deep inside a run. A whole float given for
     an int (2.0) becomes the int; everything else is passed on unchanged."""
-    from vadctl.errors import UsageError
 
     try:
         signature = inspect.signature(cls.__init__, eval_str=True)
@@ -44,8 +47,6 @@ def checked(cls: type, params: dict, label: str) -> dict:
 
 def _options(annotation) -> tuple | None:
     """The alternatives of a union annotation, (annotation,) otherwise; None when not understood."""
-    import types
-    import typing
 
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         return typing.get_args(annotation)
@@ -54,9 +55,6 @@ def _options(annotation) -> tuple | None:
 
 def _accept(value, annotation):
     """(accepted, value as passed on) for one annotation."""
-    import math
-    import numbers
-    import typing
 
     for option in _options(annotation):
         origin = typing.get_origin(option) or option
@@ -82,7 +80,6 @@ def _accept(value, annotation):
 def _describe(annotation) -> str:
     words = {bool: "true or false", int: "a whole number", float: "a finite number", str: "a string"}
     words[type(None)] = "null"
-    import typing
 
     parts = []
     for option in _options(annotation):

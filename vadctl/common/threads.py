@@ -15,6 +15,8 @@ from threadpoolctl import threadpool_limits
 
 from vadctl.errors import UsageError
 
+# OpenCV is imported inside the functions that use it: importing this module stays cheap (CLI start-up).
+
 _limits = None  # threadpoolctl's limiter, kept alive for the worker's life
 _cap: int | None = None  # the cap `limit_threads` set in this process
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")

@@ -7,6 +7,9 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
 from vadctl.errors import UsageError
+from vadctl.executors.local import LocalPool
+from vadctl.executors.ray_pool import RayPool
+from vadctl.executors.serial import SerialPool
 
 if TYPE_CHECKING:
     from vadctl.executors.base import Pool, Work
@@ -43,13 +46,8 @@ def make_pool(work: Work, executor: str, workers: int, ray_address: str | None) 
     """The pool that runs `work`: here (`--workers 1`), in local processes, or on Ray. Imported only
     when chosen, so a serial run never loads Ray."""
     if executor == "ray":
-        from vadctl.executors.ray_pool import RayPool
-
         return RayPool(work, ray_address, max_in_flight=workers if workers > 1 else None)
     if workers == 1:
-        from vadctl.executors.serial import SerialPool
-
         return SerialPool(work)
-    from vadctl.executors.local import LocalPool
 
     return LocalPool(work, workers)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
@@ -69,7 +70,6 @@ class RayPool(Pool):
         self.startup_seconds = 0.0
 
     def start(self, progress) -> None:
-        import time
 
         import ray
         from ray.util.queue import Queue

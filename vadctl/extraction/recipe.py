@@ -9,6 +9,7 @@ nightly runner make recipes the same way, so a run behaves the same whoever star
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -122,7 +123,6 @@ class ExtractRecipe:
 
 def make_options() -> tuple[str, ...]:
     """The keywords `ExtractRecipe.make` takes beyond store and split (the job file's [extract] keys)."""
-    import inspect
 
     return tuple(k for k in inspect.signature(ExtractRecipe.make).parameters if k not in ("cls", "store", "split"))
 

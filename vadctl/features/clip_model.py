@@ -23,9 +23,9 @@ import numpy as np
 
 from vadctl.backbones.batching import Pipeline, chunks
 from vadctl.backbones.torch_compat import device as pick_device
-from vadctl.backbones.torch_compat import host_threads, import_extra, inference_dtype
+from vadctl.backbones.torch_compat import extra_installed, host_threads, import_extra, inference_dtype
 from vadctl.backbones.weights import ResolvedWeights, WeightFile, check_fits, tensor_shapes
-from vadctl.errors import UsageError
+from vadctl.errors import UsageError, WeightsError
 
 RESIZE_MODES = (None, "shortest", "longest", "squash")
 CUSTOM = "custom"  # weights of no known recipe: the architecture's own activation and preprocessing
@@ -55,8 +55,6 @@ def weight_file(feature: str, model: str, pretrained: str) -> WeightFile:
     hf: list[tuple[str, str]] = []
     repo = ""
     try:
-        from vadctl.backbones.torch_compat import extra_installed
-
         if extra_installed("open_clip"):
             open_clip = open_clip_module(feature)
             hub = open_clip.get_pretrained_cfg(model, pretrained).get("hf_hub", "")
@@ -122,8 +120,6 @@ class ClipEncoder:
 
     def __init__(self, feature: str, model: str, pretrained: str, weights: ResolvedWeights, dev):
         import torch
-
-        from vadctl.errors import WeightsError
 
         open_clip = open_clip_module(feature)
         full = _architecture(feature, model, pretrained, "cpu")

@@ -24,6 +24,8 @@ from vadctl.backbones.weights import ResolvedWeights, WeightFile, check_fits, lo
 from vadctl.errors import WeightsError
 from vadctl.features import yolo
 
+# torch is imported inside the functions that use it: importing this module stays cheap (CLI start-up).
+
 # regions.detector → (torchvision builder, published COCO weights file)
 TORCHVISION = {
     "maskrcnn_v2": ("maskrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth"),

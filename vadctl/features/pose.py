@@ -31,6 +31,8 @@ from vadctl.features.loaded import shared
 from vadctl.features.registry import register
 from vadctl.video.reader import FrameWindow, VideoInfo
 
+# mediapipe is imported inside the functions that use it: importing this module stays cheap (CLI start-up).
+
 N_KEYPOINTS = 33  # mediapipe BlazePose landmarks
 MIN_SIDE = 256  # crops are upscaled to at least this long side before the model sees them
 BUNDLED = ("modules/pose_detection/pose_detection.tflite", "modules/pose_landmark/pose_landmark_full.tflite")

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from vadctl.backbones.torch_compat import device
+from vadctl.backbones.torch_compat import device as pick_device
 from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, has_feature, pick_feature
@@ -203,7 +205,6 @@ class SceneAware(NeuralModel):
     def fit(self, store: FeatureStore, split: str, videos: Sequence[str]) -> SceneAware:
         import torch
 
-        from vadctl.backbones.torch_compat import device as pick_device
         from vadctl.models.nets.losses import supervised_contrastive_loss
         from vadctl.models.nets.transformer_ae import SequenceAutoencoder
         from vadctl.models.training import Run, step_seed, train
@@ -308,7 +309,6 @@ class SceneAware(NeuralModel):
         return arrays, meta
 
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        from vadctl.backbones.torch_compat import device
         from vadctl.models.nets.transformer_ae import SequenceAutoencoder
 
         self.mean_ = np.asarray(arrays["mean"], np.float32)

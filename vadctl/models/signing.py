@@ -16,6 +16,7 @@ import os
 import tomllib
 from pathlib import Path
 
+from vadctl.backbones.weights import config_path
 from vadctl.errors import UsageError
 
 KEY_ENV = "VADCTL_MODEL_KEY"
@@ -29,7 +30,6 @@ def model_key() -> bytes | None:
         if not value.strip():
             raise UsageError(f"${KEY_ENV} is set but empty; unset it or give a key")
         return value.encode()
-    from vadctl.backbones.weights import config_path
 
     config = config_path()
     if not config.is_file():

@@ -20,6 +20,7 @@ from typing import Any
 
 from vadctl.common.progress import Progress
 from vadctl.common.specs import FeatureSpec
+from vadctl.common.threads import blas_threads
 from vadctl.errors import ModelFileError, VadctlError
 from vadctl.models.scores import VideoScores
 from vadctl.nightly.jobfile import ModelRef
@@ -174,7 +175,6 @@ class ModelScorer:
         progress: Progress,
         log: JobLog,
     ) -> ModelOutcome:
-        from vadctl.common.threads import blas_threads
 
         started = time.perf_counter()
         self.store = store

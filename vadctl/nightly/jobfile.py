@@ -31,6 +31,7 @@ from vadctl import defaults
 from vadctl.errors import UsageError
 from vadctl.extraction.recipe import make_options
 from vadctl.extraction.run import RUN_OPTIONS
+from vadctl.models.calibration import parse_rule
 from vadctl.nightly.results import check_model_name
 from vadctl.store import check_split
 
@@ -233,8 +234,6 @@ def _models(file: Path, base: Path, items: list, default_splits: list[str]) -> l
             _checked(table, "splits", split, check_split)
         threshold = table.get("threshold", str)
         if threshold is not None:
-            from vadctl.models.calibration import parse_rule
-
             _checked(table, "threshold", threshold, parse_rule)
         backend = table.get("backend", str, "torch")
         if backend not in ("torch", "onnx"):

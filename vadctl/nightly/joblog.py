@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vadctl.common.progress import Progress
+from vadctl.extraction.extractor import EXTRACTED, FAILED, FAILED_EARLIER
 
 
 class JobLog(Progress):
@@ -47,7 +48,6 @@ class JobLog(Progress):
 
     # extraction outcomes, as the extractor reports them
     def video_finished(self, result: Any) -> None:
-        from vadctl.extraction.extractor import EXTRACTED, FAILED, FAILED_EARLIER
 
         if result.status == EXTRACTED:
             self.event("video_extracted", video=result.video_id, seconds=result.seconds, frames=result.frames)

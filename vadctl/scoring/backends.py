@@ -9,6 +9,7 @@ from pathlib import Path
 from vadctl.errors import UsageError
 from vadctl.models.files import LoadedModel
 from vadctl.models.registry import names_with
+from vadctl.scoring.onnx import OnnxBackend, require_parity
 
 BACKENDS = ("torch", "onnx")
 
@@ -18,8 +19,6 @@ def use_backend(loaded: LoadedModel, backend: str, onnx_path: Path | None) -> No
     if backend not in BACKENDS:
         raise UsageError(f"backend {backend!r}: use {' or '.join(BACKENDS)}")
     if backend == "onnx":
-        from vadctl.scoring.onnx import OnnxBackend, require_parity
-
         if onnx_path is None:
             raise UsageError("the onnx backend needs the exported ONNX file (vadctl export)")
         session = OnnxBackend(onnx_path, loaded.model)

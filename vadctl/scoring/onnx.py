@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vadctl import __version__
+from vadctl.common import checks
 from vadctl.errors import ModelFileError, UsageError
 from vadctl.models.base import VadModel
 from vadctl.models.neural import NeuralModel
@@ -66,8 +67,6 @@ def export_onnx(model: VadModel, path: Path, parity_batch: int = 4) -> ExportRep
     """Write the scoring network to `path` (atomically) and compare onnxruntime with torch on it; a file
     whose outputs differ (beyond float rounding) is refused and not written."""
     import torch
-
-    from vadctl.common import checks
 
     parity_batch = checks.whole(parity_batch, "--parity-batch")
     path = checks.output_file(path, "--onnx")

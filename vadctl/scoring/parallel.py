@@ -14,16 +14,16 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from vadctl.common.progress import Progress
-from vadctl.common.threads import limit_threads, threads_per_worker
+from vadctl.common.threads import blas_threads, limit_threads, threads_per_worker
+from vadctl.models.files import load_model
+from vadctl.scoring.backends import use_backend, use_classes
+from vadctl.store import FeatureStore
 
 _worker: dict = {}
 
 
 def _init(model_path: Path, store_path: Path, backend: str, onnx_path: Path | None, threads: int, classes, weights):
     limit_threads(threads)
-    from vadctl.models.files import load_model
-    from vadctl.scoring.backends import use_backend, use_classes
-    from vadctl.store import FeatureStore
 
     loaded = load_model(model_path)
     use_backend(loaded, backend, onnx_path)
@@ -33,7 +33,6 @@ def _init(model_path: Path, store_path: Path, backend: str, onnx_path: Path | No
 
 
 def _score(split: str, video_id: str):
-    from vadctl.common.threads import blas_threads
 
     with blas_threads():
         return next(iter(_worker["model"].score(_worker["store"], split, [video_id])))

@@ -42,6 +42,7 @@ from vadctl.errors import FeatureError, StoreError, UsageError
 from vadctl.store import integrity
 from vadctl.store.entry import Entry
 from vadctl.store.layout import LEGACY_SCHEMAS, ROOT_KEY, SCHEMA_VERSION, VIDEO_KEY, _read_json, read_info, record_at
+from vadctl.store.migrate import migrate
 from vadctl.store.records import VideoRecord, check_split, legacy_key, video_key
 from vadctl.store.sidecar import Sidecar, remove_stale_partials
 from vadctl.store.writer import PART_COUNTS, EntryWriter, create_entry_arrays
@@ -85,8 +86,6 @@ class FeatureStore:
         if not read_only:
             self._check_writable()
             if self.schema in LEGACY_SCHEMAS:
-                from vadctl.store.migrate import migrate
-
                 migrate(self)
                 self.info = self._read_info()
             self.sidecar.empty_trash()

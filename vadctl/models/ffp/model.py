@@ -28,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vadctl.backbones.torch_compat import device
 from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, pick_feature
@@ -36,6 +37,8 @@ from vadctl.models.neural import NeuralModel, load_module_arrays, module_arrays
 from vadctl.models.registry import register
 from vadctl.models.scores import VideoScores, temporal_smooth
 from vadctl.store import FeatureStore
+
+# torch and FFP's networks and training loop are imported inside the functions that use them (cheap import).
 
 
 @register
@@ -163,7 +166,6 @@ class Ffp(NeuralModel):
         )
 
     def fit(self, store: FeatureStore, split: str, videos: Sequence[str]) -> Ffp:
-        from vadctl.backbones.torch_compat import device
         from vadctl.models.ffp.training import train_generator
 
         self._check_params()
@@ -229,7 +231,6 @@ class Ffp(NeuralModel):
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         import torch
 
-        from vadctl.backbones.torch_compat import device
         from vadctl.models.nets.unet import UNet
 
         channels = int(meta["channels"])

@@ -17,8 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vadctl.backbones import raft
+from vadctl.backbones.weights import WeightResolver
 from vadctl.errors import UsageError, WeightsError
 from vadctl.models.ffp.scoring import to_unit
+
+# Imported inside the functions that use them: torch and the networks (importing this module stays cheap).
 
 if TYPE_CHECKING:
     import torch
@@ -41,8 +45,6 @@ def motion_loss(model: NeuralModel, device) -> tuple[Any, str | None]:
     network is asked for."""
     if model.motion_flow is None:
         return None, None
-    from vadctl.backbones import raft
-    from vadctl.backbones.weights import WeightResolver
     from vadctl.models.nets.motion import MotionLoss
 
     explicit = {}

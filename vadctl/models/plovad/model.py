@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from vadctl.backbones.torch_compat import device, host_threads
+from vadctl.backbones.weights import WeightResolver
 from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, UsageError
 from vadctl.models.base import Capabilities, has_feature, pick_feature
@@ -262,7 +264,6 @@ class Plovad(NeuralModel):
 
     # ----- fit --------------------------------------------------------------------------------
     def fit(self, store: FeatureStore, split: str, videos: Sequence[str]) -> Plovad:
-        from vadctl.backbones.torch_compat import device
         from vadctl.models.plovad.training import TrainVideo, train_network
 
         self._check_params()
@@ -370,7 +371,6 @@ class Plovad(NeuralModel):
 
     def _predict(self, video: VideoInputs) -> dict[str, np.ndarray]:
         """Snippet outputs of one video (in chunks of `max_snippets`) spread to its frames."""
-        from vadctl.backbones.torch_compat import host_threads
 
         with host_threads(next(self.net_.parameters()).device):  # a small network: one CPU thread
             return self._predict_video(video)
@@ -414,7 +414,6 @@ class Plovad(NeuralModel):
                 f"--classes needs a plovad model with open vocabulary (fitted on clip features with CLIP's text "
                 f"tower); this one names its training classes only ({known})"
             )
-        from vadctl.backbones.weights import WeightResolver
 
         resolver = WeightResolver(explicit=dict(weights or {}))
         found = prompts.find_weights(self.clip_params_, self.clip_weights if not weights else None, resolver)
@@ -466,7 +465,6 @@ class Plovad(NeuralModel):
         return arrays, meta
 
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        from vadctl.backbones.torch_compat import device
         from vadctl.models.plovad.net import PlovadNet
 
         attr = {k.removeprefix("attr."): v for k, v in arrays.items() if k.startswith("attr.")}

@@ -17,8 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from vadctl.backbones.torch_compat import import_extra
 from vadctl.backbones.weights import ResolvedWeights, WeightFile, WeightResolver
 from vadctl.errors import UsageError, WeightsError
+
+# torch is imported inside the functions that use it: importing this module stays cheap (CLI start-up).
 
 CUSTOM = "custom"
 
@@ -55,8 +58,6 @@ def embed_prompts(
 ) -> np.ndarray:
     """(len(classes), D) L2-normalised text embeddings of `template.format(class)`."""
     import torch
-
-    from vadctl.backbones.torch_compat import import_extra
 
     if "{}" not in template:
         raise UsageError(f"plovad: prompt {template!r} needs a {{}} where the class name goes")

@@ -29,7 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vadctl.backbones.torch_compat import host_threads
 from vadctl.errors import UsageError
+
+# Imported inside the functions that use them: torch and the network (importing this module stays cheap).
 
 if TYPE_CHECKING:
     import torch
@@ -156,7 +159,6 @@ def train_network(
     import torch
     from torch import nn
 
-    from vadctl.backbones.torch_compat import host_threads
     from vadctl.models.plovad.net import PlovadNet
     from vadctl.models.training import Run, step_seed, train
 
