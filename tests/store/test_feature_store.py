@@ -157,3 +157,26 @@ def test_other_clients_open_the_store_as_it_is(video_dir: Path, tmp_path: Path):
     entry = FeatureStore(store, read_only=True).entry(record, FeatureSpec.from_dict(record.features[flow_key]))
     np.testing.assert_allclose(flow["data"].values, entry["data"] * entry.attrs("data")["scale_factor"])
     assert "videos/test/a" in tree.groups or "/videos/test/a" in tree.groups
+
+
+def test_entry_path_finds_an_entry_where_it_lives_after_force(video_dir, tmp_path):
+    """After `extract --force` an entry can live under NAME@HASH~xxxxxx: users (and the README's
+    xarray example) ask the store for the path instead of writing it by hand."""
+    import xarray as xr
+
+    from vadctl import api
+    from vadctl.errors import FeatureError
+
+    store = tmp_path / "s.zarr"
+    api.extract([video_dir], store, split="train", features=["flow"])
+    api.extract([video_dir], store, split="train", features=["flow"], force=True)
+    opened = api.open_store(store)
+    path = opened.entry_path("train", "a", "flow")
+    record = opened.video("train", "a")
+    (key,) = record.features
+    assert path == f"videos/train/a/{record.group_of(key)}" and path.startswith(f"videos/train/a/{key}~")
+    flow = xr.open_zarr(opened.path, group=path, consolidated=False)
+    assert flow["data"].shape[0] == record.n_frames
+    assert opened.entry_path("train", "a", key) == path  # NAME@HASH names it too
+    with pytest.raises(FeatureError, match="no committed 'velocity'"):
+        opened.entry_path("train", "a", "velocity")

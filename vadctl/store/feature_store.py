@@ -402,6 +402,24 @@ class FeatureStore:
             raise FeatureError(f"video {record.split}/{record.video_id} has no committed feature {spec.key}")
         return Entry(self, record, spec)
 
+    def entry_path(self, split: str, video_id: str, feature: str) -> str:
+        """The Zarr group path of a video's committed entry (`feature`: a name, or NAME@HASH when the
+        video holds several): what `xarray.open_zarr(store, group=...)` takes. Committed entries
+        may live under another folder name than NAME@HASH (after `extract --force`), so read the
+        path here rather than writing it by hand."""
+        record = self.video(split, video_id)
+        if record is None:
+            raise FeatureError(f"split {split!r} of {self.path} has no video {video_id!r}")
+        name, _, prefix = feature.partition("@")
+        keys = sorted(
+            k for k, s in record.features.items() if s["name"] == name and k.partition("@")[2].startswith(prefix)
+        )
+        if len(keys) != 1:
+            have = ", ".join(sorted(record.features)) or "none"
+            what = "no" if not keys else "several"
+            raise FeatureError(f"video {split}/{video_id} has {what} committed {feature!r} (it has: {have})")
+        return self._node(split, video_id, record.group_of(keys[0]))
+
     def specs(self, split: str | None = None) -> dict[str, tuple[FeatureSpec, int]]:
         """Every committed entry spec in the store (or one split) and in how many videos it is."""
         found: dict[str, tuple[FeatureSpec, int]] = {}
