@@ -30,9 +30,9 @@ def regions(velocity: list[float], boxes: list[list[float]]) -> RegionData:
         np.zeros(n, np.int64),
         np.zeros(n, np.int64),
         np.asarray(boxes, np.float32),
-        np.array([[WIDTH, HEIGHT]], np.float64),
         {"velocity": np.asarray(velocity, np.float64)[:, None]},
         {"velocity": np.ones(n, bool)},
+        np.array([[WIDTH, HEIGHT]], np.float64),
     )
 
 

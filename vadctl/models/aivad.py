@@ -12,7 +12,7 @@ chosen at extract time.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,9 +44,9 @@ class RegionData:
     video: np.ndarray
     frame: np.ndarray
     boxes: np.ndarray  # source-video pixels
-    sizes: np.ndarray  # (n_videos, 2): source width and height of each video
     attributes: dict[str, np.ndarray]  # type → (n_rows, d)
     valid: dict[str, np.ndarray]  # type → (n_rows,) bool: rows that have this attribute
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # per video: source width, height
 
 
 @register
@@ -219,9 +219,9 @@ class AiVad(VadModel):
             cat(rows["video"]) if ids else np.zeros(0, np.int64),
             cat(rows["frame"]) if ids else np.zeros(0, np.int64),
             cat(rows["boxes"]) if ids else np.zeros((0, 4), np.float32),
-            np.asarray(sizes, np.float64).reshape(-1, 2),
             {k: cat(v) for k, v in attributes.items()},
             {k: cat(v) for k, v in valid.items()},
+            np.asarray(sizes, np.float64).reshape(-1, 2),
         )
         if "velocity" in data.attributes:
             data.attributes["velocity"] = self._with_geometry(data)
