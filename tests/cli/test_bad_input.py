@@ -203,3 +203,24 @@ def test_a_read_only_store_is_read_and_refuses_writes_in_one_line(videos: Path, 
             for path in [folder, *folder.rglob("*")]:
                 path.chmod(path.stat().st_mode | 0o200)
     assert_same(snapshot(store), before)
+
+
+def test_a_missing_config_file_named_by_the_environment_is_refused_by_every_command(fitted, tmp_path):
+    """$VADCTL_CONFIG pointing nowhere is a one-line error (exit 2) for score as for run, never "no key"."""
+    missing = tmp_path / "nope.toml"
+    env = {"VADCTL_CONFIG": str(missing)}
+    score = [
+        "score",
+        "-m",
+        str(fitted["model"]),
+        "-s",
+        str(fitted["store"]),
+        "--split",
+        "fast",
+        "-o",
+        str(tmp_path / "x"),
+    ]
+    for command in (score, ["weights"]):
+        result = runner.invoke(app, command, env=env)
+        assert result.exit_code == 2, (command, result.output)
+        assert f"{missing}: config file named by $VADCTL_CONFIG does not exist" in result.stderr, result.stderr

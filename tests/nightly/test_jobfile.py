@@ -107,3 +107,18 @@ def test_extract_keys_follow_the_recipe_so_a_new_keyword_is_a_job_key_at_once(si
     assert seen == {"workers": 3} and report.sources[0].extracted == 1
     with pytest.raises(UsageError, match="unknown key 'worker'"):
         load_job(write(site, GOOD + "[extract]\nworker = 3\n"))
+
+
+@pytest.mark.parametrize("results", ['"archive.zarr"', '"archive.zarr/results"', '"./archive.zarr/../archive.zarr"'])
+def test_results_in_the_store_folder_are_refused(site: Path, results: str):
+    text = GOOD.replace('results = "out/results"', f"results = {results}")
+    with pytest.raises(UsageError, match=r"job\.toml: results: .* is the store's folder or inside it"):
+        load_job(write(site, text))
+
+
+def test_results_beside_the_store_or_outside_the_job_folder_are_fine(site: Path, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("shared")
+    job = load_job(write(site, GOOD.replace('results = "out/results"', f'results = "{elsewhere}/results"')))
+    assert job.results == elsewhere / "results"
+    job = load_job(write(site, GOOD.replace('results = "out/results"', 'results = "../results"')))
+    assert job.results == site / ".." / "results"  # `..` is allowed: paths start at the job file's folder

@@ -41,8 +41,13 @@ def weights_dir() -> Path:
 
 
 def config_path() -> Path:
+    """The config file: $VADCTL_CONFIG (which must exist: a name pointing nowhere is refused by
+    every command alike, never read as "no config"), else ~/.config/vadctl/config.toml (optional)."""
     if os.environ.get("VADCTL_CONFIG"):
-        return Path(os.environ["VADCTL_CONFIG"]).expanduser()
+        path = Path(os.environ["VADCTL_CONFIG"]).expanduser()
+        if not path.is_file():
+            raise UsageError(f"{path}: config file named by $VADCTL_CONFIG does not exist")
+        return path
     config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     return config / "vadctl" / "config.toml"
 

@@ -185,6 +185,8 @@ def load_job(path: Path | str) -> Job:
     name = top.get("name", str, file.stem)
     store = top.path("store", base, required=True)
     results = top.path("results", base, required=True)
+    if results.resolve() == store.resolve() or store.resolve() in results.resolve().parents:
+        top.fail(f"{results} is the store's folder or inside it; keep the results dataset beside the store", "results")
     log = top.path("log", base)
     sources = _sources(file, base, top.get("sources", list, required=True))
     default_splits = sorted({s.split for s in sources} - {defaults.TRAIN_SPLIT})
