@@ -9,7 +9,6 @@ nightly runner make recipes the same way, so a run behaves the same whoever star
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,51 +58,29 @@ class ExtractRecipe:
         features: str | Sequence[str] | None = None,
         params: Mapping[str, Any] | Iterable[str] | None = None,
         weights: Mapping[str, PathLike] | Iterable[str] | None = None,
-        *,
-        scene: str | None = None,
-        resize: str | None = None,
-        clip_len: int = defaults.CLIP_LENGTH,
-        clip_stride: int = defaults.CLIP_STRIDE,
-        frame_step: int = defaults.FRAME_STEP,
-        window: int = defaults.WINDOW,
-        force: bool = False,
-        retry_failed: bool = False,
-        wait: float = defaults.WAIT_SECONDS,
-        debug: bool = False,
-        segment_frames: int | None = None,
+        **options: Any,
     ) -> ExtractRecipe:
         """A recipe from the options users give (CLI, API, job file), every one checked here with a
-        one-line error naming the option, before anything is written."""
+        one-line error naming the option, before anything is written. `options` are the fields in
+        `OPTIONS` (scene, resize, clip_len, …), defaults as declared on the fields above: the one
+        place the option list and its defaults are written."""
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise TypeError(f"unexpected extraction option(s) {', '.join(unknown)} (known: {', '.join(OPTIONS)})")
+        values = {f.name: f.default for f in dataclasses.fields(cls) if f.name in OPTIONS} | options
         check_split(split)
-        window = checks.whole(window, "--window")
-        wait = checks.real(wait, "--wait", at_least=0)
+        values["window"] = checks.whole(values["window"], "--window")
+        values["wait"] = checks.real(values["wait"], "--wait", at_least=0)
         names = registry.parse_names(features)
         nested, gpus = split_resources(feature_params(params))
         explicit = (
             parse_weight_options(weights) if weights is not None and not isinstance(weights, Mapping) else weights
         )
-        ClipSpec(clip_len, clip_stride, frame_step)
-        DecodeSpec.parse(resize)
+        ClipSpec(values["clip_len"], values["clip_stride"], values["frame_step"])
+        DecodeSpec.parse(values["resize"])
         where = store.path if isinstance(store, FeatureStore) else store
-        return cls(
-            defaults.store_path(where),
-            split,
-            tuple(names),
-            nested,
-            {k: Path(v) for k, v in (explicit or {}).items()},
-            scene,
-            resize,
-            clip_len,
-            clip_stride,
-            frame_step,
-            window,
-            force,
-            retry_failed,
-            wait,
-            debug,
-            segment_frames,
-            gpus,
-        )
+        weight_paths = {k: Path(v) for k, v in (explicit or {}).items()}
+        return cls(defaults.store_path(where), split, tuple(names), nested, weight_paths, gpus=gpus, **values)
 
     @property
     def decode(self) -> DecodeSpec:
@@ -121,10 +98,25 @@ class ExtractRecipe:
         return dataclasses.replace(self, segment_frames=defaults.SEGMENT_FRAMES if parallel else 0)
 
 
+# The options of a recipe beyond what is extracted (features, params, weights) and where (store, split).
+OPTIONS = (
+    "scene",
+    "resize",
+    "clip_len",
+    "clip_stride",
+    "frame_step",
+    "window",
+    "force",
+    "retry_failed",
+    "wait",
+    "debug",
+    "segment_frames",
+)
+
+
 def make_options() -> tuple[str, ...]:
     """The keywords `ExtractRecipe.make` takes beyond store and split (the job file's [extract] keys)."""
-
-    return tuple(k for k in inspect.signature(ExtractRecipe.make).parameters if k not in ("cls", "store", "split"))
+    return ("features", "params", "weights", *OPTIONS)
 
 
 def feature_params(params: Mapping[str, Any] | Iterable[str] | None) -> dict[str, dict[str, Any]]:
