@@ -8,7 +8,7 @@
            of `vadctl --help` and `import vadctl.api`, and whether torch, scikit-learn, scipy or
            zarr are among them (they must not be)
 
-Usage: python benchmarks/micro.py [dis] [startup] [--pairs 60] [--repeats 5]
+Usage: python benchmarks/micro.py [dis] [startup] [--pairs 60] [--repeats 5] [--before OLD_CHECKOUT]
 """
 
 from __future__ import annotations
@@ -52,11 +52,12 @@ def dis(pairs: int) -> None:
         print(f"  fast / medium on {threads} thread(s): {rates['fast', threads] / rates['medium', threads]:.2f}×")
 
 
-def wall(command: list[str], repeats: int) -> float:
+def wall(command: list[str], repeats: int, tree: str | None = None) -> float:
+    env = {**os.environ, "PYTHONPATH": tree} if tree else None
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run(command, check=True, capture_output=True, env=env)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -78,7 +79,7 @@ def import_times(command: list[str]) -> list[tuple[str, float]]:
     return sorted(found.items(), key=lambda item: -item[1])
 
 
-def startup(repeats: int) -> None:
+def startup(repeats: int, before: str | None = None) -> None:
     commands = {
         "bare interpreter (python -c pass)": ["-c", "pass"],
         "vadctl --help": ["-m", "vadctl", "--help"],
@@ -87,11 +88,16 @@ def startup(repeats: int) -> None:
         "import sklearn.mixture, polars, zarr": ["-c", "import sklearn.mixture, polars, zarr"],
     }
     print(f"start-up, median of {repeats}, one after another (load average {os.getloadavg()[0]:.1f})")
+    if before:
+        print(f"  (before: the same commands with PYTHONPATH={before}, run alternately with these)")
     bare = None
     for label, args in commands.items():
         seconds = wall([sys.executable, *args], repeats)
         bare = seconds if bare is None else bare
-        print(f"  {label:<38} {seconds:6.3f} s  ({seconds - bare:+.3f} s over the bare interpreter)")
+        line = f"  {label:<38} {seconds:6.3f} s  ({seconds - bare:+.3f} s over the bare interpreter)"
+        if before:
+            line += f"   before {wall([sys.executable, *args], repeats, before):6.3f} s"
+        print(line)
     for label, args in (
         ("vadctl --help", ["-m", "vadctl", "--help"]),
         ("import vadctl.api", ["-c", "import vadctl.api"]),
@@ -107,6 +113,7 @@ def main() -> None:
     parser.add_argument("which", nargs="*", help="dis, startup (default: both)")
     parser.add_argument("--pairs", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--before", help="a checkout of an earlier vadctl to time beside this one (startup)")
     args = parser.parse_args()
     args.which = args.which or ["dis", "startup"]
     if set(args.which) - {"dis", "startup"}:
@@ -114,7 +121,7 @@ def main() -> None:
     if "dis" in args.which:
         dis(args.pairs)
     if "startup" in args.which:
-        startup(args.repeats)
+        startup(args.repeats, args.before)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 from vadctl import defaults
 from vadctl.common import checks
 from vadctl.common.progress import ProgressArg, as_progress
-from vadctl.common.specs import PathLike
 from vadctl.errors import ModelFileError, UsageError
 
 if TYPE_CHECKING:
+    from vadctl.common.specs import PathLike
     from vadctl.store import FeatureStore
 
 # Imports of the stages (which pull in zarr, torch, scikit-learn or Ray) happen inside the calls that
