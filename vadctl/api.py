@@ -140,6 +140,7 @@ def extract(
     executor: str = "local",
     ray_address: str | None = None,
     segment_frames: int | None = None,
+    follow_links: bool = False,
     progress: ProgressArg = None,
 ):
     """Featurize every video under `roots` into `split` of the store, doing only new or changed
@@ -149,7 +150,8 @@ def extract(
     or Ray tasks (`executor="ray"`, on the cluster at `ray_address`, else a local one). Videos
     longer than `segment_frames` frames are cut into chunk-aligned segments that run in parallel
     (default: `defaults.SEGMENT_FRAMES` when running in parallel, never when serial; 0: never).
-    The store written is the same, array for array, whatever the executor."""
+    The store written is the same, array for array, whatever the executor. Symlinked folders that
+    lead out of a root are skipped (listed in the report) unless `follow_links`."""
     from vadctl.executors.choose import check_executor
     from vadctl.extraction import run as extraction
     from vadctl.extraction.recipe import ExtractRecipe
@@ -181,6 +183,7 @@ def extract(
         executor=executor,
         workers=workers,
         ray_address=ray_address,
+        follow_links=follow_links,
         progress=as_progress(progress),
     )
 
@@ -208,7 +211,7 @@ def plan_extract(
         raise TypeError(f"plan_extract() got unexpected keyword argument(s) {', '.join(unknown)}")
     what = {key: options[key] for key in PLAN_OPTIONS if key in options}
     recipe = ExtractRecipe.make(store, split, features, params, weights, **what)
-    return extraction.plan_extract(roots, recipe, _opened(store))
+    return extraction.plan_extract(roots, recipe, _opened(store), bool(options.get("follow_links", False)))
 
 
 PLAN_OPTIONS = ("scene", "resize", "clip_len", "clip_stride", "frame_step", "force", "retry_failed")

@@ -24,13 +24,18 @@ def _tricky_root(tmp_path: Path) -> Path:
     make_video(tmp_path / "elsewhere" / "linked.avi", 8, seed=1)
     os.symlink(tmp_path / "elsewhere" / "linked.avi", root / "file_link.avi")  # a link to a regular file: read
     make_video(tmp_path / "disk2" / "cam" / "v.avi", 8, seed=2)
-    os.symlink(tmp_path / "disk2", root / "disk2")  # a symlinked folder: followed
+    os.symlink(tmp_path / "disk2", root / "disk2")  # a symlinked folder outside the root: only with follow_links
     os.symlink(root, root / "disk2_loop")  # a loop back to the root: skipped, not walked forever
     return root
 
 
 def test_scan_lists_what_it_will_not_open(tmp_path: Path):
-    found = scan([_tricky_root(tmp_path)])
+    root = _tricky_root(tmp_path)
+    found = scan([root])
+    assert [s.video_id for s in found.sources] == ["file_link", "real"]
+    reasons = {p.path.name: p.reason for p in found.skipped}
+    assert f"leads outside {root} (to {tmp_path / 'disk2'})" in reasons["disk2"]
+    found = scan([root], follow_links=True)
     assert [s.video_id for s in found.sources] == ["disk2/cam/v", "file_link", "real"]
     reasons = {p.path.name: p.reason for p in found.skipped}
     assert "named pipe" in reasons["pipe.mp4"]
@@ -43,7 +48,7 @@ def test_extract_skips_fifos_and_devices_and_keeps_the_batch(tmp_path: Path):
     root = _tricky_root(tmp_path)
     store = tmp_path / "s.zarr"
     command = [sys.executable, "-m", "vadctl", "extract", str(root), "--store", str(store), "--features", "regions"]
-    done = subprocess.run([*command, "-q"], capture_output=True, text=True, timeout=240)
+    done = subprocess.run([*command, "-q", "--follow-links"], capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
     for name, reason in (("pipe.mp4", "named pipe"), ("zero.mp4", "character device"), ("broken.avi", "broken")):
         line = next(line for line in done.stderr.splitlines() if name in line)
@@ -59,3 +64,19 @@ def test_a_root_that_is_a_fifo_or_device_is_a_one_line_error(tmp_path: Path):
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and "not a regular file" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_a_link_to_the_whole_machine_is_not_followed_unless_asked(tmp_path: Path):
+    """A symlink to `/` inside a camera folder planned videos from across the machine."""
+    from vadctl import api
+
+    root = tmp_path / "cam"
+    make_video(root / "real.avi", 8)
+    make_video(root / "sub" / "inner.avi", 8, seed=1)
+    os.symlink(root / "sub", root / "again")  # inside the root: a second way in, searched once
+    os.symlink("/", root / "everything")
+    planned = api.plan_extract([root], tmp_path / "s.zarr", features=["regions"])
+    assert sorted(p.video_id for p in planned) == ["again/inner", "real"]  # the first way in, by name
+    found = scan([root])
+    reasons = {p.path.name: p.reason for p in found.skipped}
+    assert "leads outside" in reasons["everything"] and "already searched" in reasons["sub"]

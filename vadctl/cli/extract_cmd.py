@@ -168,6 +168,9 @@ def register(app: typer.Typer) -> None:
             f"(rounded up to chunk boundaries; 0: never) [default: {defaults.SEGMENT_FRAMES} when parallel].",
             show_default=False,
         ),
+        follow_links: bool = typer.Option(
+            False, "--follow-links", help="Follow symlinked folders that lead outside the roots (skipped by default)."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of a table."),
     ) -> None:
@@ -196,6 +199,7 @@ def register(app: typer.Typer) -> None:
                 executor=executor,
                 ray_address=ray_address,
                 segment_frames=segment_frames,
+                follow_links=follow_links,
                 progress=progress,
             )
         if as_json:

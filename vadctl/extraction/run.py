@@ -23,15 +23,17 @@ from vadctl.store import FeatureStore
 from vadctl.store.opening import writable
 from vadctl.video import catalog
 
-RUN_OPTIONS = ("workers", "executor", "ray_address")  # how a run is spread, not what it computes
+# How a run finds and spreads its work, not what it computes (so not part of the recipe).
+RUN_OPTIONS = ("workers", "executor", "ray_address", "follow_links")
 
 
-def find_videos(roots: PathLike | Sequence[PathLike]) -> catalog.Discovery:
-    """The videos under `roots` (files and folders of numbered frames); none is a one-line error
-    that says what was looked for and what was skipped."""
+def find_videos(roots: PathLike | Sequence[PathLike], follow_links: bool = False) -> catalog.Discovery:
+    """The videos under `roots` (files and folders of numbered frames; symlinked folders that lead
+    out of a root only with `follow_links`); none is a one-line error that says what was looked for
+    and what was skipped."""
     if isinstance(roots, str | Path):
         roots = [roots]
-    found = catalog.scan([Path(r) for r in roots])
+    found = catalog.scan([Path(r) for r in roots], follow_links)
     if not found.sources:
         where = ", ".join(str(r) for r in roots)
         suffixes = ", ".join(sorted(catalog.VIDEO_SUFFIXES))
@@ -49,6 +51,7 @@ def extract(
     executor: str = "local",
     workers: int = 1,
     ray_address: str | None = None,
+    follow_links: bool = False,
     progress: Progress | None = None,
 ) -> ExtractReport:
     """Featurize every video under `roots` as `recipe` says, doing only new or changed work; failed
@@ -56,7 +59,7 @@ def extract(
     recipe's, opened (or created) only once the options, weights and videos check out."""
     check_executor(executor, workers, ray_address, recipe.segment_frames)
     recipe = recipe.with_segments(parallel=executor == "ray" or workers > 1)
-    found = find_videos(roots)
+    found = find_videos(roots, follow_links)
     extractor = build_extractor(recipe)  # featurizers and their weights checked first
     extractor.store = store if store is not None else writable(recipe.store)
     adopt_extractor(recipe, extractor)  # work run in this process uses this extractor
@@ -68,7 +71,10 @@ def extract(
 
 
 def plan_extract(
-    roots: PathLike | Sequence[PathLike], recipe: ExtractRecipe, store: FeatureStore | None = None
+    roots: PathLike | Sequence[PathLike],
+    recipe: ExtractRecipe,
+    store: FeatureStore | None = None,
+    follow_links: bool = False,
 ) -> list[PlannedVideo]:
     """What `extract` with `recipe` would do, doing none of it (nothing is written, not even a new
     store). `store` defaults to the recipe's when it exists; with none, every video is new."""

@@ -234,7 +234,8 @@ class JobRunner:
             outcome = SourceOutcome(str(source.root), source.split, source.scene)
             self.report.sources.append(outcome)
             try:
-                planned = plan_extract([source.root], self._recipe(source)[0])
+                recipe, spread = self._recipe(source)
+                planned = plan_extract([source.root], recipe, follow_links=spread.get("follow_links", False))
             except UsageError as error:
                 if not catalog.discover([source.root]):
                     self.report.notes.append(f"sources[{index}] {source.root}: no videos yet")

@@ -161,16 +161,18 @@ def not_regular(path: Path) -> str | None:
     return f"{kind}, not a regular file" if "regular" not in kind else kind
 
 
-def discover(roots: Sequence[Path | str]) -> list[VideoSource]:
+def discover(roots: Sequence[Path | str], follow_links: bool = False) -> list[VideoSource]:
     """All videos under the roots, sorted by id (what `scan` finds, without what it skipped)."""
-    return scan(roots).sources
+    return scan(roots, follow_links).sources
 
 
-def scan(roots: Sequence[Path | str]) -> Discovery:
+def scan(roots: Sequence[Path | str], follow_links: bool = False) -> Discovery:
     """All videos under the roots, sorted by id, and what was skipped; ids must be unique across roots.
 
     A root that is itself a video file yields one video named after its stem. Hidden files and
-    folders (starting with '.') are passed over.
+    folders (starting with '.') are passed over. Symlinked folders are followed while they lead to a
+    folder inside the root; one leading outside it (a link to `/` would pull in the whole machine)
+    is skipped with its reason unless `follow_links`.
     """
     found: dict[str, VideoSource] = {}
     skipped: list[Skipped] = []
@@ -178,7 +180,7 @@ def scan(roots: Sequence[Path | str]) -> Discovery:
         if not root.exists():
             reason = "broken symlink (its target does not exist)" if root.is_symlink() else "no such file or folder"
             raise UsageError(f"{root}: {reason}")
-        for source in _discover_root(root, skipped):
+        for source in _discover_root(root, skipped, follow_links):
             other = found.get(source.video_id)
             if other is not None and other.path != source.path:
                 raise UsageError(
@@ -194,7 +196,13 @@ def _folder_key(path: Path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _discover_root(root: Path, skipped: list[Skipped]) -> Iterator[VideoSource]:
+def _outside(link: Path, inside: Path) -> bool:
+    """Whether a symlinked folder leads out of `inside` (a resolved path)."""
+    target = link.resolve()
+    return target != inside and inside not in target.parents
+
+
+def _discover_root(root: Path, skipped: list[Skipped], follow_links: bool = False) -> Iterator[VideoSource]:
     if not root.is_dir():
         problem = not_regular(root)
         if problem:
@@ -204,6 +212,7 @@ def _discover_root(root: Path, skipped: list[Skipped]) -> Iterator[VideoSource]:
         yield VideoSource(check_video_id(root.resolve().stem), root)
         return
     walked = {_folder_key(root): root}
+    inside = root.resolve()
 
     def cannot_list(error: OSError) -> None:
         skipped.append(Skipped(Path(error.filename or root), f"cannot list folder: {error.strerror or error}"))
@@ -219,6 +228,12 @@ def _discover_root(root: Path, skipped: list[Skipped]) -> Iterator[VideoSource]:
                 continue
             if key in walked:  # a link loop, or a second way into a folder already walked
                 skipped.append(Skipped(here / name, f"symlinked folder already searched as {walked[key]}"))
+                continue
+            if not follow_links and (here / name).is_symlink() and _outside(here / name, inside):
+                reason = (
+                    f"symlinked folder leads outside {root} (to {(here / name).resolve()}); --follow-links follows it"
+                )
+                skipped.append(Skipped(here / name, reason))
                 continue
             walked[key] = here / name
             kept.append(name)
