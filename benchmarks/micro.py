@@ -57,7 +57,7 @@ def wall(command: list[str], repeats: int, tree: str | None = None) -> float:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, env=env)
+        subprocess.run(command, check=True, capture_output=True, env=env, cwd="/")  # no checkout on the path
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -68,7 +68,7 @@ HEAVY = ("torch", "sklearn", "scipy", "zarr", "ray", "cv2", "polars")
 def import_times(command: list[str]) -> list[tuple[str, float]]:
     """Packages a command imports (at any depth), each with the summed self time of its modules in
     seconds, largest first: what `python -X importtime` says the start-up is made of."""
-    done = subprocess.run([sys.executable, "-X", "importtime", *command], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-X", "importtime", *command], capture_output=True, text=True, cwd="/")
     found: dict[str, float] = {}
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
