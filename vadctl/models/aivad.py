@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -57,9 +57,17 @@ class AiVad(VadModel):
     summary = "AI-VAD: velocity GMM + pose/deep kNN on regions, leave-video-out calibration"
     needs = (
         "velocity (required); pose and clip_regions, appearance_regions or hog_regions when extracted "
-        "(AI-VAD's pose and deep features)"
+        "(AI-VAD's pose and deep features); motion when extracted (a frame-level attribute)"
     )
     capabilities = Capabilities(crossfit=True)
+    # Chosen on Ped1 (benchmarks/choices.md): velocity together with where the box is (its
+    # vertical position joins the GMM), σ = 6 smoothing, the motion attribute when extracted.
+    # Files written before these parameters existed mean what they meant then:
+    file_defaults: ClassVar[dict[str, Any]] = {
+        "velocity_scale": "pixels",
+        "velocity_position": "none",
+        "use_motion_features": False,
+    }
 
     def __init__(
         self,
@@ -71,14 +79,14 @@ class AiVad(VadModel):
         n_neighbors_pose: int = 1,
         n_neighbors_deep: int = 1,
         calibration_percentile: float = 99.0,
-        smoothing_sigma: float = 3.0,
+        smoothing_sigma: float = 6.0,
         n_folds: int = 10,
         velocity_feature: str = "velocity",
         pose_feature: str = "pose",
         deep_feature: str = "auto",
         velocity_scale: str = "pixels",
-        velocity_position: str = "none",
-        use_motion_features: bool = False,
+        velocity_position: str = "y",
+        use_motion_features: bool = True,
         motion_feature: str = "motion",
         pca_level_motion: float = 0.98,
         random_state: int = 0,
@@ -160,7 +168,7 @@ class AiVad(VadModel):
             chosen[kind] = specs[0]
         chosen = {kind: chosen[kind] for kind in TYPES if kind in chosen}
         chosen["regions"] = pick_feature(store, split, f"regions@{best[0]}", "regions", self.name)
-        if self.use_motion_features:
+        if self.use_motion_features and (self.motion_feature != "motion" or store.candidates("motion", split)):
             motion = pick_feature(store, split, self.motion_feature, "clip-level motion", self.name)
             if motion.axis != "clip":
                 raise FeatureError(f"aivad: motion_feature {motion.key} is not clip-level (one row per clip)")

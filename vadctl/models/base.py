@@ -56,6 +56,9 @@ class VadModel(ABC):
     summary: ClassVar[str] = ""
     needs: ClassVar[str] = ""  # which store features it reads, for `vadctl models`
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # Parameters added after model files were written, with the value that means what a file
+    # without them meant (a default changed since must not change what an old file scores).
+    file_defaults: ClassVar[dict[str, Any]] = {}
 
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in param_names(type(self))}

@@ -27,7 +27,7 @@ from vadctl.errors import ModelFileError, VadctlError
 from vadctl.models import signing
 from vadctl.models.base import VadModel
 from vadctl.models.calibration import QUANTILE_STEPS, Calibration, parse_rule
-from vadctl.models.registry import build
+from vadctl.models.registry import build, model_class
 from vadctl.models.state_checks import StateShapes, finite_number, non_finite
 
 FORMAT = "vadctl-model"
@@ -153,7 +153,10 @@ def load_model(path: Path) -> LoadedModel:
         raise ModelFileError(f"{path}: model header is incomplete or malformed (no {', '.join(missing)})")
     name = header.get("model")
     try:
-        model = build(name, header["params"])
+        params = header["params"]
+        if isinstance(params, dict):
+            params = {**model_class(name).file_defaults, **params}
+        model = build(name, params)
     except VadctlError as error:
         raise ModelFileError(f"{path}: {error}") from None
     except (KeyError, TypeError, AttributeError) as error:
