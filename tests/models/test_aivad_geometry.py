@@ -38,7 +38,7 @@ def regions(velocity: list[float], boxes: list[list[float]]) -> RegionData:
 
 def test_scale_free_velocity_divides_by_the_box_height():
     data = regions([4.0, 2.0], [[0, 0, 10, 20], [10, 40, 30, 50]])  # heights 20 and 10
-    out = AiVad(velocity_scale="box_height")._with_geometry(data)
+    out = AiVad(velocity_scale="box_height", velocity_position="none")._with_geometry(data)
     np.testing.assert_allclose(out, [[0.2], [0.2]])  # 4/20 and 2/10: the same speed in body heights
 
 
@@ -49,7 +49,8 @@ def test_velocity_position_appends_the_box_centre_in_frame_units():
     np.testing.assert_allclose(
         AiVad(velocity_position="xy")._with_geometry(data), [[4.0, 0.10, 0.025], [2.0, 0.45, 0.10]]
     )
-    np.testing.assert_allclose(AiVad()._with_geometry(data), [[4.0], [2.0]])  # today's default: as stored
+    np.testing.assert_allclose(AiVad(velocity_position="none")._with_geometry(data), [[4.0], [2.0]])  # as stored
+    np.testing.assert_allclose(AiVad()._with_geometry(data), [[4.0, 0.10], [2.0, 0.45]])  # the default: with y
     assert AiVad(velocity_position="xy").velocity_dims_ == 3
 
 

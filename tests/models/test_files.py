@@ -88,8 +88,9 @@ def test_store_with_other_feature_parameters_is_refused(saved, model_store, tmp_
 
     other = FeatureStore(tmp_path / "other.zarr", create=True)
     fast = model_store["videos"] / "fast"
-    api.extract([fast], other, "fast", ["regions", "velocity"], {"regions": {"min_bbox_area": 50}})
-    with pytest.raises(FeatureError, match=r"model was fitted on (regions|velocity)@.*lack it.*other parameters"):
+    api.extract([fast], other, "fast", ["regions", "velocity", "motion"], {"regions": {"min_bbox_area": 50}})
+    other_parameters = r"model was fitted on (regions|velocity|motion)@.*lack it.*other parameters"
+    with pytest.raises(FeatureError, match=other_parameters):
         score_model(load_model(saved["aivad"]), other, "fast")
     api.extract([fast], other, "fresh", ["flow"])
     with pytest.raises(FeatureError, match=r"run `vadctl extract … --split fresh --features"):
@@ -253,3 +254,24 @@ def test_save_then_load_keeps_header_and_calibration_exactly(saved, tmp_path: Pa
     np.testing.assert_array_equal(again.calibration.quantiles, first.calibration.quantiles)
     assert again.calibration.threshold("percentile:99") == first.calibration.threshold("percentile:99")
     assert {name for name in tensors if name.startswith("state.")} == {f"state.{k}" for k in first.model.state()[0]}
+
+
+def test_a_file_from_before_a_default_changed_scores_as_it_did(model_store, tmp_path: Path):
+    """AI-VAD's defaults changed (velocity with the box position, the motion attribute, …): a file
+    written before holds no `velocity_position` or `use_motion_features` and must keep meaning
+    what it meant then (`file_defaults`), not pick up today's defaults."""
+    store = FeatureStore(model_store["store"], read_only=True)
+    old = {"n_folds": 3, "velocity_position": "none", "velocity_scale": "pixels", "use_motion_features": False}
+    old |= {"n_components_velocity": 2, "smoothing_sigma": 3.0}
+    made = fit_model(store, "aivad", old, "train", out=tmp_path / "then.safetensors")
+    header = json.loads(read_parts(made.path)[0]["vadctl"])
+    for added in ("velocity_position", "velocity_scale", "use_motion_features", "motion_feature", "pca_level_motion"):
+        header["params"].pop(added)
+    then = rewrite(made.path, tmp_path / "old.safetensors", header=header)
+    loaded = load_model(then)
+    assert loaded.model.velocity_position == "none" and loaded.model.use_motion_features is False
+    frames, _ = score_model(loaded, store, "fast")
+    expected, _ = score_model(load_model(made.path), store, "fast")
+    np.testing.assert_allclose(frames["score"].to_numpy(), expected["score"].to_numpy())
+    today = fit_model(store, "aivad", {"n_folds": 3}, "train").model
+    assert today.velocity_position == "y" and today.velocity_dims_ == 2  # what a new fit means

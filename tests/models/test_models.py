@@ -32,7 +32,7 @@ def fitted(model_store):
 
 def test_aivad_finds_the_fast_object_and_not_noise(fitted, model_store):
     model = fitted["aivad"]
-    assert set(model.features_) == {"velocity", "regions"}  # pose/deep absent: velocity only
+    assert set(model.features_) == {"velocity", "regions", "motion"}  # pose/deep absent; motion extracted
     assert auroc(model, model_store, "fast") >= 0.9
     assert 0.3 <= auroc(model, model_store, "same") <= 0.7
 
