@@ -111,7 +111,9 @@ def test_rows_align_with_regions_and_are_stored_as_float16(looks_wrong):
 
 
 def auroc(store_path: Path, params: dict, labels: Path, tmp_path: Path) -> tuple[float, dict]:
+    """AI-VAD's figure with `params`, its motion attribute off: these tests weigh HOG against velocity."""
     store = FeatureStore(store_path, read_only=True)
+    params = {"use_motion_features": False, **params}
     fitted = fit_model(store, "aivad", params, "train", out=tmp_path / "aivad.safetensors")
     frames, _ = score_model(load_model(tmp_path / "aivad.safetensors"), store, "test")
     joined, _ = align(frames, read_labels(labels))
