@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -16,6 +17,7 @@ import polars as pl
 from vadctl.common.progress import Progress
 from vadctl.common.threads import blas_threads
 from vadctl.errors import FeatureError, UsageError
+from vadctl.models.calibration import Calibration
 from vadctl.models.files import LoadedModel
 from vadctl.models.fit import usable_videos
 from vadctl.models.scores import VideoScores
@@ -49,13 +51,32 @@ def check_features(loaded: LoadedModel, store: FeatureStore, split: str, videos:
 @dataclass
 class ScoreTables:
     """Scores of a split (per video, as the model gave them) and the tables read from them, without
-    provenance: frames, regions, videos and events (`scoring.tables.publish` stamps them)."""
+    provenance: frames, regions, videos and events, each built when first asked for (`vadctl score`
+    writes through `scoring.tables.publish`, which builds its own stamped ones from `scores`)."""
 
     scores: list[VideoScores]
-    frames: pl.DataFrame
-    regions: pl.DataFrame
-    videos: pl.DataFrame
-    events: pl.DataFrame
+    calibration: Calibration
+    model: str
+    rule: str | None
+    model_file: str | Path
+    fps: dict[str, float]
+
+    @cached_property
+    def frames(self) -> pl.DataFrame:
+        return frames_table(self.scores, self.calibration, self.model, self.rule, self.model_file)
+
+    @cached_property
+    def regions(self) -> pl.DataFrame:
+        return regions_table(self.scores)
+
+    @cached_property
+    def videos(self) -> pl.DataFrame:
+        return videos_table(self.scores, self.frames)
+
+    @cached_property
+    def events(self) -> pl.DataFrame:
+        classes = {s.video_id: s.classes for s in self.scores}
+        return find_events(self.frames, self.regions, fps=self.fps, classes=classes)
 
 
 def score_model(loaded: LoadedModel, store: FeatureStore, *args, **kwargs) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -106,9 +127,7 @@ def score_tables(
             for item in loaded.model.score(store, split, chosen):
                 scores.append(item)
                 progress.video_scored(item.video_id, len(item.frame_scores))
-    frames = frames_table(scores, loaded.calibration, loaded.model.name, rule, model_path or loaded.model.name)
-    regions = regions_table(scores)
     records = {r.video_id: r for r in store.videos(split)}
     fps = {s.video_id: records[s.video_id].fps for s in scores}
-    events = find_events(frames, regions, fps=fps, classes={s.video_id: s.classes for s in scores})
-    return ScoreTables(scores, frames, regions, videos_table(scores, frames), events)
+    name = loaded.model.name
+    return ScoreTables(scores, loaded.calibration, name, rule, model_path or name, fps)
