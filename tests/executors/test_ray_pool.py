@@ -11,6 +11,7 @@ import pytest
 from scale_helpers import archive, assert_identical
 
 from vadctl import api
+from vadctl.extraction.extractor import UP_TO_DATE
 
 ray = pytest.importorskip("ray")
 
@@ -61,7 +62,10 @@ def test_a_killed_ray_worker_is_retried_and_the_store_ends_complete(cluster, tmp
 
     report = api.extract([root], tmp_path / "s.zarr", "train", FEATURES, executor="ray", progress=kill_a_worker)
     assert killed, "no Ray worker was running a task"
-    assert not report.failed and report.count("extracted") == 4
+    # a worker killed after its video's commit but before returning it leaves that video whole: the
+    # retry finds it up to date (that race is real, and fine); a video failed or missing is not
+    assert not report.failed and report.count("extracted") + report.count(UP_TO_DATE) == 4
+    assert report.count("extracted") >= 3
     assert_identical(tmp_path / "s.zarr", reference)
 
 
