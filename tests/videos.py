@@ -107,3 +107,29 @@ def encode_with_pyav(
         container.mux(packet)
     container.close()
     return path
+
+
+def container_video(path: Path, n_frames: int = 60) -> Path:
+    """A video in the container its suffix names: .mp4 (MPEG-4 part 2, index at the end), .mkv and
+    .avi (FFV1, lossless: frames equal `render(n_frames)`) through OpenCV; .webm (VP8) through PyAV."""
+    if path.suffix == ".webm":  # in a process of its own: once decord's FFmpeg is loaded, PyAV cannot open libvpx
+        import subprocess
+        import sys
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        script = "import sys; from pathlib import Path; from videos import encode_with_pyav; "
+        script += "encode_with_pyav(Path(sys.argv[1]), 'libvpx', int(sys.argv[2]), {})"
+        here = str(Path(__file__).parent)
+        subprocess.run(
+            [sys.executable, "-c", script, str(path), str(n_frames)], check=True, cwd=here, capture_output=True
+        )
+        return path
+    return make_video(path, n_frames)
+
+
+def cut_in_half(path: Path) -> Path:
+    """Keep the first half of the file's bytes, as a copy that stopped half way would (the
+    container's header still declares the whole video)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path

@@ -134,6 +134,7 @@ def extract(
     window: int = defaults.WINDOW,
     force: bool = False,
     retry_failed: bool = False,
+    keep_truncated: bool = False,
     wait: float = defaults.WAIT_SECONDS,
     debug: bool = False,
     workers: int = defaults.WORKERS,
@@ -151,7 +152,9 @@ def extract(
     longer than `segment_frames` frames are cut into chunk-aligned segments that run in parallel
     (default: `defaults.SEGMENT_FRAMES` when running in parallel, never when serial; 0: never).
     The store written is the same, array for array, whatever the executor. Symlinked folders that
-    lead out of a root are skipped (listed in the report) unless `follow_links`."""
+    lead out of a root are skipped (listed in the report) unless `follow_links`. A file holding fewer
+    frames than its container declares fails, unless `keep_truncated`: its frames are then kept and
+    its record's status is "truncated"."""
     from vadctl.executors.choose import check_executor
     from vadctl.extraction import run as extraction
     from vadctl.extraction.recipe import ExtractRecipe
@@ -171,6 +174,7 @@ def extract(
         window=window,
         force=force,
         retry_failed=retry_failed,
+        keep_truncated=keep_truncated,
         wait=wait,
         debug=debug,
         segment_frames=segment_frames,

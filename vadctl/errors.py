@@ -26,6 +26,19 @@ class VideoError(VadctlError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class TruncatedVideoError(VideoError):
+    """A video whose decoding ends early against the frame count (or duration × rate) its
+    container declares: `frames` decodable, `declared` promised."""
+
+    def __init__(self, path: Path | str, frames: int, declared: int, detail: str = "", found: bool = False):
+        self.frames, self.declared = frames, declared
+        if found:  # counted in the file before decoding
+            reason = f"truncated: the file holds {frames} of the {declared} frames the container declares"
+        else:
+            reason = f"truncated: decoded {frames} of {declared} frames the container declares"
+        super().__init__(path, f"{reason} ({detail})" if detail else reason)
+
+
 class StoreError(VadctlError):
     """A feature store that is missing, of another schema, busy or inconsistent."""
 

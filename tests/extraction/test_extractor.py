@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from typer.testing import CliRunner
-from videos import make_video
+from videos import container_video, cut_in_half, make_video
 
 from vadctl.cli import app
 from vadctl.store import FeatureStore
@@ -104,6 +104,50 @@ def test_truncated_video_keeps_no_partial_feature(tmp_path: Path, store_path: Pa
     assert record.status == "failed" and record.features == {}
     leftovers = [p.name for p in (store_path / "videos" / "train" / "long").iterdir() if "@" in p.name]
     assert leftovers == []
+
+
+def test_files_cut_in_half_fail_or_are_kept_as_truncated_never_as_whole(tmp_path: Path, store_path: Path):
+    """A Matroska file cut to half its bytes extracted with exit 0, status ok and half its frames.
+    Now a file holding fewer frames than its container declares fails (permanently: a rerun does
+    not retry it), or with --keep-truncated keeps its frames under status 'truncated'."""
+    root = tmp_path / "v"
+    for suffix in ("mp4", "mkv", "avi", "webm"):
+        cut_in_half(container_video(root / f"{suffix}.{suffix}", 60))
+    make_video(root / "whole.mkv", 30)
+    first = vadctl("extract", root, "--store", store_path, "--features", "frames", "--json")
+    assert first.exit_code == 1
+    report = {v["video"]: v for v in json.loads(first.stdout)["videos"]}
+    assert report["whole"]["status"] == "extracted" and report["whole"]["truncated"] is None
+    fs = FeatureStore(store_path, read_only=True)
+    for video in ("mkv", "avi", "webm"):
+        record = fs.video("train", video)
+        assert report[video]["status"] == "failed" and record.status == "failed" and record.features == {}
+        assert record.error.startswith(str(root / f"{video}.{video}") + ": truncated: ")
+        assert "of the 60 frames the container declares" in record.error and record.failure_kind == "permanent"
+    assert "cannot open video" in fs.video("train", "mp4").error  # its index was at its end
+    again = vadctl("extract", root, "--store", store_path, "--features", "frames", "--keep-truncated", "--json")
+    assert {v["video"]: v["status"] for v in json.loads(again.stdout)["videos"]} == {
+        "avi": "failed earlier", "mkv": "failed earlier", "mp4": "failed earlier", "webm": "failed earlier",
+        "whole": "up to date",
+    }  # fmt: skip
+    kept = extract(root, store_path, "--features", "frames", "--keep-truncated", "--retry-failed")
+    assert kept.exit_code == 1  # the MP4 cannot be read at all
+    assert "truncated mkv: truncated: the file holds" in kept.output and "(its frames kept)" in kept.output
+    fs = FeatureStore(store_path, read_only=True)
+    for video in ("mkv", "avi", "webm"):
+        record = fs.video("train", video)
+        assert record.status == "truncated" and record.usable and record.error.startswith("truncated: ")
+        assert 0 < record.n_frames < 58
+        assert len(entry_data(store_path, "train", video, "frames")["data"]) == record.n_frames
+    assert "decoded" in fs.video("train", "avi").error  # its last frame is cut: kept up to the one before
+    assert fs.video("train", "mp4").status == "failed"
+    info = vadctl("store", "info", store_path, "--videos", "--json")
+    statuses = {v["video"]: v["status"] for v in json.loads(info.stdout)["videos"]}
+    assert statuses == {"avi": "truncated", "mkv": "truncated", "mp4": "failed", "webm": "truncated", "whole": "ok"}
+    rerun = extract(root, store_path, "--features", "frames,flow")  # a kept video gains features as it was kept
+    fs = FeatureStore(store_path, read_only=True)
+    assert fs.video("train", "mkv").status == "truncated" and len(fs.video("train", "mkv").features) == 2
+    assert rerun.exit_code == 1 and "failed earlier mp4" in rerun.output
 
 
 def test_scene_and_splits_are_recorded(video_dir: Path, store_path: Path):

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from videos import encode_with_pyav, make_video, render, write_frame_folder, write_video
+from videos import container_video, cut_in_half, encode_with_pyav, make_video, render, write_frame_folder, write_video
 
 from vadctl.common.specs import ClipSpec, DecodeSpec
-from vadctl.errors import UsageError, VideoError
+from vadctl.errors import TruncatedVideoError, UsageError, VideoError
 from vadctl.video.catalog import VideoSource
 from vadctl.video.reader import VideoReader, prefetch
 
@@ -147,3 +147,42 @@ def test_pieces_equal_the_whole_file_across_codecs_and_short_tails(tmp_path: Pat
         whole = decord.VideoReader(str(path), num_threads=1)
         expected = whole.get_batch(list(range(len(whole)))).asnumpy()
         np.testing.assert_array_equal(read_all(VideoSource("v", path), window=8), expected)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi", ".webm"])
+def test_a_file_cut_in_half_never_reads_as_whole(tmp_path: Path, suffix: str):
+    """Matroska and WebM cut in half opened and decoded the frames left, as if that were the video:
+    now what decoding finds is checked against what the container declares (frame count, or
+    duration × rate). An MP4 whose index was at its end cannot be opened at all."""
+    path = cut_in_half(container_video(tmp_path / f"v{suffix}", 60))
+    with pytest.raises(VideoError) as info, VideoReader(VideoSource("v", path)) as reader:
+        for _ in reader.windows(8):
+            pass
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    if suffix == ".mp4":
+        assert "cannot open video" in message
+    else:
+        assert isinstance(info.value, TruncatedVideoError) and info.value.declared == 60
+        assert "truncated: " in message and "of the 60 frames the container declares" in message
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_keep_truncated_reads_the_frames_a_cut_file_holds(tmp_path: Path, suffix: str):
+    path = cut_in_half(container_video(tmp_path / f"v{suffix}", 60))
+    with VideoReader(VideoSource("v", path), keep_truncated=True) as reader:
+        n = reader.info.n_frames
+        assert 0 < n < 58 and reader.declared == 60
+        assert reader.truncated == f"truncated: the file holds {n} of the 60 frames the container declares"
+        decoded = np.concatenate([w.frames for w in reader.windows(8)])
+    assert len(decoded) == n
+    if suffix == ".mkv":  # FFV1 is lossless: the frames kept are the video's first frames
+        np.testing.assert_array_equal(decoded, render(60)[:n])
+
+
+def test_whole_files_of_every_container_are_not_taken_for_truncated(tmp_path: Path):
+    for suffix in (".mp4", ".mkv", ".avi", ".webm"):
+        path = container_video(tmp_path / f"v{suffix}", 60)
+        with VideoReader(VideoSource("v", path)) as reader:
+            assert reader.declared == 60 and reader.truncated is None
+            assert sum(len(w) for w in reader.windows(16)) == 60

@@ -114,6 +114,12 @@ def print_report(report, store_path, failures_shown: bool) -> None:
         err.print(
             f"{len(earlier)} video(s) failed in an earlier run and are unchanged; pass --retry-failed to try them again"
         )
+    for result in report.results:
+        if result.truncated:
+            err.print(
+                f"[yellow]truncated[/] {escape(result.video_id)}: {escape(result.truncated)} (its frames kept)",
+                soft_wrap=True,
+            )
     for skipped in report.skipped:
         err.print(f"[yellow]skipped[/] {escape(str(skipped.path))}: {escape(skipped.reason)}", soft_wrap=True)
 
@@ -147,6 +153,11 @@ def register(app: typer.Typer) -> None:
         window: int = typer.Option(defaults.WINDOW, help="Frames decoded at a time (bounds memory)."),
         force: bool = typer.Option(False, help="Re-extract even what is up to date."),
         retry_failed: bool = typer.Option(False, help="Try again videos that failed in an earlier run."),
+        keep_truncated: bool = typer.Option(
+            False,
+            help="Keep the frames of a file cut short (fewer frames than its container declares), "
+            "recorded as truncated, instead of failing it.",
+        ),
         wait: float = typer.Option(defaults.WAIT_SECONDS, help="Seconds to wait for videos locked by another run."),
         debug: bool = typer.Option(
             False, help="Record full tracebacks for unexpected failures (also `vadctl --debug extract`)."
@@ -193,6 +204,7 @@ def register(app: typer.Typer) -> None:
                 window=window,
                 force=force,
                 retry_failed=retry_failed,
+                keep_truncated=keep_truncated,
                 wait=wait,
                 debug=debug or debug_enabled(),
                 workers=workers,

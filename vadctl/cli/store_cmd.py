@@ -90,7 +90,7 @@ def info(
         for column in ("split", "video", "frames", "fps", "size", "scene", "features", "status"):
             table.add_column(column)
         for v in summary["videos"]:
-            status = "ok" if v["status"] == "ok" else f"[red]failed[/]: {escape(str(v['error']))}"
+            status = _status_text(v)
             table.add_row(
                 escape(v["split"]),
                 escape(v["video"]),
@@ -102,6 +102,15 @@ def info(
                 status,
             )
         out.print(table)
+
+
+def _status_text(video: dict) -> str:
+    """A video's status in `store info --videos`: ok, truncated (frames kept) or failed, with why."""
+    if video["status"] == "ok":
+        return "ok"
+    if video["status"] == "truncated":
+        return f"[yellow]truncated[/]: {escape(str(video['error']))}"
+    return f"[red]failed[/]: {escape(str(video['error']))}"
 
 
 def describe(feature_store, with_videos: bool) -> dict:

@@ -21,7 +21,7 @@ from filelock import Timeout
 from vadctl.common.faults import fault_point
 from vadctl.common.progress import Progress
 from vadctl.common.specs import FeatureSpec, Fingerprint
-from vadctl.errors import StoreError, VideoError
+from vadctl.errors import StoreError, TruncatedVideoError, VideoError
 from vadctl.extraction.segments import Segment, SegmentDone, SegmentedVideo, Split, plan_segments, rows_in, rows_inside
 from vadctl.features.base import Featurizer, Output
 from vadctl.store import FeatureStore, VideoRecord, check_split
@@ -48,6 +48,7 @@ class VideoResult:
     computed: list[str] = field(default_factory=list)
     read: list[str] = field(default_factory=list)
     segments: int = 0  # a long video extracted in this many segments (0: in one piece)
+    truncated: str | None = None  # extracted from a file cut short, its frames kept: what is missing
 
 
 @dataclass
@@ -89,6 +90,7 @@ class ExtractReport:
                     "read": r.read,
                     "segments": r.segments,
                     "error": r.error,
+                    "truncated": r.truncated,
                 }
                 for r in self.results
             ],
@@ -135,6 +137,7 @@ class Extractor:
         self.window = recipe.window
         self.force = recipe.force
         self.retry_failed = recipe.retry_failed
+        self.keep_truncated = recipe.keep_truncated
         self.wait_timeout = recipe.wait
         self.debug = recipe.debug
         self.segment_frames = recipe.segment_frames or None  # split videos longer than this (None: never)
@@ -312,27 +315,52 @@ class Extractor:
         self.store.write_clips(record, self.clips.table(info.n_frames))
         return record
 
-    def _extract(self, plan: _Plan, progress: Progress) -> VideoResult | Split:
+    def _reader(self, plan: _Plan, previous: VideoRecord | None, limit: int | None = None) -> VideoReader:
+        """The video's reader. A file cut short raises `TruncatedVideoError` unless this run keeps
+        truncated videos; one kept truncated earlier is read as it was kept (its recorded frames),
+        whatever this run's option, when its new entries join the kept ones."""
+        keep = self.keep_truncated
+        if previous is not None and previous.status == "truncated" and plan.action not in ("new", "replace"):
+            keep, limit = True, previous.n_frames if limit is None else limit
+        return VideoReader(plan.source, self.decode, keep_truncated=keep, limit=limit)
+
+    @staticmethod
+    def _keep_part(error: VideoError, reader: VideoReader) -> bool:
+        """A file kept truncated whose decoding stopped before the frames it seemed to hold: extract
+        again up to where it stopped (always fewer frames than before, so this ends)."""
+        return (
+            isinstance(error, TruncatedVideoError)
+            and reader.keep_truncated
+            and 0 < error.frames < reader.info.n_frames
+        )
+
+    def _extract(
+        self, plan: _Plan, progress: Progress, limit: int | None = None, again: bool = False
+    ) -> VideoResult | Split:
         """Write the new version of a video beside whatever is committed, then switch to it in one
-        record update (`FeatureStore.commit_video`); caller holds the video's lock."""
+        record update (`FeatureStore.commit_video`); caller holds the video's lock. `limit`: read
+        at most this many frames (`again`: a second pass over a file kept truncated)."""
         video_id = plan.source.video_id
         started = time.perf_counter()
         self.store.clean_video(self.split, video_id)  # leftovers of a killed or failed run
         previous = self.store.video(self.split, video_id)
         try:
-            reader = VideoReader(plan.source, self.decode)
+            reader = self._reader(plan, previous, limit)
         except VideoError as error:
             return self._fail(plan, previous, str(error), started)
         info = reader.info
         running, loaded = self._run_plan(plan.pending, previous)
-        if self._plan_segments(info, running, plan.pending) is not None:
+        if reader.truncated is None and self._plan_segments(info, running, plan.pending) is not None:
             reader.close()
             return Split(plan, info.n_frames)
         pending_names = {spec.name for spec in plan.pending}
         frames_done = 0
         try:
             record = self._new_record(plan, previous, info)
-            progress.video_started(video_id, info.n_frames)
+            if reader.truncated is not None:
+                record.status, record.error = "truncated", reader.truncated
+            if not again:
+                progress.video_started(video_id, info.n_frames)
             stored_outputs = self._stored_outputs(previous or record, loaded)
             writers = {}
             for featurizer in running:
@@ -359,6 +387,9 @@ class Extractor:
             fault_point("extract.written")
             self.store.commit_video(record, written, previous)
         except VideoError as error:
+            if self._keep_part(error, reader):
+                reader.close()
+                return self._extract(plan, progress, limit=error.frames, again=True)
             return self._fail(plan, previous, str(error), started, frames_done)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -369,6 +400,7 @@ class Extractor:
         result = VideoResult(video_id, EXTRACTED, list(written), frames_done, time.perf_counter() - started)
         result.computed = [f.name for f in running]
         result.read = [self.specs[name].key for name in loaded]
+        result.truncated = reader.truncated
         return result
 
     def _reason(self, plan: _Plan, error: Exception) -> str:
@@ -436,14 +468,15 @@ class Extractor:
         self.store.clean_video(self.split, video_id)
         previous = self.store.video(self.split, video_id)
         try:
-            reader = VideoReader(plan.source, self.decode)
+            reader = self._reader(plan, previous)
         except VideoError as error:
             return self._fail(plan, previous, str(error), started)
         try:
             info = reader.info
             running, loaded = self._run_plan(plan.pending, previous)
             segments = self._plan_segments(info, running, plan.pending)
-            if segments is None:  # re-planned: nothing left that is worth splitting; do it here
+            if segments is None or reader.truncated is not None:  # nothing worth splitting, or a
+                # file kept truncated (rare; read whole, where decoding that stops early is kept too)
                 reader.close()
                 return self._extract(plan, progress)
             record = self._new_record(plan, previous, info)

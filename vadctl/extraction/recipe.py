@@ -44,6 +44,7 @@ class ExtractRecipe:
     window: int = defaults.WINDOW
     force: bool = False
     retry_failed: bool = False
+    keep_truncated: bool = False  # a file cut short: its frames kept (status truncated), not failed
     wait: float = defaults.WAIT_SECONDS
     debug: bool = False
     segment_frames: int | None = None  # None: the run's default; 0: never split
@@ -108,6 +109,7 @@ OPTIONS = (
     "window",
     "force",
     "retry_failed",
+    "keep_truncated",
     "wait",
     "debug",
     "segment_frames",

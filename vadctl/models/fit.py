@@ -40,7 +40,7 @@ class FitResult:
 
 
 def usable_videos(store: FeatureStore, split: str, videos: Sequence[str] | None = None) -> list[str]:
-    """Videos of a split that extracted fine (failed ones are skipped, as recorded)."""
+    """Videos of a split that extracted fine, or truncated and kept (failed ones are skipped, as recorded)."""
     records = {r.video_id: r for r in store.videos(check_split(split))}
     if not records:
         raise UsageError(f"split {split!r} of {store.path} has no videos; run `vadctl extract … --split {split}`")
@@ -48,8 +48,8 @@ def usable_videos(store: FeatureStore, split: str, videos: Sequence[str] | None 
         missing = [v for v in videos if v not in records]
         if missing:
             raise UsageError(f"split {split!r} of {store.path} has no video(s) {', '.join(missing[:5])}")
-        return [v for v in videos if records[v].status == "ok"]
-    return [v for v, r in sorted(records.items()) if r.status == "ok"]
+        return [v for v in videos if records[v].usable]
+    return [v for v, r in sorted(records.items()) if r.usable]
 
 
 def validation_split(videos: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:

@@ -144,7 +144,7 @@ class ModelScorer:
             found = records.get(split, {})
             todo = []
             for record in found.values():
-                if record.status != "ok":
+                if not record.usable:
                     continue  # extraction failed: listed by extract, scored once it is fixed
                 key = ScoreKey(split, record.video_id, video_fingerprint(record), self.entries, self.sha256)
                 if key in ledger:

@@ -42,14 +42,23 @@ class VideoRecord:
     `features` maps an entry key (`name@hash`) to its summary: the spec, row counts, the group that
     holds its arrays (`group`), what its files must be (`files`: array → [count, bytes]) and the
     digest of its manifest. `clips` names the array holding the clip table.
+
+    `status`: "ok"; "truncated" (the file holds fewer frames than its container declares and the
+    frames it holds were kept, on request: `error` says what is missing); or "failed" (`error`
+    says why). A failure is `failure` "permanent" (the file cannot be decoded, is not a video, is
+    truncated) or "transient" (a full disk, an I/O error, a lost worker or node: later runs try
+    again), after `attempts` tries in a row. Records written before failures had a kind read as
+    permanent.
     """
 
     split: str
     video_id: str
     source: str
     fingerprint: Fingerprint | None
-    status: str = "ok"  # "ok" or "failed"
+    status: str = "ok"  # "ok", "truncated" (kept on request) or "failed"
     error: str | None = None
+    failure: str | None = None  # a failed video's kind: "permanent" or "transient"
+    attempts: int = 0  # failed attempts in a row (transient failures are retried up to a bound)
     n_frames: int = 0
     fps: float = 0.0
     height: int = 0
@@ -64,6 +73,18 @@ class VideoRecord:
     @property
     def key(self) -> str:
         return video_key(self.video_id)
+
+    @property
+    def usable(self) -> bool:
+        """Its committed features may be read (fit, score): ok, or truncated and kept."""
+        return self.status in ("ok", "truncated")
+
+    @property
+    def failure_kind(self) -> str | None:
+        """"permanent" or "transient" for a failed video (older records: permanent), else None."""
+        if self.status != "failed":
+            return None
+        return self.failure if self.failure in ("permanent", "transient") else "permanent"
 
     def has(self, spec: FeatureSpec) -> bool:
         return spec.key in self.features

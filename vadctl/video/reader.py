@@ -4,6 +4,12 @@ decord is fast reading forward and slow seeking into H.264, and `get_batch` of a
 costs ~830 MB per 300 frames, so every reader here walks the video once, a window at a time.
 Open and decode errors (decord's RuntimeError and DECORDError) become `VideoError` naming the file
 and the decoder's own reason. Frames are RGB uint8, (n, H, W, 3).
+
+A file cut short (a copy that stopped, a recording that was killed) may still open: its container
+declares more frames (or a longer duration) than the file holds. The reader compares what the
+decoder finds, and what it then decodes, with what the container declares (`declared_frames`) and
+raises `TruncatedVideoError` when decoding ends early, unless asked to keep the frames there are
+(`keep_truncated`: `VideoReader.truncated` then says what is missing).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import cv2
 import numpy as np
 
 from vadctl.common.specs import DecodeSpec
-from vadctl.errors import VideoError
+from vadctl.errors import TruncatedVideoError, VideoError
 from vadctl.video import native_stderr
 from vadctl.video.catalog import VideoSource, frame_files, not_regular
 from vadctl.video.native_stderr import decoder_line
@@ -114,9 +120,24 @@ class VideoReader:
     `_keyframe_pieces`) are read whole, as before.
     """
 
-    def __init__(self, source: VideoSource, decode: DecodeSpec | None = None, num_threads: int = 1):
+    def __init__(
+        self,
+        source: VideoSource,
+        decode: DecodeSpec | None = None,
+        num_threads: int = 1,
+        *,
+        keep_truncated: bool = False,
+        limit: int | None = None,
+    ):
+        """`keep_truncated`: a file holding fewer frames than its container declares opens with the
+        frames it holds (`truncated` says so) instead of raising `TruncatedVideoError`; `limit`:
+        read no more than this many frames (the frames of a truncated file that decode)."""
         self.source = source
         self.decode = decode or DecodeSpec()
+        self.keep_truncated = keep_truncated
+        self.limit = limit
+        self.declared: int | None = None  # frames the container declares (None: it does not say)
+        self.truncated: str | None = None  # why the file is short, when it is kept anyway
         self.warnings: list[str] = []  # decoder messages of a video that was read anyway
         self._piece = None  # decord reader of the piece of the file being read
         self._pieces: Iterator[bytes] | None = None
@@ -136,10 +157,13 @@ class VideoReader:
         self._native.extend(lines)
         return lines
 
+    def _said(self, error: BaseException | None = None, since: int = 0) -> str | None:
+        self._take_native()
+        return _reason(self._native[since:], error) or _reason(self._native, error)
+
     def _fail(self, reason: str, error: BaseException | None = None, since: int = 0) -> VideoError:
         """A VideoError naming the file, with the decoder's own words about what went wrong."""
-        self._take_native()
-        said = _reason(self._native[since:], error) or _reason(self._native, error)
+        said = self._said(error, since)
         return VideoError(self.source.path, f"{reason}: {said}" if said else reason)
 
     def _open_file(self, num_threads: int) -> VideoInfo:
@@ -160,6 +184,14 @@ class VideoReader:
             raise self._fail("cannot open video", error) from error
         if n_frames <= 0:
             raise VideoError(path, "video has no frames")
+        if self.limit is not None:
+            n_frames = min(n_frames, self.limit)
+        self.declared = declared_frames(path)
+        if self.declared is not None and is_short(n_frames, self.declared):
+            short = TruncatedVideoError(path, n_frames, self.declared, found=self.limit is None)
+            if not self.keep_truncated:
+                raise short
+            self.truncated = short.reason
         try:
             self._first_piece()
         except Exception:  # not cut into pieces (no PyAV, or a stream it cannot copy): decord reads the file whole
@@ -269,14 +301,43 @@ class VideoReader:
                 self._piece_pos += take
                 at += take
         except Exception as error:  # DECORDError on damaged data
+            if self.truncated is not None:  # a file known to be short: the damage is where it ends
+                said = self._said(error, since)
+                good = self._decodable(at, stop)
+                raise TruncatedVideoError(self.source.path, good, self.declared, said or "") from error
             raise self._fail(f"decoding failed at frames {at}..{stop - 1}", error, since=since) from error
         self._take_native()
-        if at != stop:
-            raise VideoError(self.source.path, f"decoder returned {at - start} frames for {start}..{stop - 1}")
+        if at != stop:  # the decoder found the frames the header lists, but they end early
+            declared = max(self.declared or 0, self.info.n_frames)
+            raise TruncatedVideoError(self.source.path, at, declared, f"no frames after frame {at - 1}")
         batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if (self.info.width, self.info.height) != (batch.shape[2], batch.shape[1]):
             batch = np.stack([self._resize(frame) for frame in batch])
         return batch
+
+    def _decodable(self, at: int, stop: int) -> int:
+        """The first frame of [at, stop) that does not decode, read one at a time from a fresh
+        decoder (a batch that failed says only that one of its frames did)."""
+        import decord
+
+        index = at
+        try:
+            if self._pieces is not None:
+                self._first_piece()
+            else:
+                whole = decord.VideoReader(str(self.source.path), num_threads=self._num_threads)
+                self._piece, self._piece_len, self._piece_first = whole, len(whole), 0
+            self._go_to(at)
+            for index in range(at, stop):
+                if self._piece_pos >= self._piece_len and (self._pieces is None or not self._next_piece()):
+                    return index
+                self._piece.get_batch([self._piece_pos]).asnumpy()
+                self._piece_pos += 1
+        except Exception:
+            return index
+        finally:
+            self._take_native()
+        return stop
 
     def windows(self, size: int, start: int = 0, stop: int | None = None) -> Iterator[FrameWindow]:
         """Frames [start, stop) (default: all) once, in order, `size` at a time; the first window
@@ -313,6 +374,49 @@ class VideoReader:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
+
+
+def declared_frames(path: Path) -> int | None:
+    """How many frames the container says the video holds: its stream's frame count (MP4, AVI), else
+    the stream's duration (Matroska/WebM: its DURATION tag) times the frame rate; the container's
+    own duration only when the video is its only stream (audio may run longer). None when it says
+    neither, or PyAV cannot read the header."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            if stream.frames and stream.frames > 0:
+                return int(stream.frames)
+            rate = stream.average_rate or stream.guessed_rate
+            if not rate or rate <= 0:
+                return None
+            seconds = None
+            if stream.duration and stream.time_base:
+                seconds = float(stream.duration * stream.time_base)
+            elif (tag := _tag_seconds(stream.metadata)) is not None:
+                seconds = tag
+            elif container.duration and len(container.streams) == 1:
+                seconds = container.duration / av.time_base
+            return round(seconds * float(rate)) if seconds and seconds > 0 else None
+    except Exception:  # no PyAV, or a header it cannot read: decord's own count stands
+        return None
+
+
+def _tag_seconds(metadata) -> float | None:
+    """Matroska's per-track DURATION tag ('00:00:07.200000000') in seconds."""
+    text = next((v for k, v in dict(metadata).items() if k.upper() == "DURATION"), None)
+    try:
+        hours, minutes, seconds = str(text).split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except (ValueError, TypeError):
+        return None
+
+
+def is_short(frames: int, declared: int) -> bool:
+    """Fewer frames than declared, beyond rounding (2 frames, or 1% of a long video: durations times
+    rates are not exact, and some muxers count a frame or two of decoder delay)."""
+    return declared - frames > max(2, declared // 100)
 
 
 def _keyframe_pieces(path: Path, min_frames: int) -> Iterator[bytes]:
