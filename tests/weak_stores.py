@@ -22,7 +22,6 @@ PLOVAD_PARAMS = {
     "class_dim": 16,
     "heads": 2,
     "steps": 100,
-    "lr": 3e-3,
     "dropout": 0.0,
     "velocity_bins": 4,
     "appearance_feature": "none",  # the store may hold tiny-CLIP features too (open-vocabulary test)

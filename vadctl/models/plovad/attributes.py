@@ -37,6 +37,7 @@ from vadctl.models.pca_state import pca_arrays, pca_from_arrays, squared_errors
 from vadctl.models.plovad.snippets import VideoInputs
 
 CONTRASTS = ("none", "video")
+VELOCITY_POSITIONS = ("none", "y")
 ACTIVE_QUANTILE = 50.0  # the within-video baseline: the median active cell
 
 
@@ -92,6 +93,7 @@ class CellAttributes:
         contrast: str = "video",
         n_folds: int = 10,
         random_state: int = 0,
+        velocity_position: str = "none",
     ):
         self.pca_level = pca_level
         self.velocity = velocity
@@ -99,6 +101,7 @@ class CellAttributes:
         self.contrast = contrast
         self.n_folds = n_folds
         self.random_state = random_state
+        self.velocity_position = velocity_position
 
     @property
     def names(self) -> list[str]:
@@ -115,6 +118,10 @@ class CellAttributes:
         """Learn from normal videos; returns each one's maps from models that did not see it."""
         if self.contrast not in CONTRASTS:
             raise UsageError(f"plovad: contrast={self.contrast!r}: use {' or '.join(CONTRASTS)}")
+        if self.velocity_position not in VELOCITY_POSITIONS:
+            raise UsageError(
+                f"plovad: velocity_position={self.velocity_position!r}: use {' or '.join(VELOCITY_POSITIONS)}"
+            )
         if len(normal) < 2:
             raise UsageError("plovad: needs at least two normal training videos (held-out attribute scores)")
         self.shape_ = tuple(int(s) for s in normal[0].grid.shape[2:])
@@ -127,7 +134,7 @@ class CellAttributes:
             for i in held_idx:
                 held_pca[i] = pca_errors(pca, normal[i].grid)
                 if gmm is not None:
-                    held_velocity[i] = gmm.score(normal[i].regions.velocity)
+                    held_velocity[i] = gmm.score(self._velocity(normal[i]))
         self.pca_ = self._pca(_flat([v.grid for v in normal]))
         self.gmm_ = self._gmm(self._velocity_rows(normal)) if self.velocity else None
         pca_values = np.concatenate([m.ravel() for m in held_pca])
@@ -138,8 +145,18 @@ class CellAttributes:
             self.scale_["velocity"] = self._quantiles(values)
         return [self._normalize(*self._raw(v, held_pca[i], held_velocity[i])) for i, v in enumerate(normal)]
 
+    def _velocity(self, video: VideoInputs) -> np.ndarray:
+        """A video's region rows for the velocity GMM: the speed bins, and with `velocity_position="y"`
+        the box centre's height in the frame (0 top, 1 bottom) beside them, so the GMM learns which
+        speeds are normal where (near and far from a slanted camera: AI-VAD's default)."""
+        regions = video.regions
+        if self.velocity_position == "none":
+            return regions.velocity
+        y = (regions.boxes[:, 1] + regions.boxes[:, 3]).astype(np.float64) / 2
+        return np.concatenate([regions.velocity, y[:, None]], axis=1)
+
     def _velocity_rows(self, videos: Sequence[VideoInputs]) -> np.ndarray:
-        rows = [v.regions.velocity for v in videos if v.regions is not None and len(v.regions.frame)]
+        rows = [self._velocity(v) for v in videos if v.regions is not None and len(v.regions.frame)]
         if not rows:
             raise UsageError("plovad: the normal training videos have no regions for the velocity attribute")
         return np.concatenate(rows)
@@ -181,7 +198,7 @@ class CellAttributes:
         if self.velocity:
             if video.regions is None:
                 raise UsageError(f"plovad: video {video.video_id} has no regions for the velocity attribute")
-            velocity = self.gmm_.score(video.regions.velocity)
+            velocity = self.gmm_.score(self._velocity(video))
         return self._normalize(*self._raw(video, pca, velocity))
 
     # ----- persistence ------------------------------------------------------------------------

@@ -30,7 +30,7 @@ the same videos' per-frame heatmap peaks.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -48,6 +48,7 @@ from vadctl.models.scores import ClassScores, VideoScores, temporal_smooth
 from vadctl.store import FeatureStore
 from vadctl.video.labels import VideoLabels
 
+HEADS = ("attributes", "network")
 INPUTS = ("attributes", "attributes+grid")
 DETECTIONS = ("additive", "evidence")
 OPEN_VOCABULARY = ("auto", "on", "off")
@@ -61,14 +62,18 @@ class Plovad(NeuralModel):
     summary = "PLOVAD-based weak supervision: video labels → MIL detection, classes, heatmap boxes"
     needs = "motion (spatial clip grid); regions+velocity and clip when extracted; --video-labels FILE"
     capabilities = Capabilities(trains_in_steps=True, onnx=True, video_labels=True, classes=True)
+    # Files written before the attribute head existed hold the network (see benchmarks/choices.md):
+    file_defaults: ClassVar[dict[str, Any]] = {"head": "network"}
 
     def __init__(
         self,
         grid_feature: str = "motion",
         velocity_feature: str = "auto",
         appearance_feature: str = "auto",
+        head: str = "attributes",
         inputs: str = "attributes+grid",
         contrast: str = "video",
+        velocity_position: str = "none",
         detection: str = "additive",
         match_activity: bool = False,
         open_vocabulary: str = "auto",
@@ -88,7 +93,7 @@ class Plovad(NeuralModel):
         class_weight: float = 1.0,
         smooth_weight: float = 0.1,
         batch_size: int = 8,
-        lr: float = 1e-3,
+        lr: float | None = None,
         weight_decay: float = 1e-4,
         epochs: float = 150.0,
         steps: int | None = None,
@@ -101,8 +106,10 @@ class Plovad(NeuralModel):
         self.grid_feature = grid_feature
         self.velocity_feature = velocity_feature
         self.appearance_feature = appearance_feature
+        self.head = head
         self.inputs = inputs
         self.contrast = contrast
+        self.velocity_position = velocity_position
         self.detection = detection
         self.match_activity = match_activity
         self.open_vocabulary = open_vocabulary
@@ -209,6 +216,8 @@ class Plovad(NeuralModel):
 
     # ----- checks -----------------------------------------------------------------------------
     def _check_params(self) -> None:
+        if self.head not in HEADS:
+            raise UsageError(f"plovad: head={self.head!r}: use {' or '.join(HEADS)}")
         if self.inputs not in INPUTS:
             raise UsageError(f"plovad: inputs={self.inputs!r}: use {' or '.join(INPUTS)}")
         if self.detection not in DETECTIONS:
@@ -221,6 +230,8 @@ class Plovad(NeuralModel):
                 raise UsageError(f"plovad: {name}={value!r} must be a positive integer")
         if self.d_model % self.heads:
             raise UsageError(f"plovad: d_model={self.d_model} must be divisible by heads={self.heads}")
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise UsageError(f"plovad: lr={self.lr!r} must be positive")
         if not 0 < self.topk_fraction <= 1:
             raise UsageError(f"plovad: topk_fraction={self.topk_fraction} must be in (0, 1]")
         if not 0 <= self.dropout < 1:
@@ -231,6 +242,17 @@ class Plovad(NeuralModel):
             raise UsageError(f"plovad: steps={self.steps!r} must be a positive integer")
 
     # ----- inputs -----------------------------------------------------------------------------
+    def _cell_attributes(self) -> CellAttributes:
+        return CellAttributes(
+            self.pca_level,
+            "velocity" in self.features_,
+            self.velocity_components,
+            self.contrast,
+            self.n_folds,
+            self.random_state,
+            self.velocity_position,
+        )
+
     def _cells(self, video: VideoInputs, maps: np.ndarray) -> np.ndarray:
         """(T, C, R, W) network inputs: attribute maps [+ the grid standardised with normal statistics]."""
         if self.inputs == "attributes":
@@ -270,14 +292,7 @@ class Plovad(NeuralModel):
         labels = self._video_labels()
         loaded = {v: self._load(store, split, v) for v in videos}
         normal = [v for v in videos if labels.labels[v] == 0]
-        self.attributes_ = CellAttributes(
-            self.pca_level,
-            "velocity" in self.features_,
-            self.velocity_components,
-            self.contrast,
-            self.n_folds,
-            self.random_state,
-        )
+        self.attributes_ = self._cell_attributes()
         maps = dict(zip(normal, self.attributes_.fit([loaded[v] for v in normal]), strict=True))
         for video_id in videos:
             if video_id not in maps:
@@ -321,6 +336,35 @@ class Plovad(NeuralModel):
         self.heat_calibration_ = outputs.heat_calibration(np.concatenate(peaks), self.region_sigma)
 
     # ----- network ----------------------------------------------------------------------------
+    @property
+    def learning_rate(self) -> float:
+        """`lr`, or the head's own default: the attribute head has three parameters that must travel
+        several units (1e-3 moves them 0.3 in 300 steps), the network many that must not."""
+        if self.lr is not None:
+            return float(self.lr)
+        return 3e-2 if self.head == "attributes" else 1e-3
+
+    def build_net(self, in_channels: int, appearance_dim: int, class_dim: int, clip_classes: bool):
+        """The head `head` names: the attribute head (a few parameters over the attribute maps) or the
+        network (cell encoder, temporal Transformer, detection head)."""
+        if self.head == "attributes":
+            from vadctl.models.plovad.attribute_net import AttributeNet
+
+            return AttributeNet(in_channels, len(self.attributes_.names), appearance_dim, class_dim, clip_classes)
+        from vadctl.models.plovad.net import PlovadNet
+
+        return PlovadNet(
+            in_channels,
+            appearance_dim,
+            self.d_model,
+            self.heads,
+            self.layers,
+            class_dim,
+            self.dropout,
+            clip_classes,
+            self.detection,
+        )
+
     def scoring_net(self):
         from vadctl.models.plovad.net import ExportWrapper
 
@@ -341,7 +385,7 @@ class Plovad(NeuralModel):
     def example_inputs(self, batch: int = 2, variant: int = 0) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(variant)
         length = 8 + 5 * variant
-        channels = self.net_.cell[0].in_channels
+        channels = self.net_.in_channels
         rows, cols = self.attributes_.shape_
         inputs = {
             "cells": rng.standard_normal((batch, length, channels, rows, cols)).astype(np.float32),
@@ -350,7 +394,7 @@ class Plovad(NeuralModel):
             ),
         }
         if "appearance" in self.features_:
-            width = self.net_.appearance.in_features
+            width = self.net_.appearance_dim
             inputs["appearance"] = rng.standard_normal((batch, length, width)).astype(np.float32)
         return inputs
 
@@ -453,8 +497,8 @@ class Plovad(NeuralModel):
             "classes": self.classes_,
             "open_vocabulary": self.open_vocabulary_,
             "clip_params": self.clip_params_,
-            "in_channels": int(self.net_.cell[0].in_channels),
-            "appearance_dim": int(self.net_.appearance.in_features) if self.net_.appearance is not None else 0,
+            "in_channels": int(self.net_.in_channels),
+            "appearance_dim": int(self.net_.appearance_dim),
             "class_dim": self.embedding_dim_,
             "heat_calibration": self.heat_calibration_,
             "video_labels": self.labels_meta_,
@@ -465,30 +509,13 @@ class Plovad(NeuralModel):
         return arrays, meta
 
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        from vadctl.models.plovad.net import PlovadNet
-
         attr = {k.removeprefix("attr."): v for k, v in arrays.items() if k.startswith("attr.")}
-        self.attributes_ = CellAttributes(
-            self.pca_level,
-            "velocity" in self.features_,
-            self.velocity_components,
-            self.contrast,
-            self.n_folds,
-            self.random_state,
-        ).load_state(attr, meta["attributes"])
+        self.attributes_ = self._cell_attributes().load_state(attr, meta["attributes"])
         self.classes_ = list(meta["classes"])
         self.open_vocabulary_ = bool(meta["open_vocabulary"])
         self.clip_params_ = meta["clip_params"]
-        net = PlovadNet(
-            int(meta["in_channels"]),
-            int(meta["appearance_dim"]),
-            self.d_model,
-            self.heads,
-            self.layers,
-            int(meta["class_dim"]),
-            self.dropout,
-            self.open_vocabulary_,
-            self.detection,
+        net = self.build_net(
+            int(meta["in_channels"]), int(meta["appearance_dim"]), int(meta["class_dim"]), self.open_vocabulary_
         )
         load_module_arrays("net", net, arrays)
         self.net_ = net.to(device("cpu" if self.device == "cpu" else "auto"))

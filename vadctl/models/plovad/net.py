@@ -130,6 +130,8 @@ class PlovadNet(nn.Module):
         detection: str = "additive",
     ):
         super().__init__()
+        self.in_channels = in_channels
+        self.appearance_dim = appearance_dim
         self.clip_classes = clip_classes
         self.detection = detection
         self.cell = nn.Sequential(

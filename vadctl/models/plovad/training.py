@@ -159,7 +159,6 @@ def train_network(
     import torch
     from torch import nn
 
-    from vadctl.models.plovad.net import PlovadNet
     from vadctl.models.training import Run, step_seed, train
 
     normal = [i for i, v in enumerate(videos) if v.label == 0]
@@ -170,17 +169,7 @@ def train_network(
     clip_classes = prototypes is not None
     class_dim = prototypes.shape[1] if clip_classes else model.class_dim
     torch.manual_seed(model.random_state)
-    net = PlovadNet(
-        videos[0].cells.shape[1],
-        appearance_dim,
-        model.d_model,
-        model.heads,
-        model.layers,
-        class_dim,
-        model.dropout,
-        clip_classes,
-        model.detection,
-    ).to(device)
+    net = model.build_net(videos[0].cells.shape[1], appearance_dim, class_dim, clip_classes).to(device)
     learnt = None
     if clip_classes:
         fixed = torch.from_numpy(np.asarray(prototypes, np.float32)).to(device)
@@ -188,7 +177,7 @@ def train_network(
         learnt = nn.Parameter(torch.randn(max(n_classes, 1), class_dim, device=device) * 0.1)
     holder = nn.ParameterDict({"prototypes": learnt}) if learnt is not None else nn.ParameterDict()
     optimizer = torch.optim.AdamW(
-        [*net.parameters(), *holder.parameters()], lr=model.lr, weight_decay=model.weight_decay
+        [*net.parameters(), *holder.parameters()], lr=model.learning_rate, weight_decay=model.weight_decay
     )
     half = max(1, model.batch_size // 2)
     matching = matched_negatives(videos, normal, anomalous) if model.match_activity else None
