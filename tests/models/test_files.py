@@ -1,6 +1,5 @@
 """Model files: exact round trip, and refusal of tampered, foreign or mismatched inputs."""
 
-import hashlib
 import json
 import re
 import struct
@@ -8,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors import safe_open
+from model_files import digest, read_parts, rewrite
 from safetensors.numpy import save_file
 
 from vadctl.errors import FeatureError, ModelFileError
@@ -98,39 +97,6 @@ def test_store_with_other_feature_parameters_is_refused(saved, model_store, tmp_
 
 
 # ----- every way a file can be not-a-vadctl-model -----------------------------------------------------------
-def read_parts(path: Path) -> tuple[dict, dict]:
-    """(metadata, tensors) of a safetensors file, read with safetensors itself."""
-    with safe_open(str(path), framework="numpy") as handle:
-        return dict(handle.metadata() or {}), {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-
-
-def digest(header_json: str, tensors: dict) -> str:
-    """The model file digest, computed here: sha256 over the header, then every tensor by sorted
-    name as 'name|dtype|shape' and its bytes."""
-    h = hashlib.sha256(header_json.encode())
-    for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name])
-        h.update(f"{name}|{array.dtype.str}|{array.shape}".encode())
-        h.update(array.tobytes())
-    return h.hexdigest()
-
-
-def rewrite(source: Path, target: Path, header=None, tensors=None, metadata=None, sign: bool = True) -> Path:
-    """A copy of a model file with header, tensors or metadata replaced; re-signed with a correct
-    digest unless `sign` is False, so checks after the digest are reached."""
-    meta, arrays = read_parts(source)
-    if header is not None:
-        meta["vadctl"] = header if isinstance(header, str) else json.dumps(header)
-    if tensors is not None:
-        arrays = tensors(arrays)
-    if sign:
-        meta["vadctl_digest"] = digest(meta["vadctl"], arrays)
-    if metadata is not None:
-        meta = metadata(meta)
-    save_file(arrays, str(target), metadata=meta)
-    return target
-
-
 def test_saved_file_digest_is_sha256_over_header_and_tensors(saved):
     meta, tensors = read_parts(saved["aivad"])
     assert meta["vadctl_digest"] == digest(meta["vadctl"], tensors)
