@@ -5,8 +5,9 @@ unsupervised AI-VAD and FUVAS fitted on the scene's normal training clips beside
 Splits of the store: `train` holds the scene's training clips (normal, label 0) and the weakly labelled test
 clips (anomalous, label 1), as `train/NN` and `test/NN`; `test` holds the evaluated clips; `normal` the
 training clips alone (for the unsupervised baselines). No frame label reaches training; the evaluated clips'
-labels reach nothing but the evaluation. Weight-free features with the extract's defaults (no flags), as a
-README user has them. Not a benchmark itself: a scene script names its data and clips and calls `main`.
+labels reach nothing but the evaluation. Weight-free features: flow, regions, velocity and motion with the
+extract's default parameters (what plovad reads; the baselines here therefore run without HOG). Not a
+benchmark itself: a scene script names its data and clips and calls `main`.
 """
 
 from __future__ import annotations
