@@ -18,6 +18,7 @@ from vadctl.common.checks import seconds_text
 from vadctl.common.progress import Progress
 from vadctl.executors.base import Crashed, Pool
 from vadctl.extraction.extractor import (
+    EXTRACTING,
     FAILED,
     FAILED_EARLIER,
     UP_TO_DATE,
@@ -124,7 +125,7 @@ def drive(extractor: Extractor, sources: Sequence[VideoSource], pool: Pool, prog
     interrupted = True
     try:
         plans = extractor.plans(sources)
-        progress.planned(len(plans), sum(p.action in ("new", "replace", "update") for p in plans))
+        progress.planned(len(plans), sum(p.action in EXTRACTING for p in plans))
         pool.start(progress)
         for plan in plans:
             if plan.action in TRIVIAL:

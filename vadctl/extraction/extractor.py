@@ -9,6 +9,7 @@ then waited for, so two runs over one archive share the work instead of collidin
 
 from __future__ import annotations
 
+import copy
 import time
 import traceback
 import uuid
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from vadctl.extraction.recipe import ExtractRecipe
 
 EXTRACTED, UP_TO_DATE, FAILED, FAILED_EARLIER = "extracted", "up to date", "failed", "failed earlier"
+EXTRACTING = ("new", "replace", "update", "redo")  # plan actions that extract
 
 
 @dataclass
@@ -101,7 +103,8 @@ class ExtractReport:
 @dataclass
 class PlannedVideo:
     """What a run would do with one video: action is new, replace (changed), update (features
-    missing), refresh (touched, same content), skip (up to date), failed earlier or failed."""
+    missing), redo (forced: this run's entries again, the others kept), refresh (touched, same
+    content), skip (up to date), failed earlier or failed."""
 
     video_id: str
     action: str
@@ -110,13 +113,13 @@ class PlannedVideo:
 
     @property
     def extracts(self) -> bool:
-        return self.action in ("new", "replace", "update")
+        return self.action in EXTRACTING
 
 
 @dataclass
 class _Plan:
     source: VideoSource
-    action: str  # "new", "replace", "update", "refresh", "skip", "failed earlier"
+    action: str  # "new", "replace", "update", "redo", "refresh", "skip", "failed earlier"
     fingerprint: Fingerprint | None
     pending: list[FeatureSpec]
     error: str | None = None
@@ -154,7 +157,7 @@ class Extractor:
             return _Plan(source, "failed", None, [], f"{source.path}: cannot read: {error.strerror or error}")
         if record is None or state == "new":
             return _Plan(source, "new", fingerprint, list(self.requested))
-        if state == "changed" or self.force:
+        if state == "changed" or (self.force and record.status == "failed"):
             return _Plan(source, "replace", fingerprint, list(self.requested))
         if record.status == "failed":
             if self.retry_failed:
@@ -162,6 +165,8 @@ class Extractor:
             return _Plan(source, "failed earlier", fingerprint, [], record.error)
         if self.store.clips_problem(record):
             return _Plan(source, "replace", fingerprint, list(self.requested))
+        if self.force:  # this run's entries again; the video's other entries stay as they are
+            return _Plan(source, "redo", fingerprint, list(self.requested))
         pending = [
             spec for spec in self.requested if not record.has(spec) or self.store.entry_problem(record, spec.key)
         ]
@@ -293,11 +298,20 @@ class Extractor:
         return window_outputs
 
     def _new_record(self, plan: _Plan, previous: VideoRecord | None, info) -> VideoRecord:
-        """The record the new version will commit: the committed one with pending entries added
-        (an update), or new facts and a new clip table (a new video or a new version of one)."""
-        if plan.action == "update" and previous is not None:
-            record = VideoRecord.from_attrs(previous.to_attrs())
+        """The record the new version will commit: the committed one with pending entries added or
+        replaced (an update; a forced redo, unless the video decodes differently from its record:
+        then its other entries describe other frames and go too), or new facts and a new clip table
+        (a new video or a new version of one)."""
+        same = previous is not None and (previous.n_frames, previous.width, previous.height) == (
+            info.n_frames,
+            info.source_width,
+            info.source_height,
+        )
+        if previous is not None and (plan.action == "update" or (plan.action == "redo" and same)):
+            record = VideoRecord.from_attrs(copy.deepcopy(previous.to_attrs()))  # `previous` stays as it was
             record.scene = self.scene if self.scene is not None else record.scene
+            if plan.action == "redo" and plan.fingerprint is not None:
+                record.fingerprint = plan.fingerprint
             return record
         self.store.prepare_video(self.split, plan.source.video_id)
         record = VideoRecord(
