@@ -93,12 +93,32 @@ def verify(store: PathLike | FeatureStore | None = None, *, deep: bool = False, 
     return checked, problems
 
 
-def gc(store: PathLike | FeatureStore | None = None, *, apply: bool = False):
-    """Entries superseded by newer parameters and data no record refers to: listed, and removed
-    with `apply=True` (a `store.maintenance.MaintenanceReport`)."""
+def gc(
+    store: PathLike | FeatureStore | None = None,
+    *,
+    apply: bool = False,
+    keep_for: Sequence[PathLike] = (),
+    jobs: Sequence[PathLike] = (),
+    results: Sequence[PathLike] = (),
+    days: int | None = None,
+):
+    """Data no record refers to, the trash and the quarantine; and entries superseded by a newer
+    entry of the same feature that no model in use needs: listed, and removed with `apply=True`
+    (a `store.maintenance.MaintenanceReport`). What is in use comes from model files (`keep_for`),
+    job files (`jobs`: their models, their [extract], their results) and results datasets
+    (`results`: models that scored in the last `days` days or in the last run); told none of
+    them, gc keeps every committed entry (listed in the report's `kept`)."""
+    from vadctl.nightly.usage import USED_DAYS, entries_in_use
     from vadctl.store.maintenance import gc as collect
 
-    return collect(_writable(store, create=False), apply=apply)
+    in_use = None
+    if days is not None and not (jobs or results):
+        raise UsageError("--days: applies to results datasets; name them with --job or --results")
+    if keep_for or jobs or results:  # checked before the store is opened for writing
+        days = USED_DAYS if days is None else checks.whole(days, "--days", 0)
+        where = store.path if _opened(store) is not None else defaults.store_path(store)
+        in_use = entries_in_use(where, models=keep_for, jobs=jobs, results=results, days=days).entries
+    return collect(_writable(store, create=False), apply=apply, in_use=in_use)
 
 
 def prune(store: PathLike | FeatureStore | None = None, *, missing_sources: bool = True, apply: bool = False):

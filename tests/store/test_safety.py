@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from videos import Square, make_video
 
 from vadctl import api
 from vadctl.common.faults import EXIT_CODE
+from vadctl.common.specs import FeatureSpec
 from vadctl.store import FeatureStore
 
 FEATURES = ("frames", "flow", "regions", "velocity")
@@ -160,3 +162,78 @@ for _ in range(4):
     report = api.extract([{root!r}], {store!r}, "train", ("frames", "flow", "regions", "velocity"), force=True)
     assert not report.failed
 """
+
+
+# ----- deleting or replacing some entries of a video: the others must survive any kill ---------------
+
+
+def entries_of(store: Path) -> dict[tuple[str, str, str], np.ndarray]:
+    """Every array of every committed entry, keyed by (video, entry key, array)."""
+    fs = FeatureStore(store, read_only=True)
+    data = {}
+    for record in fs.videos("train"):
+        for key, summary in record.features.items():
+            entry = fs.entry(record, FeatureSpec.from_dict(summary))
+            for name in entry.array_names + (["offsets"] if entry.offsets is not None else []):
+                data[(record.video_id, key, name)] = entry[name]
+    return data
+
+
+def only(data: dict, keys: set[str]) -> dict:
+    return {k: v for k, v in data.items() if k[1] in keys}
+
+
+@pytest.fixture(scope="module")
+def wide(versions) -> dict:
+    """The new archive's store plus velocity with n_bins=8 in every video, committed later."""
+    store = versions["base"] / "wide.zarr"
+    shutil.copytree(versions["base"] / "new.zarr", store)
+    time.sleep(1.1)  # commit times have one-second resolution: the n_bins=8 entries are newer
+    assert not api.extract([versions["new_root"]], store, "train", ["velocity"], {"velocity": {"n_bins": 8}}).failed
+    record = FeatureStore(store, read_only=True).video("train", "a")
+    velocity = {s["params"]["n_bins"]: k for k, s in record.features.items() if s["name"] == "velocity"}
+    return {"store": store, "default": velocity[16], "n8": velocity[8], "data": entries_of(store)}
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_forced_redo_killed_at_each_commit_point_keeps_entries_of_other_parameters(
+    versions, wide, tmp_path: Path, point: str
+):
+    store = tmp_path / "store.zarr"
+    shutil.copytree(wide["store"], store)
+    killed(extract_cmd(versions["new_root"], store, "--force", *CHOSEN), point)
+    got = entries_of(store)
+    assert_same(only(got, {wide["n8"]}), only(wide["data"], {wide["n8"]}))  # never touched
+    assert_same(got, wide["data"])  # the redone entries: old or new, equal either way (same input)
+    assert_intact(store)
+    api.extract([versions["new_root"]], store, "train", FEATURES, force=True)
+    assert_same(entries_of(store), wide["data"])
+    assert api.gc(store).removals == []  # the rerun left no leftovers
+
+
+_GC = """
+from vadctl.store import FeatureStore
+from vadctl.store.maintenance import gc
+gc(FeatureStore({store!r}), apply=True, in_use={{{keep!r}: {{"model new.safetensors"}}}})
+"""
+
+
+@pytest.mark.parametrize("point", ["store.gc.switched", "store.gc.removing", "store.gc.switched@2"])
+def test_gc_killed_at_each_point_removes_an_unused_entry_whole_or_not_at_all(wide, tmp_path: Path, point: str):
+    store = tmp_path / "store.zarr"
+    shutil.copytree(wide["store"], store)
+    script = _GC.format(store=str(store), keep=wide["n8"])
+    killed([sys.executable, "-c", script], point)
+    records = {r.video_id: r for r in FeatureStore(store, read_only=True).videos("train")}
+    gone = sorted(v for v, r in records.items() if wide["default"] not in r.features)
+    assert gone == list(IDS[: 1 + (point == "store.gc.switched@2")])  # switched videos lost it, no other
+    others = {key for _, key, _ in wide["data"]} - {wide["default"]}
+    got = entries_of(store)
+    assert_same(only(got, others), only(wide["data"], others))  # what stays is untouched
+    left = {k: v for k, v in wide["data"].items() if k[1] == wide["default"] and k[0] not in gone}
+    assert_same(only(got, {wide["default"]}), left)  # the unused entry: whole wherever a record keeps it
+    assert_intact(store)
+    subprocess.run([sys.executable, "-c", script], check=True)  # the rerun finishes the job
+    assert all(wide["default"] not in r.features for r in FeatureStore(store, read_only=True).videos("train"))
+    assert_same(entries_of(store), only(wide["data"], others))
+    assert api.gc(store).removals == []  # no data left behind

@@ -230,19 +230,55 @@ def _maintenance(report, where: Path, verb: str, as_json: bool) -> None:
         out.print(f"{verb} (dry run): {len(report.removals)} item(s), {total} would be freed; pass --yes to remove")
 
 
+def _kept(report, as_json: bool) -> None:
+    """What gc kept of the older entries, summed per entry key, and how to tell it more."""
+    if as_json or not report.kept:
+        return
+    by_key: dict[str, list] = {}
+    for kept in report.kept:
+        by_key.setdefault(kept.key, []).append(kept)
+    if not report.in_use_known:
+        total = human_bytes(sum(k.bytes for k in report.kept))
+        err.print(
+            f"kept {len(report.kept)} older entr{'y' if len(report.kept) == 1 else 'ies'} ({total}) a model may "
+            "need; name what is in use (--job JOB.toml, --keep-for MODEL, --results DIR) to remove those none needs",
+            soft_wrap=True,
+        )
+        return
+    for key, items in sorted(by_key.items()):
+        why = items[0].why
+        size = human_bytes(sum(k.bytes for k in items))
+        out.print(f"kept {escape(key)} in {len(items)} video(s) ({size}): {escape(why)}", soft_wrap=True)
+
+
 @store_app.command("gc")
 @one_line_errors
 def gc(
     path: Path | None = PathArgument,
     store: Path | None = StoreOption,
+    keep_for: list[Path] = typer.Option(
+        [], "--keep-for", help="A model file in use: its entries stay (repeat for several)."
+    ),
+    job: list[Path] = typer.Option(
+        [], "--job", help="A job file of this store: its models, [extract] and recent results stay in use (repeat)."
+    ),
+    results: list[Path] = typer.Option(
+        [], "--results", help="A results dataset: entries its models read in the last --days days stay (repeat)."
+    ),
+    days: int | None = typer.Option(None, "--days", help="How far back results count as in use [default: 30]."),
     yes: bool = typer.Option(False, "--yes", help="Remove (default: only list what would go)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Entries superseded by newer parameters and data no record refers to (dry run by default)."""
+    """Data no record refers to, the trash, and older entries no model in use needs (dry run by default).
+
+    An older entry of a feature (other parameters) is removed only when gc is told what is in use
+    (--job, --keep-for, --results) and none of it needs that entry; told nothing, gc keeps it."""
     from vadctl import api
 
     where = path or store_path(store)
-    _maintenance(api.gc(where, apply=yes), where, "gc", as_json)
+    report = api.gc(where, apply=yes, keep_for=keep_for, jobs=job, results=results, days=days)
+    _maintenance(report, where, "gc", as_json)
+    _kept(report, as_json)
 
 
 @store_app.command("prune")

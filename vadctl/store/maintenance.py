@@ -4,12 +4,18 @@ Both are dry runs unless asked to act, and act video by video under the video's 
 running extract holds are skipped and listed). Removal follows the commit rule: the record is
 switched first (one atomic write), then the data is renamed away in one step and deleted, so a
 killed run leaves either the old state or the new one plus trash.
+
+An entry made with other parameters than a newer one of the same feature is not garbage by itself:
+a model fitted on it needs it to score. `gc` removes such an older entry only when the caller says
+which entries are in use (`in_use`, worked out from model files, jobs and results datasets above
+the store) and none of them is it; told nothing, it keeps every committed entry.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,9 +35,12 @@ class Removal:
     video: str
     what: str  # "orphan <name>", "entry <key> (superseded by <key>)", "video (source missing: ...)"
     bytes: int
+    key: str | None = None  # the entry key, for entries
+    why: str = ""  # for entries gc kept: why
 
     def to_dict(self) -> dict:
-        return {"split": self.split, "video": self.video, "what": self.what, "bytes": self.bytes}
+        data = {"split": self.split, "video": self.video, "what": self.what, "bytes": self.bytes}
+        return data | ({"entry": self.key} if self.key else {}) | ({"why": self.why} if self.why else {})
 
 
 @dataclass
@@ -39,6 +48,8 @@ class MaintenanceReport:
     removals: list[Removal] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # videos held by another process, skipped
     applied: bool = False
+    kept: list[Removal] = field(default_factory=list)  # older entries gc kept, and why (gc only)
+    in_use_known: bool = True  # gc: whether it was told which entries are in use
 
     @property
     def bytes(self) -> int:
@@ -50,6 +61,8 @@ class MaintenanceReport:
             "bytes": self.bytes,
             "removals": [r.to_dict() for r in self.removals],
             "busy": self.busy,
+            "kept": [r.to_dict() for r in self.kept],
+            "in_use_known": self.in_use_known,
         }
 
 
@@ -92,17 +105,27 @@ def _locked_videos(store: FeatureStore, report: MaintenanceReport):
                 lock.release()
 
 
-def gc(store: FeatureStore, apply: bool = False) -> MaintenanceReport:
-    """Entries superseded by a newer entry of the same feature, and data no record refers to."""
-    report = MaintenanceReport(applied=apply)
+def gc(
+    store: FeatureStore, apply: bool = False, in_use: Mapping[str, Iterable[str]] | None = None
+) -> MaintenanceReport:
+    """Data no record refers to (left by killed runs), the trash and the quarantine; and entries
+    superseded by a newer entry of the same feature that nothing in `in_use` (entry key → who
+    needs it) needs. `in_use` None: nobody said what is in use, so every committed entry stays
+    (listed in `kept`)."""
+    report = MaintenanceReport(applied=apply, in_use_known=in_use is not None)
     for split, record in _locked_videos(store, report):
         folder = store.video_dir(split, record.video_id)
-        old = superseded(record)
-        for key, newer in sorted(old.items()):
-            group = folder / record.group_of(key)
-            report.removals.append(
-                Removal(split, record.video_id, f"entry {key} (superseded by {newer})", _size(group))
-            )
+        old = {}
+        for key, newer in sorted(superseded(record).items()):
+            size = _size(folder / record.group_of(key))
+            needed = sorted(in_use.get(key, ())) if in_use is not None else None
+            if needed is None or needed:
+                why = f"needed by {', '.join(needed)}" if needed else "nothing said which entries are in use"
+                report.kept.append(Removal(split, record.video_id, f"entry {key} (older than {newer})", size, key, why))
+            else:
+                old[key] = newer
+                what = f"entry {key} (superseded by {newer}, no model named needs it)"
+                report.removals.append(Removal(split, record.video_id, what, size, key))
         keep = record.nodes() - {record.group_of(key) for key in old}
         for child in sorted(folder.iterdir()):
             if child.is_dir() and child.name not in record.nodes():
