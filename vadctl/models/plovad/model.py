@@ -62,8 +62,9 @@ class Plovad(NeuralModel):
     summary = "PLOVAD-based weak supervision: video labels → MIL detection, classes, heatmap boxes"
     needs = "motion (spatial clip grid); regions+velocity and clip when extracted; --video-labels FILE"
     capabilities = Capabilities(trains_in_steps=True, onnx=True, video_labels=True, classes=True)
-    # Files written before the attribute head existed hold the network (see benchmarks/choices.md):
-    file_defaults: ClassVar[dict[str, Any]] = {"head": "network"}
+    # Chosen on Ped1's weak split (benchmarks/choices.md): the attribute head, absolute attribute
+    # levels, velocity with the box's height. Files written before mean what they meant then:
+    file_defaults: ClassVar[dict[str, Any]] = {"head": "network", "contrast": "video", "velocity_position": "none"}
 
     def __init__(
         self,
@@ -72,8 +73,8 @@ class Plovad(NeuralModel):
         appearance_feature: str = "auto",
         head: str = "attributes",
         inputs: str = "attributes+grid",
-        contrast: str = "video",
-        velocity_position: str = "none",
+        contrast: str = "none",
+        velocity_position: str = "y",
         detection: str = "additive",
         match_activity: bool = False,
         open_vocabulary: str = "auto",
