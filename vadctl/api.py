@@ -49,6 +49,7 @@ __all__ = [
     "run",
     "score",
     "verify",
+    "verify_sources",
 ]
 
 
@@ -119,6 +120,15 @@ def gc(
         where = store.path if _opened(store) is not None else defaults.store_path(store)
         in_use = entries_in_use(where, models=keep_for, jobs=jobs, results=results, days=days).entries
     return collect(_writable(store, create=False), apply=apply, in_use=in_use)
+
+
+def verify_sources(store: PathLike | FeatureStore | None = None, *, splits: Sequence[str] | None = None):
+    """Re-hash every video's source in full (or those of some splits), compare with the sha256
+    recorded at extraction, and mark changed ones so the next `extract` redoes them; records
+    without that hash get it now. A list of `extraction.sources.SourceCheck`."""
+    from vadctl.extraction.sources import verify_sources as check
+
+    return check(_writable(store, create=False), splits)
 
 
 def prune(store: PathLike | FeatureStore | None = None, *, missing_sources: bool = True, apply: bool = False):

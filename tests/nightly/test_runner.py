@@ -12,8 +12,10 @@ import duckdb
 import polars as pl
 import pyarrow.dataset as ds
 import pytest
+from edits import raw_video, zero_frames_in_place
 from nightly import camera_video, copy_archive, frame_counts, vadctl_run
 from typer.testing import CliRunner
+from videos import Square
 
 from vadctl import api, defaults
 from vadctl.cli import app
@@ -93,6 +95,24 @@ def test_a_new_model_file_and_a_changed_video_are_scored_again_into_new_rows(job
     assert c1["video_fingerprint"].n_unique() == 2 and c1["model_sha256"].n_unique() == 2
     kept = frames.join(before, on=["video", "frame", "model_sha256", "video_fingerprint", "run_id"], how="semi")
     assert len(kept) == len(before)  # older rows stay as they were
+
+
+def test_verify_sources_in_the_job_finds_a_same_size_edit_then_extracts_and_scores_it_again(job: Path):
+    """200 KB zeroed in the middle of a video, size and mtime kept: the sampled fingerprint reads it
+    as unchanged; `verify_sources = true` re-hashes every source, and the run redoes and rescores it."""
+    results = job.parent / "results"
+    raw_video(job.parent / "cam1" / "c9.avi", seed=5, squares=[Square(-40.0, 30.0, 9.0, 0.0)])
+    assert api.run(job).models[0].scored == ["test/c0", "test/c1", "test/c2", "test/c3", "test/c9"]
+    zero_frames_in_place(job.parent / "cam1" / "c9.avi", seed=5, squares=[Square(-40.0, 30.0, 9.0, 0.0)])
+    missed = api.run(job)
+    assert missed.sources[0].extracted == 0 and missed.models[0].scored == []  # the fast default
+    job.write_text("verify_sources = true\n" + job.read_text())
+    found = api.run(job)
+    assert found.sources[0].extracted == 1 and found.models[0].scored == ["test/c9"]
+    assert any("c9" in note and "changed since extraction" in note for note in found.notes), found.notes
+    frames = pl.read_parquet(str(results / "frames" / "**" / "*.parquet"), hive_partitioning=True)
+    assert frames.filter(pl.col("video") == "c9")["video_fingerprint"].n_unique() == 2
+    assert api.run(job).models[0].scored == []  # verified again: nothing changed since
 
 
 def test_results_read_with_polars_duckdb_and_pyarrow(job: Path):

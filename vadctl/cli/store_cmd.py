@@ -173,13 +173,21 @@ def verify(
     forget_damaged: bool = typer.Option(
         False, help="Take damaged entries out of use (quarantined, not deleted) so `vadctl extract` redoes them."
     ),
+    sources: bool = typer.Option(
+        False,
+        "--sources",
+        help="Also re-hash every source video in full (reads the whole archive) and mark changed ones for "
+        "re-extraction.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Check every committed entry against what was written; exit 1 when damage is found.
 
     The cheap check (default) compares each array's file count and bytes with what was committed;
     --deep re-hashes every file. Damage found by the cheap check is redone by the next `vadctl
-    extract`; damage only --deep sees needs --forget-damaged first."""
+    extract`; damage only --deep sees needs --forget-damaged first. --sources also re-hashes each
+    source in full: a source whose content changed (even with size and mtime kept) is marked,
+    and the next `vadctl extract` redoes it."""
     import time
 
     from vadctl import api
@@ -187,6 +195,8 @@ def verify(
     started = time.perf_counter()
     where = path or store_path(store)
     checked, problems = api.verify(where, deep=deep, forget_damaged=forget_damaged)
+    checks = api.verify_sources(where) if sources else []
+    changed = [c for c in checks if c.status == "changed"]
     seconds = time.perf_counter() - started
     if as_json:
         out.print_json(
@@ -197,8 +207,11 @@ def verify(
                 "seconds": round(seconds, 3),
                 "problems": [p.to_dict() for p in problems],
             }
+            | ({"sources": [c.to_dict() for c in checks]} if sources else {})
         )
     else:
+        if sources:
+            _print_sources(checks)
         kind = "deep (every file re-hashed)" if deep else "cheap (file counts and sizes)"
         out.print(f"{escape(str(where))}: {checked} entries checked, {kind}, in {human_seconds(seconds)}")
         for problem in problems:
@@ -209,8 +222,22 @@ def verify(
             )
         else:
             out.print("[green]intact[/]")
-    if problems:
+    if problems or changed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _print_sources(checks) -> None:
+    """One line per source that is not plainly the same, then a count of each status."""
+    from collections import Counter
+
+    for check in checks:
+        if check.status == "changed":
+            err.print(f"[red]changed[/] {escape(str(check))}", soft_wrap=True)
+        elif check.status != "same":
+            out.print(f"{check.status} {escape(str(check))}", soft_wrap=True)
+    counts = Counter(c.status for c in checks)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no videos"
+    out.print(f"sources re-hashed in full: {escape(summary)}")
 
 
 def _maintenance(report, where: Path, verb: str, as_json: bool) -> None:

@@ -163,7 +163,7 @@ class Extractor:
             if self.retry_failed:
                 return _Plan(source, "replace", fingerprint, list(self.requested))
             return _Plan(source, "failed earlier", fingerprint, [], record.error)
-        if self.store.clips_problem(record):
+        if record.source_changed or self.store.clips_problem(record):
             return _Plan(source, "replace", fingerprint, list(self.requested))
         if self.force:  # this run's entries again; the video's other entries stay as they are
             return _Plan(source, "redo", fingerprint, list(self.requested))
@@ -301,7 +301,7 @@ class Extractor:
         """The record the new version will commit: the committed one with pending entries added or
         replaced (an update; a forced redo, unless the video decodes differently from its record:
         then its other entries describe other frames and go too), or new facts and a new clip table
-        (a new video or a new version of one)."""
+        (a new video or a new version of one), with the sha256 of the source's whole content."""
         same = previous is not None and (previous.n_frames, previous.width, previous.height) == (
             info.n_frames,
             info.source_width,
@@ -325,6 +325,8 @@ class Extractor:
             width=info.source_width,
             scene=self.scene,
             clip_spec=self.clips.to_dict(),
+            source_sha256=plan.source.content_sha256(),
+            source_sha256_from="extract",
         )
         self.store.write_clips(record, self.clips.table(info.n_frames))
         return record

@@ -7,6 +7,7 @@ key, a wrong type or a missing file is one line naming the file, the key and the
     store = "archive.zarr"            # the feature store (created on the first run)
     results = "results"               # the results dataset (vadctl.nightly.results)
     log = "vadctl.log"                # optional: JSON-lines log of every run
+    verify_sources = false            # optional: re-hash every source in full before extracting
     [extract]                         # options of `vadctl extract` (keyword arguments of vadctl.api.extract)
     features = ["frames", "flow", "regions", "velocity"]
     [[sources]]                       # one or more
@@ -78,6 +79,7 @@ class Job:
     part_videos: int = defaults.PART_VIDEOS
     min_len: int = defaults.EVENT_MIN_LEN
     min_gap: int = defaults.EVENT_MIN_GAP
+    verify_sources: bool = False  # re-hash every source in full first (`vadctl store verify --sources`)
 
     @property
     def splits(self) -> list[str]:
@@ -180,6 +182,7 @@ def load_job(path: Path | str) -> Job:
             "models": "model files",
             "scoring": "scoring options",
             "events": "event options",
+            "verify_sources": "re-hash sources in full",
         },
     )
     name = top.get("name", str, file.stem)
@@ -205,6 +208,7 @@ def load_job(path: Path | str) -> Job:
         part_videos=scoring.number("part_videos", defaults.PART_VIDEOS, 1),
         min_len=events.number("min_len", defaults.EVENT_MIN_LEN, 1),
         min_gap=events.number("min_gap", defaults.EVENT_MIN_GAP, 0),
+        verify_sources=top.get("verify_sources", bool, False),
     )
 
 

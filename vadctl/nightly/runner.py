@@ -165,6 +165,8 @@ class JobRunner:
         for note in self.dataset.recover(ledger).notes():
             self._note(note, log, "warning")
         scorers = self._model_scorers()  # a model file that is not one stops the job before any work
+        if self.job.verify_sources:
+            self._verify_sources(log)
         for index, source in enumerate(self.job.sources, 1):
             self._extract(index, source, log)
         fault_point("run.extracted")
@@ -190,6 +192,22 @@ class JobRunner:
             for label, reason in outcome.deferred.items():
                 self._note(f"{outcome.name}: {label} {reason}; the next run scores it", log)
             self.report.models.append(outcome)
+
+    def _verify_sources(self, log: JobLog) -> None:
+        """`verify_sources = true`: every source of the job's splits re-hashed in full; changed ones
+        are marked, so the extraction that follows redoes them (and scoring scores them again)."""
+        from vadctl.extraction.sources import CHANGED, verify_sources
+
+        if not (Path(self.job.store) / "zarr.json").exists():
+            return  # no store yet: nothing extracted to compare with
+        started = time.perf_counter()
+        store = open_store(self.job.store, read_only=False)
+        checks = verify_sources(store, [s for s in self.job.splits if s in store.splits()])
+        for check in checks:
+            if check.status == CHANGED:
+                where = f"{check.split}/{check.video}"
+                self._note(f"{where}: source content changed since extraction (verify_sources); extracted again", log)
+        log.event("sources_verified", videos=len(checks), seconds=time.perf_counter() - started)
 
     def _extract(self, index: int, source: Source, log: JobLog) -> None:
         outcome = SourceOutcome(str(source.root), source.split, source.scene)
@@ -229,6 +247,8 @@ class JobRunner:
             ledger.include(unit)
         if pending:
             self.report.notes.append(f"{len(pending)} unit(s) of an interrupted run will be finished first")
+        if self.job.verify_sources:
+            self.report.notes.append("verify_sources: a run re-hashes every source in full first (a dry run does not)")
         extracting: dict[str, set[str]] = {}
         for index, source in enumerate(self.job.sources, 1):
             outcome = SourceOutcome(str(source.root), source.split, source.scene)

@@ -51,8 +51,13 @@ def file_sha256(path: Path) -> str:
 
 
 def video_fingerprint(record: VideoRecord) -> str:
-    """The content part of a video's fingerprint (size and sampled blocks): a touched but identical
-    file keeps it, a re-encoded or replaced one does not."""
+    """The content a video's entries were computed from: the sha256 of the whole source when it was
+    taken at extraction (so a same-size edit that `vadctl store verify --sources` finds, once
+    re-extracted, is scored again), else the fingerprint's hash of size and sampled blocks (videos
+    extracted before vadctl recorded the full hash keep theirs). A touched but identical file keeps
+    it, a re-encoded or replaced one does not."""
+    if record.source_sha256 and record.source_sha256_from == "extract":
+        return record.source_sha256
     return record.fingerprint.sample_sha256 if record.fingerprint is not None else ""
 
 

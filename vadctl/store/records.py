@@ -69,6 +69,11 @@ class VideoRecord:
     updated_at: str = ""
     clips: str = CLIPS
     clips_files: dict | None = None  # the clip table's manifest ('clips/file' → [size, hash])
+    # sha256 of the source's whole content, and when it was taken: "extract" (as the entries were
+    # computed) or "verify" (the first `store verify --sources`, later: it vouches only from then on)
+    source_sha256: str | None = None
+    source_sha256_from: str | None = None
+    source_changed: str | None = None  # why the next extract redoes the whole video (verify --sources)
 
     @property
     def key(self) -> str:

@@ -69,6 +69,18 @@ class VideoSource:
             digest.update(_sample_blocks(self.path))
         return digest.hexdigest()
 
+    def content_sha256(self) -> str:
+        """sha256 of the whole content (a frame folder: each frame's name and bytes, in order).
+        Reads every byte, unlike the fingerprint: what `vadctl store verify --sources` compares."""
+        digest = hashlib.sha256()
+        if self.is_frame_folder:
+            for frame in frame_files(self.path):
+                digest.update(f"{frame.name}\n{frame.stat().st_size}\n".encode())
+                _hash_file(frame, digest)
+        else:
+            _hash_file(self.path, digest)
+        return digest.hexdigest()
+
     def status_against(self, stored: Fingerprint | None) -> tuple[str, Fingerprint | None]:
         """Compare with a stored fingerprint: ("new"|"unchanged"|"touched"|"changed", current).
 
@@ -84,6 +96,12 @@ class VideoSource:
         if current.size == stored.size and current.sample_sha256 == stored.sample_sha256:
             return "touched", current
         return "changed", current
+
+
+def _hash_file(path: Path, digest) -> None:
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
 
 
 def _sample_blocks(path: Path) -> bytes:
