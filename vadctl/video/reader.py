@@ -210,7 +210,9 @@ class VideoReader:
         """Start reading the file's pieces from its first frame."""
         if self._pieces is not None:
             self._pieces.close()
-        self._pieces = _keyframe_pieces(self.source.path, SEGMENT_FRAMES)
+        # a file kept truncated ends with the packet the cut went through (flagged corrupt): decord,
+        # decoding ahead, would report it while earlier frames are read, or fail its first frame
+        self._pieces = _keyframe_pieces(self.source.path, SEGMENT_FRAMES, self.truncated is not None)
         self._piece, self._piece_len, self._piece_pos, self._piece_first = None, 0, 0, 0
         if not self._next_piece():
             raise ValueError("no video packets")
@@ -301,11 +303,16 @@ class VideoReader:
                 self._piece_pos += take
                 at += take
         except Exception as error:  # DECORDError on damaged data
-            if self.truncated is not None:  # a file known to be short: the damage is where it ends
-                said = self._said(error, since)
-                good = self._decodable(at, stop)
-                raise TruncatedVideoError(self.source.path, good, self.declared, said or "") from error
-            raise self._fail(f"decoding failed at frames {at}..{stop - 1}", error, since=since) from error
+            if self.truncated is None:
+                raise self._fail(f"decoding failed at frames {at}..{stop - 1}", error, since=since) from error
+            # a file known to be short: its damage is where it ends, and decord, decoding ahead,
+            # may report it while this range is still good: frame by frame, the range decodes or not
+            said = self._said(error, since)
+            singly = self._decode_singly(at, stop)
+            if at + len(singly) < stop:
+                raise TruncatedVideoError(self.source.path, at + len(singly), self.declared, said or "") from error
+            parts.extend(singly)
+            at = stop
         self._take_native()
         if at != stop:  # the decoder found the frames the header lists, but they end early
             declared = max(self.declared or 0, self.info.n_frames)
@@ -315,12 +322,12 @@ class VideoReader:
             batch = np.stack([self._resize(frame) for frame in batch])
         return batch
 
-    def _decodable(self, at: int, stop: int) -> int:
-        """The first frame of [at, stop) that does not decode, read one at a time from a fresh
-        decoder (a batch that failed says only that one of its frames did)."""
+    def _decode_singly(self, at: int, stop: int) -> list[np.ndarray]:
+        """Frames [at, stop) one at a time from a fresh decoder, up to the first that does not
+        decode (a batch that failed says only that one of its frames did, or one after it)."""
         import decord
 
-        index = at
+        frames: list[np.ndarray] = []
         try:
             if self._pieces is not None:
                 self._first_piece()
@@ -328,16 +335,16 @@ class VideoReader:
                 whole = decord.VideoReader(str(self.source.path), num_threads=self._num_threads)
                 self._piece, self._piece_len, self._piece_first = whole, len(whole), 0
             self._go_to(at)
-            for index in range(at, stop):
+            for _ in range(at, stop):
                 if self._piece_pos >= self._piece_len and (self._pieces is None or not self._next_piece()):
-                    return index
-                self._piece.get_batch([self._piece_pos]).asnumpy()
+                    break
+                frames.append(self._piece.get_batch([self._piece_pos]).asnumpy())
                 self._piece_pos += 1
-        except Exception:
-            return index
+        except Exception:  # the first frame that does not decode
+            pass
         finally:
             self._take_native()
-        return stop
+        return frames
 
     def windows(self, size: int, start: int = 0, stop: int | None = None) -> Iterator[FrameWindow]:
         """Frames [start, stop) (default: all) once, in order, `size` at a time; the first window
@@ -419,7 +426,7 @@ def is_short(frames: int, declared: int) -> bool:
     return declared - frames > max(2, declared // 100)
 
 
-def _keyframe_pieces(path: Path, min_frames: int) -> Iterator[bytes]:
+def _keyframe_pieces(path: Path, min_frames: int, until_corrupt: bool = False) -> Iterator[bytes]:
     """The video stream cut at keyframes into pieces of at least `min_frames` frames, each
     stream-copied (nothing decoded) into a small Matroska file in memory, for decord to decode.
 
@@ -429,7 +436,10 @@ def _keyframe_pieces(path: Path, min_frames: int) -> Iterator[bytes]:
 
     The last piece is never shorter than `min_frames`: a stream that ends a few frames after a
     keyframe has that tail joined to the piece before it, because decord cannot open a Matroska
-    file of three frames or fewer ("broken metadata"), which failed whole, valid videos."""
+    file of three frames or fewer ("broken metadata"), which failed whole, valid videos.
+
+    `until_corrupt`: the stream ends before the first packet the demuxer flags as corrupt (where a
+    truncated file was cut)."""
     import av
 
     with av.open(str(path)) as container:
@@ -440,6 +450,8 @@ def _keyframe_pieces(path: Path, min_frames: int) -> Iterator[bytes]:
         for packet in container.demux(stream):
             if packet.size == 0:  # the demuxer's end-of-stream marker
                 continue
+            if until_corrupt and packet.is_corrupt:
+                break
             if cut is not None:
                 key = packets[cut]
                 if packet.pts is None or key.pts is None or packet.pts > key.pts:
