@@ -30,6 +30,10 @@ WORKERS = 1
 # Parallel runs cut videos longer than this into segments (5 minutes at 30 fps), rounded up to the
 # store's chunk boundaries; a 10-hour video then keeps every worker busy instead of one.
 SEGMENT_FRAMES = 9000
+# A video failed by the machine rather than by itself (a full disk, an I/O error, a lost worker or
+# Ray node) is extracted again by the next runs, up to this many failed attempts in a row; then
+# it stays failed until `--retry-failed`.
+TRANSIENT_ATTEMPTS = 3
 
 # μ+3σ of held-out normal frames (the PLOVAD-based system's rule), μ and σ read robustly: median + 3·σ̂,
 # σ̂ = q84.13 − median (vadctl.models.calibration)

@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 from pathlib import Path
@@ -8,7 +9,7 @@ from typer.testing import CliRunner
 from videos import container_video, cut_in_half, make_video
 
 from vadctl.cli import app
-from vadctl.store import FeatureStore
+from vadctl.store import FeatureStore, VideoRecord
 
 runner = CliRunner()
 
@@ -136,7 +137,7 @@ def test_files_cut_in_half_fail_or_are_kept_as_truncated_never_as_whole(tmp_path
     fs = FeatureStore(store_path, read_only=True)
     for video in ("mkv", "avi", "webm"):
         record = fs.video("train", video)
-        assert record.status == "truncated" and record.usable and record.error.startswith("truncated: ")
+        assert record.status == "truncated" and record.usable and record.error.startswith("truncated: "), record.error
         assert 0 < record.n_frames < 58
         assert len(entry_data(store_path, "train", video, "frames")["data"]) == record.n_frames
     assert "decoded" in fs.video("train", "avi").error  # its last frame is cut: kept up to the one before
@@ -219,3 +220,70 @@ def test_cached_upstream_is_read_not_recomputed(video_dir: Path, tmp_path: Path)
         b = entry_data(tmp_path / "together.zarr", "train", video, "motion")
         np.testing.assert_array_equal(a["embedding"], b["embedding"])
         assert a["embedding"].shape[0] == len(a["clips"]) > 0
+
+
+def no_space_on(monkeypatch, times: int | None) -> list[int]:
+    """The store's writes of feature rows fail with ENOSPC (`times` times, None: always); the
+    number of writes tried is counted in the returned list."""
+    from vadctl.store.writer import EntryWriter
+
+    tried = [0]
+    write = EntryWriter.write
+
+    def full_disk(self, *args, **kwargs):
+        tried[0] += 1
+        if times is None or tried[0] <= times:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(EntryWriter, "write", full_disk)
+    return tried
+
+
+def test_a_full_disk_is_a_transient_failure_that_the_next_run_retries(tmp_path: Path, store_path: Path, monkeypatch):
+    """A video failed by ENOSPC was recorded failed like a broken file and never tried again
+    without --retry-failed: one full disk skipped it forever."""
+    make_video(tmp_path / "v" / "a.avi", 12)
+    make_video(tmp_path / "v" / "b.avi", 12, seed=1)
+    no_space_on(monkeypatch, times=1)
+    first = vadctl("extract", tmp_path / "v", "--store", store_path, "--features", "frames", "--json")
+    assert first.exit_code == 1
+    report = {v["video"]: v for v in json.loads(first.stdout)["videos"]}
+    assert report["a"]["status"] == "failed" and "No space left on device" in report["a"]["error"]
+    assert (report["a"]["failure"], report["a"]["attempts"]) == ("transient", 1)
+    assert report["b"]["status"] == "extracted"
+    record = FeatureStore(store_path, read_only=True).video("train", "a")
+    assert (record.status, record.failure_kind, record.attempts) == ("failed", "transient", 1)
+    info = json.loads(vadctl("store", "info", store_path, "--videos", "--json").stdout)
+    shown = {v["video"]: (v["status"], v["failure"], v["attempts"]) for v in info["videos"]}
+    assert shown == {"a": ("failed", "transient", 1), "b": ("ok", None, 0)}
+    table = vadctl("store", "info", store_path, "--videos")
+    assert "transient" in table.output  # in the status column (wrapped to the terminal's width)
+    again = extract(tmp_path / "v", store_path, "--features", "frames")  # no --retry-failed
+    assert again.exit_code == 0, again.output
+    record = FeatureStore(store_path, read_only=True).video("train", "a")
+    assert record.status == "ok" and record.failure_kind is None and len(record.features) == 1
+
+
+def test_transient_failures_are_retried_a_bounded_number_of_times(tmp_path: Path, store_path: Path, monkeypatch):
+    make_video(tmp_path / "v" / "a.avi", 12)
+    tried = no_space_on(monkeypatch, times=None)
+    for attempt in (1, 2, 3):
+        result = extract(tmp_path / "v", store_path, "--features", "frames")
+        assert result.exit_code == 1 and tried[0] == attempt  # each run tries it again, once
+        record = FeatureStore(store_path, read_only=True).video("train", "a")
+        assert (record.failure_kind, record.attempts) == ("transient", attempt)
+    assert "(transient, 3 attempts: not retried again without --retry-failed)" in " ".join(result.output.split())
+    fourth = extract(tmp_path / "v", store_path, "--features", "frames")
+    assert fourth.exit_code == 1 and tried[0] == 3  # not tried: as a permanent failure would be
+    assert "failed earlier a:" in fourth.output and "--retry-failed" in fourth.output
+    retried = extract(tmp_path / "v", store_path, "--features", "frames", "--retry-failed")
+    assert retried.exit_code == 1 and tried[0] == 4  # asked for: tried, and counted afresh
+    fs = FeatureStore(store_path)
+    assert fs.video("train", "a").attempts == 1
+    old = fs.video("train", "a").to_attrs()  # a record from before failures had a kind: permanent
+    del old["failure"], old["attempts"]
+    fs.save_video(VideoRecord.from_attrs(old))
+    assert FeatureStore(store_path).video("train", "a").failure_kind == "permanent"
+    extract(tmp_path / "v", store_path, "--features", "frames")
+    assert tried[0] == 4

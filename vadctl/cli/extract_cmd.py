@@ -81,7 +81,18 @@ class RichProgress(Progress):
             self.running.remove(result.video_id)
             self._describe()
         if result.status == "failed" and not self.quiet:
-            err.print(f"[red]failed[/] {escape(result.video_id)}: {escape(str(result.error))}", soft_wrap=True)
+            err.print(f"[red]failed[/] {escape(result.video_id)}: {why_failed(result)}", soft_wrap=True)
+
+
+def why_failed(result) -> str:
+    """A failed video's reason (escaped), and whether the next run tries it again."""
+    text = escape(str(result.error))
+    if result.status != "failed" or result.failure != "transient":
+        return text
+    if result.attempts and result.attempts >= defaults.TRANSIENT_ATTEMPTS:
+        return text + f" (transient, {result.attempts} attempts: not retried again without --retry-failed)"
+    bound = defaults.TRANSIENT_ATTEMPTS
+    return text + f" (transient, attempt {result.attempts or 1} of {bound}: the next run retries it)"
 
 
 def print_report(report, store_path, failures_shown: bool) -> None:
@@ -109,7 +120,7 @@ def print_report(report, store_path, failures_shown: bool) -> None:
         if result.status == FAILED and failures_shown:
             continue
         tag = "failed earlier" if result.status == FAILED_EARLIER else "failed"
-        err.print(f"[red]{tag}[/] {escape(result.video_id)}: {escape(str(result.error))}", soft_wrap=True)
+        err.print(f"[red]{tag}[/] {escape(result.video_id)}: {why_failed(result)}", soft_wrap=True)
     if earlier:
         err.print(
             f"{len(earlier)} video(s) failed in an earlier run and are unchanged; pass --retry-failed to try them again"

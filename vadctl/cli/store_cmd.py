@@ -110,7 +110,9 @@ def _status_text(video: dict) -> str:
         return "ok"
     if video["status"] == "truncated":
         return f"[yellow]truncated[/]: {escape(str(video['error']))}"
-    return f"[red]failed[/]: {escape(str(video['error']))}"
+    kind = video.get("failure") or "permanent"
+    attempts = video.get("attempts") or 1
+    return f"[red]failed[/] ({kind}, {attempts} attempt{'s' if attempts > 1 else ''}): {escape(str(video['error']))}"
 
 
 def describe(feature_store, with_videos: bool) -> dict:
@@ -147,6 +149,8 @@ def describe(feature_store, with_videos: bool) -> dict:
                         "features": sorted(record.features),
                         "status": record.status,
                         "error": record.error,
+                        "failure": record.failure_kind,  # permanent or transient (retried by later runs)
+                        "attempts": max(record.attempts, 1) if record.status == "failed" else 0,
                         "source": record.source,
                     }
                 )

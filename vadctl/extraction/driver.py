@@ -104,7 +104,7 @@ class _Run:
         """Work whose worker died twice: a segment counts as failed (its join records the video as
         failed); anything else is recorded failed by a last small task (or here, if that dies too)."""
         if isinstance(item, SegmentTask):
-            self.handle(item, SegmentDone(item.index, 0, 0.0, reason))
+            self.handle(item, SegmentDone(item.index, 0, 0.0, reason, transient=True))
         elif isinstance(item, RecordCrash):
             self.finish(VideoResult(video_of(item), FAILED, error=item.reason))
         else:

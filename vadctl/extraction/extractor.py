@@ -10,6 +10,7 @@ then waited for, so two runs over one archive share the work instead of collidin
 from __future__ import annotations
 
 import copy
+import errno
 import time
 import traceback
 import uuid
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from filelock import Timeout
 
+from vadctl import defaults
 from vadctl.common.faults import fault_point
 from vadctl.common.progress import Progress
 from vadctl.common.specs import FeatureSpec, Fingerprint
@@ -33,7 +35,31 @@ if TYPE_CHECKING:
     from vadctl.extraction.recipe import ExtractRecipe
 
 EXTRACTED, UP_TO_DATE, FAILED, FAILED_EARLIER = "extracted", "up to date", "failed", "failed earlier"
+PERMANENT, TRANSIENT = "permanent", "transient"
 EXTRACTING = ("new", "replace", "update", "redo")  # plan actions that extract
+
+
+# OS errors that say nothing about the video: a full disk or quota, failing or network storage,
+# exhausted resources. A video failed by one is tried again by later runs (`defaults.TRANSIENT_ATTEMPTS`).
+TRANSIENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EIO", "EAGAIN", "ENOMEM", "ETIMEDOUT", "ESTALE", "EMFILE", "ENFILE", "ENOLCK")
+    if hasattr(errno, name)
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a failure comes from the machine rather than the video (an OS error such as ENOSPC
+    or EIO, a timeout, memory), looking through the exceptions that wrapped it."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, TimeoutError | MemoryError):
+            return True
+        if isinstance(error, OSError) and error.errno in TRANSIENT_ERRNOS:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 @dataclass
@@ -50,6 +76,8 @@ class VideoResult:
     computed: list[str] = field(default_factory=list)
     read: list[str] = field(default_factory=list)
     segments: int = 0  # a long video extracted in this many segments (0: in one piece)
+    failure: str | None = None  # a failed video's kind: "permanent", or "transient" (retried by later runs)
+    attempts: int = 0  # failed attempts in a row, this one included
     truncated: str | None = None  # extracted from a file cut short, its frames kept: what is missing
 
 
@@ -92,6 +120,8 @@ class ExtractReport:
                     "read": r.read,
                     "segments": r.segments,
                     "error": r.error,
+                    "failure": r.failure,
+                    "attempts": r.attempts,
                     "truncated": r.truncated,
                 }
                 for r in self.results
@@ -160,9 +190,9 @@ class Extractor:
         if state == "changed" or (self.force and record.status == "failed"):
             return _Plan(source, "replace", fingerprint, list(self.requested))
         if record.status == "failed":
-            if self.retry_failed:
+            if self.retry_failed or self._retries(record):
                 return _Plan(source, "replace", fingerprint, list(self.requested))
-            return _Plan(source, "failed earlier", fingerprint, [], record.error)
+            return _Plan(source, "failed earlier", fingerprint, [], self._earlier(record))
         if record.source_changed or self.store.clips_problem(record):
             return _Plan(source, "replace", fingerprint, list(self.requested))
         if self.force:  # this run's entries again; the video's other entries stay as they are
@@ -173,6 +203,19 @@ class Extractor:
         if pending:
             return _Plan(source, "update", fingerprint, pending)
         return _Plan(source, "refresh" if state == "touched" else "skip", fingerprint, [])
+
+    @staticmethod
+    def _retries(record: VideoRecord) -> bool:
+        """A transient failure (full disk, I/O error, lost worker or node) is tried again by the
+        next run, up to `defaults.TRANSIENT_ATTEMPTS` attempts in a row; then it counts as
+        permanent until `--retry-failed`. Records without a kind (older stores) are permanent."""
+        return record.failure_kind == TRANSIENT and record.attempts < defaults.TRANSIENT_ATTEMPTS
+
+    @staticmethod
+    def _earlier(record: VideoRecord) -> str | None:
+        if record.failure_kind != TRANSIENT:
+            return record.error
+        return f"{record.error} (a transient failure, {record.attempts} attempts: no more without --retry-failed)"
 
     def plan(self, sources: Sequence[VideoSource], records: dict[str, VideoRecord] | None = None) -> list[PlannedVideo]:
         """What `run` would do with each video, doing none of it (dry runs); `records` stand in for
@@ -220,9 +263,10 @@ class Extractor:
         return VideoResult(plan.source.video_id, status, error=plan.error)
 
     def record_crash(self, plan: _Plan, reason: str, timeout: float | None) -> VideoResult:
-        """A video whose extraction kept killing its worker: recorded as failed, with the reason,
-        so later runs skip it unless asked to retry (`--retry-failed`). `timeout` None: the
-        caller's driver holds the video's lock already."""
+        """A video whose extraction kept killing its worker (or whose Ray node was lost): recorded
+        as failed, with the reason, as a transient failure: later runs try it again, a bounded
+        number of times (`--retry-failed` after that). `timeout` None: the caller's driver holds
+        the video's lock already."""
         lock = self.store.video_lock(self.split, plan.source.video_id)
         if timeout is not None:
             try:
@@ -231,7 +275,8 @@ class Extractor:
                 return VideoResult(plan.source.video_id, FAILED, error=reason)
         try:
             self.store.clean_video(self.split, plan.source.video_id)
-            return self._fail(plan, self.store.video(self.split, plan.source.video_id), reason, time.perf_counter())
+            previous = self.store.video(self.split, plan.source.video_id)
+            return self._fail(plan, previous, reason, time.perf_counter(), transient=True)
         finally:
             if timeout is not None:
                 lock.release()
@@ -345,9 +390,7 @@ class Extractor:
         """A file kept truncated whose decoding stopped before the frames it seemed to hold: extract
         again up to where it stopped (always fewer frames than before, so this ends)."""
         return (
-            isinstance(error, TruncatedVideoError)
-            and reader.keep_truncated
-            and 0 < error.frames < reader.info.n_frames
+            isinstance(error, TruncatedVideoError) and reader.keep_truncated and 0 < error.frames < reader.info.n_frames
         )
 
     def _extract(
@@ -410,7 +453,7 @@ class Extractor:
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as error:  # a featurizer bug or odd input must not sink the whole batch
-            return self._fail(plan, previous, self._reason(plan, error), started, frames_done)
+            return self._fail(plan, previous, self._reason(plan, error), started, frames_done, is_transient(error))
         finally:
             reader.close()
         result = VideoResult(video_id, EXTRACTED, list(written), frames_done, time.perf_counter() - started)
@@ -512,7 +555,7 @@ class Extractor:
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as error:
-            return self._fail(plan, previous, self._reason(plan, error), started)
+            return self._fail(plan, previous, self._reason(plan, error), started, transient=is_transient(error))
         finally:
             reader.close()
         progress.video_started(video_id, info.n_frames)
@@ -557,7 +600,7 @@ class Extractor:
             raise
         except Exception as error:
             reason = str(error) if isinstance(error, VideoError) else self._reason(job.plan, error)
-            return SegmentDone(index, frames, time.perf_counter() - started, reason)
+            return SegmentDone(index, frames, time.perf_counter() - started, reason, is_transient(error))
         return SegmentDone(index, frames, time.perf_counter() - started)
 
     def join_segments(self, job: SegmentedVideo, done: Sequence[SegmentDone]) -> VideoResult:
@@ -571,7 +614,8 @@ class Extractor:
         failed = [d for d in sorted(done, key=lambda d: d.index) if d.error]
         if failed or len(done) != len(job.segments):
             reason = failed[0].error if failed else "not every segment was extracted"
-            return self._fail(job.plan, previous, reason, started, frames)
+            transient = failed[0].transient if failed else True
+            return self._fail(job.plan, previous, reason, started, frames, transient)
         try:
             info = job.info
             written = {}
@@ -600,7 +644,8 @@ class Extractor:
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as error:
-            return self._fail(job.plan, previous, self._reason(job.plan, error), started, frames)
+            reason = self._reason(job.plan, error)
+            return self._fail(job.plan, previous, reason, started, frames, is_transient(error))
         result = VideoResult(video_id, EXTRACTED, list(written), frames, time.perf_counter() - started)
         result.computed = list(job.running)
         result.read = [self.specs[name].key for name in job.loaded]
@@ -608,18 +653,37 @@ class Extractor:
         return result
 
     def _fail(
-        self, plan: _Plan, previous: VideoRecord | None, message: str, started: float, frames: int = 0
+        self,
+        plan: _Plan,
+        previous: VideoRecord | None,
+        message: str,
+        started: float,
+        frames: int = 0,
+        transient: bool = False,
     ) -> VideoResult:
-        """Record the failure. Committed entries of an earlier version stay (kept, not read by
-        models while the video is failed); uncommitted data of this attempt is removed."""
-        if previous is not None:
-            record = VideoRecord.from_attrs(previous.to_attrs())
-            record.fingerprint = plan.fingerprint
-        else:
-            self.store.prepare_video(self.split, plan.source.video_id)
-            source = str(plan.source.path.resolve())
-            record = VideoRecord(self.split, plan.source.video_id, source, plan.fingerprint, scene=self.scene)
-        record.status, record.error = "failed", message
-        self.store.save_video(record)
-        self.store.clean_video(self.split, plan.source.video_id)
-        return VideoResult(plan.source.video_id, FAILED, [], frames, time.perf_counter() - started, message)
+        """Record the failure, permanent (the video: it cannot be decoded, is not a video, is
+        truncated) or transient (the machine: later runs try again), with the attempts in a row
+        (counted afresh when `--retry-failed` asked for this one). Committed entries of an earlier
+        version stay (kept, not read by models while the video is failed); uncommitted data of
+        this attempt is removed. When even the record cannot be written (a full disk), the store
+        keeps what it held, and the next run tries the video again."""
+        kind = TRANSIENT if transient else PERMANENT
+        again = previous is not None and previous.failure_kind == kind and not self.retry_failed
+        attempts = previous.attempts + 1 if again else 1
+        result = VideoResult(plan.source.video_id, FAILED, [], frames, time.perf_counter() - started, message)
+        result.failure, result.attempts = kind, attempts
+        try:
+            if previous is not None:
+                record = VideoRecord.from_attrs(previous.to_attrs())
+                record.fingerprint = plan.fingerprint
+            else:
+                self.store.prepare_video(self.split, plan.source.video_id)
+                source = str(plan.source.path.resolve())
+                record = VideoRecord(self.split, plan.source.video_id, source, plan.fingerprint, scene=self.scene)
+            record.status, record.error, record.failure, record.attempts = "failed", message, kind, attempts
+            self.store.save_video(record)
+            self.store.clean_video(self.split, plan.source.video_id)
+        except OSError as error:
+            result.error = f"{message} (not recorded: {error.strerror or error})"
+            result.failure = TRANSIENT
+        return result

@@ -66,6 +66,7 @@ class SegmentDone:
     frames: int
     seconds: float
     error: str | None = None
+    transient: bool = False  # the error came from the machine (full disk, lost worker), not the video
 
 
 def plan_segments(info, running, pending: set[str], clips, window: int, segment_frames: int) -> list[Segment] | None:

@@ -86,7 +86,7 @@ class VideoRecord:
 
     @property
     def failure_kind(self) -> str | None:
-        """"permanent" or "transient" for a failed video (older records: permanent), else None."""
+        """ "permanent" or "transient" for a failed video (older records: permanent), else None."""
         if self.status != "failed":
             return None
         return self.failure if self.failure in ("permanent", "transient") else "permanent"
