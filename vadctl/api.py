@@ -434,11 +434,25 @@ def run(
     """Run a job file (`vadctl run`): extract new videos, score what is unscored into the results
     dataset, log it; returns a `jobs.RunReport` (`exit_code` 0, or 1 when videos failed, listed in
     `failed`). `dry_run` says what would be extracted and scored and touches nothing. When another
-    run holds the results dataset, waits up to `wait` seconds, then raises `StoreBusyError`."""
+    run holds the results dataset, waits up to `wait` seconds, then raises `StoreBusyError`. A job
+    with `[review] out` ends by updating that review site (`review`; `report.review` is its page)."""
+    from vadctl.errors import VadctlError
     from vadctl.nightly.jobfile import load_job
     from vadctl.nightly.runner import run_job
 
-    return run_job(load_job(job), dry_run=dry_run, wait=wait, progress=as_progress(progress))
+    loaded = load_job(job)
+    report = run_job(loaded, dry_run=dry_run, wait=wait, progress=as_progress(progress))
+    if loaded.review is not None and not dry_run and loaded.models:
+        # [review] out: the run ends with a fresh review page (the results are committed by now;
+        # a page that cannot be written fails the run's exit code, never its results)
+        try:
+            site = review(loaded.results, loaded.review, top=loaded.review_top, progress=progress)
+            report.review = str(site.index)
+            report.notes.extend(f"review: {note}" for note in site.notes)
+        except VadctlError as error:
+            report.review_error = str(error)
+            report.notes.append(f"review page not written: {error}")
+    return report
 
 
 def events(
@@ -467,6 +481,36 @@ def events(
         min_len=min_len,
         min_gap=min_gap,
         thumbs=Path(thumbs) if thumbs is not None else None,
+        store=Path(store) if store is not None else None,
+        progress=as_progress(progress),
+    )
+
+
+def review(
+    results: PathLike,
+    out: PathLike = "review",
+    *,
+    since: str | Any = None,
+    model: str | None = None,
+    video: str | None = None,
+    top: int | None = None,
+    store: PathLike | None = None,
+    progress: ProgressArg = None,
+):
+    """Write (or bring up to date) the static review site of a results dataset (or scores files) in
+    `out`: open `out/index.html` from disk, offline. Only events it has no entry for yet are
+    decoded and plotted. `video` is an id or a glob; `top` shows the N highest peaks in full (the
+    counts cover every selected event). Returns a `SiteReport` (index, events, shown, rendered,
+    kept, notes); a missing, deleted, changed or undecodable source is a note, never an error."""
+    from vadctl.review.site import write_site
+
+    return write_site(
+        Path(results),
+        Path(out),
+        since=since,
+        model=model,
+        video=video,
+        top=top,
         store=Path(store) if store is not None else None,
         progress=as_progress(progress),
     )

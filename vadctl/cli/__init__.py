@@ -13,6 +13,7 @@ from vadctl.cli import (
     extract_cmd,
     fit_cmd,
     infer_cmd,
+    review_cmd,
     run_cmd,
     score_cmd,
     store_cmd,
@@ -34,6 +35,7 @@ score_cmd.register(app)
 eval_cmd.register(app)
 run_cmd.register(app)
 events_cmd.register(app)
+review_cmd.register(app)
 infer_cmd.register(app)
 export_cmd.register(app)
 weights_cmd.register(app)

@@ -69,6 +69,8 @@ def print_report(report) -> None:
                 human_seconds(m.seconds),
             )
         out.print(table)
+    if report.review:
+        out.print(f"review page: {escape(report.review)}", soft_wrap=True)
     _print_failures_and_notes(report)
 
 

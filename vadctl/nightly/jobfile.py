@@ -16,6 +16,8 @@ key, a wrong type or a missing file is one line naming the file, the key and the
     scene = "cam1"                    # optional
     [[models]]                        # zero or more
     path = "models/aivad.safetensors"
+    [review]                          # optional: end with the static review site (vadctl.review.site)
+    out = "review"
 
 The README ("Nightly runs") documents every key.
 """
@@ -80,6 +82,8 @@ class Job:
     min_len: int = defaults.EVENT_MIN_LEN
     min_gap: int = defaults.EVENT_MIN_GAP
     verify_sources: bool = False  # re-hash every source in full first (`vadctl store verify --sources`)
+    review: Path | None = None  # [review] out: the static review site the run ends by updating
+    review_top: int | None = None  # [review] top: events shown in full on it (all when None)
 
     @property
     def splits(self) -> list[str]:
@@ -183,6 +187,7 @@ def load_job(path: Path | str) -> Job:
             "scoring": "scoring options",
             "events": "event options",
             "verify_sources": "re-hash sources in full",
+            "review": "review page",
         },
     )
     name = top.get("name", str, file.stem)
@@ -196,6 +201,7 @@ def load_job(path: Path | str) -> Job:
     models = _models(file, base, top.get("models", list, []), default_splits)
     scoring = _Table(file, "scoring", top.get("scoring", dict, {}), {"part_videos": "videos per part"})
     events = _Table(file, "events", top.get("events", dict, {}), {"min_len": "frames", "min_gap": "frames"})
+    review = _Table(file, "review", top.get("review", dict, {}), {"out": "folder", "top": "events shown"})
     return Job(
         path=file,
         name=name,
@@ -209,6 +215,8 @@ def load_job(path: Path | str) -> Job:
         min_len=events.number("min_len", defaults.EVENT_MIN_LEN, 1),
         min_gap=events.number("min_gap", defaults.EVENT_MIN_GAP, 0),
         verify_sources=top.get("verify_sources", bool, False),
+        review=review.path("out", base, required="review" in data),
+        review_top=review.number("top", None, 1) if "top" in review.data else None,
     )
 
 

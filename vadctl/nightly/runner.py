@@ -75,6 +75,8 @@ class RunReport:
     models: list[ModelOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    review: str | None = None  # the review page the run updated ([review] out), when it did
+    review_error: str | None = None  # why the review page could not be written
 
     @property
     def failed(self) -> list[dict[str, str]]:
@@ -92,7 +94,7 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_PARTIAL if self.failed else EXIT_OK
+        return EXIT_PARTIAL if self.failed or self.review_error else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +111,8 @@ class RunReport:
             "models": [m.to_dict() for m in self.models],
             "failed": self.failed,
             "notes": self.notes,
+            "review": self.review,
+            "review_error": self.review_error,
         }
 
 

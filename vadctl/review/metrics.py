@@ -46,6 +46,8 @@ def read_labels(path: Path) -> pl.DataFrame:
         raise UsageError(f"{path}: cannot read: {error.strerror or error}") from None
     except Exception as error:
         raise UsageError(f"{path}: cannot read as CSV: {str(error).splitlines()[0][:200]}") from None
+    if set(labels.columns) >= VERDICT_COLUMNS:
+        labels = verdict_labels(labels, path)
     missing = {"video", "frame", "label"} - set(labels.columns)
     if missing:
         raise UsageError(f"{path}: needs columns video,frame,label (missing: {', '.join(sorted(missing))})")
@@ -67,6 +69,28 @@ def read_labels(path: Path) -> pl.DataFrame:
         row = duplicated.row(0, named=True)
         raise UsageError(f"{path}: video {row['video']} frame {row['frame']} is labelled more than once")
     return labels
+
+
+VERDICT_COLUMNS = {"video", "start_frame", "end_frame", "verdict"}
+VERDICT_LABEL = {"false_alarm": 0, "reviewed": 1}  # the review page's verdicts as frame labels
+
+
+def verdict_labels(verdicts: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """The review page's export (video,start_frame,end_frame,verdict) as frame labels: every frame of
+    a false alarm is normal (0), of a reviewed event anomalous (1); other frames stay unlabelled
+    (evaluate them with --partial)."""
+    unknown = verdicts.filter(~pl.col("verdict").cast(pl.String).is_in(list(VERDICT_LABEL)))
+    if len(unknown):
+        raise UsageError(f"{path}: verdict {unknown['verdict'][0]!r}: expected one of {', '.join(VERDICT_LABEL)}")
+    return (
+        verdicts.select(
+            pl.col("video").cast(pl.String),
+            pl.int_ranges(pl.col("start_frame"), pl.col("end_frame") + 1).alias("frame"),
+            pl.col("verdict").cast(pl.String).replace_strict(VERDICT_LABEL, return_dtype=pl.Int64).alias("label"),
+        )
+        .explode("frame")
+        .unique(maintain_order=True)
+    )  # two models' events over the same frames agree
 
 
 def _whole_column(table: pl.DataFrame, column: str, path: Path, wanted: str, allowed) -> pl.Series:
