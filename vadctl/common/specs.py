@@ -114,10 +114,15 @@ class Fingerprint:
 
 @dataclass(frozen=True)
 class DecodeSpec:
-    """How frames are decoded; part of every feature's identity, since pixels depend on it."""
+    """How frames are decoded; part of every feature's identity, since pixels depend on it.
+
+    `decoder`: "decord", "pyav", or None (auto: decord where it imports, else PyAV). Only "pyav"
+    joins the identity (`to_dict`): entries decoded by decord keep the hashes they always had, and
+    PyAV's (another FFmpeg build) are never mixed with them."""
 
     width: int | None = None
     height: int | None = None
+    decoder: str | None = None
 
     @classmethod
     def parse(cls, text: str | None) -> DecodeSpec:
@@ -145,7 +150,8 @@ class DecodeSpec:
         return self.width, self.height
 
     def to_dict(self) -> dict:
-        return {"width": self.width, "height": self.height}
+        size = {"width": self.width, "height": self.height}
+        return {**size, "decoder": self.decoder} if self.decoder == "pyav" else size
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Decode videos in sequential windows with bounded memory, and sample clips.
 
-decord is fast reading forward and slow seeking into H.264, and `get_batch` of a whole 720p video
-costs ~830 MB per 300 frames, so every reader here walks the video once, a window at a time.
-Open and decode errors (decord's RuntimeError and DECORDError) become `VideoError` naming the file
-and the decoder's own reason. Frames are RGB uint8, (n, H, W, 3).
+Two decoders stand behind the reader (`vadctl.video.backends`, chosen by `DecodeSpec.decoder`:
+auto, decord or pyav). decord is fast reading forward and slow seeking into H.264, and `get_batch`
+of a whole 720p video costs ~830 MB per 300 frames, so every reader here walks the video once, a
+window at a time. Open and decode errors (decord's RuntimeError and DECORDError, PyAV's FFmpegError)
+become `VideoError` naming the file and the decoder's own reason. Frames are RGB uint8, (n, H, W, 3).
 
 A file cut short (a copy that stopped, a recording that was killed) may still open: its container
 declares more frames (or a longer duration) than the file holds. The reader compares what the
@@ -15,7 +16,6 @@ raises `TruncatedVideoError` when decoding ends early, unless asked to keep the 
 from __future__ import annotations
 
 import contextlib
-import io
 import queue
 import threading
 from collections.abc import Iterator
@@ -27,14 +27,11 @@ import cv2
 import numpy as np
 
 from vadctl.common.specs import DecodeSpec
-from vadctl.errors import TruncatedVideoError, VideoError
+from vadctl.errors import TruncatedVideoError, UsageError, VideoError
 from vadctl.video import native_stderr
+from vadctl.video.backends import Backend, open_backend
 from vadctl.video.catalog import VideoSource, frame_files, not_regular
 from vadctl.video.native_stderr import decoder_line
-
-# decord decodes ahead of its reader as far as its file goes (see `VideoReader`): files are handed
-# to it in pieces of at least this many frames (cut at keyframes)
-SEGMENT_FRAMES = 32
 
 
 @dataclass(frozen=True)
@@ -47,6 +44,7 @@ class VideoInfo:
     width: int
     source_height: int
     source_width: int
+    decoder: str | None = None  # what decoded it: "decord" or "pyav" (None: a folder of images)
 
 
 @dataclass
@@ -105,19 +103,13 @@ def _reason(native: list[str], error: BaseException | None = None) -> str | None
 
 
 class VideoReader:
-    """Sequential windowed reader over a video file (decoded with decord) or a folder of numbered
-    frames. What the decoders print goes into the failure reason, never to the terminal
-    (`native_stderr`): captured around opening and around every ranged read.
+    """Sequential windowed reader over a video file (decoded by decord or PyAV, `decode.decoder`)
+    or a folder of numbered frames. What the decoders print goes into the failure reason, never to
+    the terminal (`native_stderr`): captured around opening and around every ranged read.
 
-    Memory: decord decodes on a thread of its own, fed with packets by the reading thread. Each
-    time the reader finds no decoded frame ready, it pushes packets at file-read speed until one
-    comes out, and the decoder then decodes every packet it was given: when featurizers are slower
-    than decoding, frames pile up decoded ahead of the reader, as far as the file goes (peak memory
-    grew with video length, up to the whole video). So decord never gets the whole file: PyAV cuts
-    the video stream at keyframes into pieces of at least `SEGMENT_FRAMES` frames, stream-copied
-    into small in-memory Matroska files (no decoding), and decord decodes one piece at a time, the
-    same frames, pixel for pixel. Files PyAV cannot cut (or with open GOPs only, see
-    `_keyframe_pieces`) are read whole, as before.
+    Memory is bounded whatever the file: PyAV holds one decoded frame at a time; decord gets the
+    file in keyframe-aligned pieces of at most `backends.LONG_PIECE` frames, and PyAV decodes what
+    cannot be cut that short (`backends.DecordBackend`).
     """
 
     def __init__(
@@ -139,10 +131,7 @@ class VideoReader:
         self.declared: int | None = None  # frames the container declares (None: it does not say)
         self.truncated: str | None = None  # why the file is short, when it is kept anyway
         self.warnings: list[str] = []  # decoder messages of a video that was read anyway
-        self._piece = None  # decord reader of the piece of the file being read
-        self._pieces: Iterator[bytes] | None = None
-        self._piece_len = self._piece_pos = 0
-        self._piece_first = 0  # the video's frame index of the piece's first frame
+        self._backend: Backend | None = None
         self._frames: list[Path] | None = None
         self._native: list[str] = []
         self._held = native_stderr.hold()
@@ -167,95 +156,45 @@ class VideoReader:
         return VideoError(self.source.path, f"{reason}: {said}" if said else reason)
 
     def _open_file(self, num_threads: int) -> VideoInfo:
-        import decord
-
         path = self.source.path
         problem = not_regular(path)  # checked again at open: a FIFO would block decord forever
         if problem is not None:
             raise VideoError(path, problem)
         if path.stat().st_size == 0:
             raise VideoError(path, "empty file (0 bytes)")
-        self._num_threads = num_threads
-        try:
-            reader = decord.VideoReader(str(path), num_threads=num_threads)  # indexes packets, decodes nothing
-            n_frames = len(reader)
-            fps = float(reader.get_avg_fps())
-        except Exception as error:  # decord raises RuntimeError and DECORDError (an Exception)
+        try:  # indexes packets, decodes nothing
+            self._backend = open_backend(self.decode.decoder, path, num_threads)
+            n_frames = self._backend.n_frames
+            fps = self._backend.fps
+        except UsageError:
+            raise
+        except Exception as error:  # decord raises RuntimeError and DECORDError, PyAV FFmpegError
             raise self._fail("cannot open video", error) from error
         if n_frames <= 0:
             raise VideoError(path, "video has no frames")
         if self.limit is not None:
             n_frames = min(n_frames, self.limit)
         self.declared = declared_frames(path)
-        if self.declared is not None and is_short(n_frames, self.declared):
-            short = TruncatedVideoError(path, n_frames, self.declared, found=self.limit is None)
-            if not self.keep_truncated:
-                raise short
-            self.truncated = short.reason
+        short = self.declared is not None and is_short(n_frames, self.declared)
+        if short and not self.keep_truncated:
+            raise TruncatedVideoError(path, n_frames, self.declared, found=self.limit is None)
+        # a file kept truncated ends with the packet the cut went through (flagged corrupt): its
+        # stream ends before it (decord, decoding ahead, would report it while earlier frames are
+        # read, or fail its first frame)
+        self._backend.start(until_corrupt=short)
+        if short:
+            n_frames = min(n_frames, self._backend.n_frames)
+            self.truncated = TruncatedVideoError(path, n_frames, self.declared, found=self.limit is None).reason
         try:
-            self._first_piece()
-        except Exception:  # not cut into pieces (no PyAV, or a stream it cannot copy): decord reads the file whole
-            self._pieces = None
-            self._piece, self._piece_len, self._piece_pos, self._piece_first = reader, n_frames, 0, 0
-        try:
-            source_h, source_w = self._piece[0].shape[:2]
-            self._piece.seek(0)
+            first = list(self._backend.read(0, 1))
         except Exception as error:
             raise self._fail("cannot decode the first frame", error) from error
+        if not first:
+            raise self._fail("cannot decode the first frame")
+        source_h, source_w = first[0].shape[1:3]
         self._take_native()
         width, height = self.decode.output_size(source_w, source_h)
-        return VideoInfo(n_frames, fps if fps > 0 else 25.0, height, width, source_h, source_w)
-
-    def _first_piece(self) -> None:
-        """Start reading the file's pieces from its first frame."""
-        if self._pieces is not None:
-            self._pieces.close()
-        # a file kept truncated ends with the packet the cut went through (flagged corrupt): decord,
-        # decoding ahead, would report it while earlier frames are read, or fail its first frame
-        self._pieces = _keyframe_pieces(self.source.path, SEGMENT_FRAMES, self.truncated is not None)
-        self._piece, self._piece_len, self._piece_pos, self._piece_first = None, 0, 0, 0
-        if not self._next_piece():
-            raise ValueError("no video packets")
-
-    def _next_piece(self) -> bool:
-        """Open the next piece of the file with decord; False when there is none."""
-        import decord
-
-        self._piece = None
-        data = next(self._pieces, None)
-        if data is None:
-            return False
-        first = self._piece_first + self._piece_len
-        try:
-            piece = decord.VideoReader(io.BytesIO(data), num_threads=self._num_threads)
-        except Exception:  # a piece decord cannot open is our cut, not the file: read the rest whole
-            self._whole_file_from(first)
-            return True
-        self._piece_first = first
-        self._piece, self._piece_len, self._piece_pos = piece, len(piece), 0
-        return True
-
-    def _whole_file_from(self, first: int) -> None:
-        """Decode from frame `first` on with decord over the whole file, as for files PyAV cannot cut
-        (decode-ahead memory is then unbounded for the rest of this video, which still extracts)."""
-        import decord
-
-        self._pieces.close()
-        self._pieces = None
-        whole = decord.VideoReader(str(self.source.path), num_threads=self._num_threads)
-        self._piece, self._piece_len, self._piece_first, self._piece_pos = whole, len(whole), 0, first
-
-    def _go_to(self, start: int) -> None:
-        """Position the reader at frame `start`: forward through pieces (copied, not decoded), or
-        from the first piece again when `start` lies behind (a segment's frame before it)."""
-        if self._pieces is None:  # the whole file in one decord reader: it seeks itself
-            self._piece_pos = start
-            return
-        if start < self._piece_first:
-            self._first_piece()
-        while start >= self._piece_first + self._piece_len and self._next_piece():
-            pass
-        self._piece_pos = start - self._piece_first
+        return VideoInfo(n_frames, fps if fps > 0 else 25.0, height, width, source_h, source_w, self._backend.name)
 
     def _open_folder(self) -> VideoInfo:
         frames = frame_files(self.source.path)
@@ -292,17 +231,10 @@ class VideoReader:
         since = len(self._native)
         parts, at = [], start
         try:
-            if start != self._piece_first + self._piece_pos:
-                self._go_to(start)
-            while at < stop:
-                if self._piece_pos >= self._piece_len and (self._pieces is None or not self._next_piece()):
-                    break
-                take = min(stop - at, self._piece_len - self._piece_pos)
-                indices = list(range(self._piece_pos, self._piece_pos + take))
-                parts.append(self._piece.get_batch(indices).asnumpy())
-                self._piece_pos += take
-                at += take
-        except Exception as error:  # DECORDError on damaged data
+            for batch in self._backend.read(start, stop):
+                parts.append(batch)
+                at += len(batch)
+        except Exception as error:  # DECORDError, FFmpegError on damaged data
             if self.truncated is None:
                 raise self._fail(f"decoding failed at frames {at}..{stop - 1}", error, since=since) from error
             # a file known to be short: its damage is where it ends, and decord, decoding ahead,
@@ -325,21 +257,14 @@ class VideoReader:
     def _decode_singly(self, at: int, stop: int) -> list[np.ndarray]:
         """Frames [at, stop) one at a time from a fresh decoder, up to the first that does not
         decode (a batch that failed says only that one of its frames did, or one after it)."""
-        import decord
-
         frames: list[np.ndarray] = []
         try:
-            if self._pieces is not None:
-                self._first_piece()
-            else:
-                whole = decord.VideoReader(str(self.source.path), num_threads=self._num_threads)
-                self._piece, self._piece_len, self._piece_first = whole, len(whole), 0
-            self._go_to(at)
-            for _ in range(at, stop):
-                if self._piece_pos >= self._piece_len and (self._pieces is None or not self._next_piece()):
+            self._backend.start(until_corrupt=True)
+            for index in range(at, stop):
+                got = list(self._backend.read(index, index + 1))
+                if not got:
                     break
-                frames.append(self._piece.get_batch([self._piece_pos]).asnumpy())
-                self._piece_pos += 1
+                frames.extend(got)
         except Exception:  # the first frame that does not decode
             pass
         finally:
@@ -362,11 +287,15 @@ class VideoReader:
             raise VideoError(self.source.path, f"frame {index} is outside 0..{self.info.n_frames - 1}")
         return self._read_range(index, index + 1)[0]
 
+    @property
+    def decoder(self) -> str | None:
+        """The backend decoding this file ("decord" or "pyav"); None for a folder of images."""
+        return self.info.decoder if hasattr(self, "info") else None
+
     def close(self) -> None:
-        self._piece = None
-        if self._pieces is not None:
-            self._pieces.close()
-            self._pieces = None
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
         if self._held is not None:
             self._native.extend(self._held.release())
             self._held = None
@@ -424,61 +353,6 @@ def is_short(frames: int, declared: int) -> bool:
     """Fewer frames than declared, beyond rounding (2 frames, or 1% of a long video: durations times
     rates are not exact, and some muxers count a frame or two of decoder delay)."""
     return declared - frames > max(2, declared // 100)
-
-
-def _keyframe_pieces(path: Path, min_frames: int, until_corrupt: bool = False) -> Iterator[bytes]:
-    """The video stream cut at keyframes into pieces of at least `min_frames` frames, each
-    stream-copied (nothing decoded) into a small Matroska file in memory, for decord to decode.
-
-    A piece starts only at a keyframe that starts a closed group of pictures: one whose next packet
-    shows after it. Leading pictures (shown before the keyframe, decoded after it: open GOPs) refer
-    to the frames before the keyframe, so there the cut waits for the next keyframe.
-
-    The last piece is never shorter than `min_frames`: a stream that ends a few frames after a
-    keyframe has that tail joined to the piece before it, because decord cannot open a Matroska
-    file of three frames or fewer ("broken metadata"), which failed whole, valid videos.
-
-    `until_corrupt`: the stream ends before the first packet the demuxer flags as corrupt (where a
-    truncated file was cut)."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        packets: list = []
-        held: list | None = None  # a finished piece, yielded once the next one is known to be long enough
-        cut = None  # index in `packets` of the keyframe a piece may start at
-        for packet in container.demux(stream):
-            if packet.size == 0:  # the demuxer's end-of-stream marker
-                continue
-            if until_corrupt and packet.is_corrupt:
-                break
-            if cut is not None:
-                key = packets[cut]
-                if packet.pts is None or key.pts is None or packet.pts > key.pts:
-                    if held is not None:
-                        yield _matroska(stream, held)
-                    held, packets = packets[:cut], packets[cut:]
-                cut = None
-            if packet.is_keyframe and len(packets) >= min_frames:
-                cut = len(packets)
-            packets.append(packet)
-        if held is not None and len(packets) < min_frames:
-            held, packets = held + packets, []
-        for piece in (held, packets):
-            if piece:
-                yield _matroska(stream, piece)
-
-
-def _matroska(stream, packets: list) -> bytes:
-    import av
-
-    out = io.BytesIO()
-    with av.open(out, "w", format="matroska") as container:
-        copy = container.add_stream_from_template(stream)
-        for packet in packets:
-            packet.stream = copy
-            container.mux(packet)
-    return out.getvalue()
 
 
 _DONE = object()
