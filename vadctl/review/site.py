@@ -136,10 +136,23 @@ def _clean_leftovers(out: Path) -> None:
                 shutil.rmtree(events / name, ignore_errors=True)
 
 
-def _build(out: Path, data: ReviewInput, title: str, progress: Progress) -> SiteReport:
-    from vadctl.review.site_media import Sources
+class _Sources:
+    """`site_media.Sources`, imported on first use: a rerun with nothing new opens no store and
+    imports neither zarr nor a decoder."""
 
-    sources = Sources()
+    def __init__(self):
+        self._sources = None
+
+    def video(self, event: dict):
+        if self._sources is None:
+            from vadctl.review.site_media import Sources
+
+            self._sources = Sources()
+        return self._sources.video(event)
+
+
+def _build(out: Path, data: ReviewInput, title: str, progress: Progress) -> SiteReport:
+    sources = _Sources()
     notes: list[str] = []
     _clean_leftovers(out)
     facts = _facts(out, data.events, sources)

@@ -18,7 +18,7 @@ import polars as pl
 
 from vadctl.errors import UsageError
 from vadctl.nightly.results import KINDS, META_DIR, ResultsDataset
-from vadctl.review.event_reader import read_events
+from vadctl.scoring.provenance import read_metadata
 
 SCORING = ("model", "model_sha256", "run_id", "split", "video", "video_fingerprint")  # one video scored once
 TIMELINE = ["video", "frame", "score", "threshold", "is_anomaly"]
@@ -99,6 +99,29 @@ def origins_of(results: Path) -> list[Origin]:
     return [Origin(p, False) for p in files]
 
 
+def _dataset_events(results: Path, since: str | date | None, model: str | None) -> pl.DataFrame:
+    """The events parts as `vadctl events` reads them, without importing the scoring stage (a rerun
+    with nothing new should cost little more than reading them)."""
+    if since is not None:
+        from vadctl.scoring.events import parse_since
+
+        since = parse_since(since)
+    scan = ResultsDataset(results).scan("events", since=since, model=model)
+    if scan is None:
+        return pl.DataFrame(schema={"video": pl.String, "start_frame": pl.Int64, "end_frame": pl.Int64})
+    events = scan.collect()
+    stores = {part: read_metadata(Path(part)).get("store", "") for part in events["part"].unique().to_list()}
+    return events.with_columns(pl.col("part").replace_strict(stores, return_dtype=pl.String).alias("store")).drop(
+        "part"
+    )
+
+
+def _file_events(path: Path, since: str | date | None, model: str | None) -> pl.DataFrame:
+    from vadctl.review.event_reader import read_events
+
+    return read_events(path, since=since, model=model)
+
+
 def load(
     results: Path,
     *,
@@ -112,7 +135,9 @@ def load(
     origins = origins_of(Path(results))
     tables = []
     for origin in origins:
-        events = read_events(origin.path, since=since, model=model)
+        events = (
+            _dataset_events(origin.path, since, model) if origin.is_dataset else _file_events(origin.path, since, model)
+        )
         if store is not None:
             events = events.with_columns(pl.lit(str(store)).alias("store"))
         tables.append(events.with_columns(pl.lit(str(origin.path)).alias("origin")))

@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from vadctl import __version__
-from vadctl.store import VideoRecord
+
+if TYPE_CHECKING:  # annotations only: readers of results (vadctl review) need not import zarr
+    from vadctl.store import VideoRecord
 
 SCORED_AT = pl.Datetime("us", "UTC")
 META_PREFIX = "vadctl."
