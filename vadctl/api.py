@@ -165,6 +165,7 @@ def extract(
     force: bool = False,
     retry_failed: bool = False,
     keep_truncated: bool = False,
+    decoder: str = "auto",
     wait: float = defaults.WAIT_SECONDS,
     debug: bool = False,
     workers: int = defaults.WORKERS,
@@ -184,7 +185,8 @@ def extract(
     The store written is the same, array for array, whatever the executor. Symlinked folders that
     lead out of a root are skipped (listed in the report) unless `follow_links`. A file holding fewer
     frames than its container declares fails, unless `keep_truncated`: its frames are then kept and
-    its record's status is "truncated"."""
+    its record's status is "truncated". `decoder`: decord, pyav, or auto (decord where it imports,
+    else PyAV); recorded in each video's record, and features decoded by PyAV are entries of their own."""
     from vadctl.executors.choose import check_executor
     from vadctl.extraction import run as extraction
     from vadctl.extraction.recipe import ExtractRecipe
@@ -205,6 +207,7 @@ def extract(
         force=force,
         retry_failed=retry_failed,
         keep_truncated=keep_truncated,
+        decoder=decoder,
         wait=wait,
         debug=debug,
         segment_frames=segment_frames,
@@ -248,7 +251,7 @@ def plan_extract(
     return extraction.plan_extract(roots, recipe, _opened(store), bool(options.get("follow_links", False)))
 
 
-PLAN_OPTIONS = ("scene", "resize", "clip_len", "clip_stride", "frame_step", "force", "retry_failed")
+PLAN_OPTIONS = ("scene", "resize", "clip_len", "clip_stride", "frame_step", "force", "retry_failed", "decoder")
 
 
 def fit(
@@ -571,6 +574,7 @@ def infer(
             job.params,
             weights,
             resize=job.resize,
+            decoder=job.decode.decoder or "decord",  # the decoder of the entries the model was fitted on
             clip_len=job.clips.length,
             clip_stride=job.clips.stride,
             frame_step=job.clips.step,

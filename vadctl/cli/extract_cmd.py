@@ -169,6 +169,11 @@ def register(app: typer.Typer) -> None:
             help="Keep the frames of a file cut short (fewer frames than its container declares), "
             "recorded as truncated, instead of failing it.",
         ),
+        decoder: str = typer.Option(
+            "auto",
+            help="Video decoder: decord, pyav, or auto (decord where it installs, else PyAV); recorded per "
+            "video. Features decoded by PyAV are entries of their own.",
+        ),
         wait: float = typer.Option(defaults.WAIT_SECONDS, help="Seconds to wait for videos locked by another run."),
         debug: bool = typer.Option(
             False, help="Record full tracebacks for unexpected failures (also `vadctl --debug extract`)."
@@ -216,6 +221,7 @@ def register(app: typer.Typer) -> None:
                 force=force,
                 retry_failed=retry_failed,
                 keep_truncated=keep_truncated,
+                decoder=decoder,
                 wait=wait,
                 debug=debug or debug_enabled(),
                 workers=workers,

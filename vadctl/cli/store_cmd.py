@@ -152,6 +152,7 @@ def describe(feature_store, with_videos: bool) -> dict:
                         "failure": record.failure_kind,  # permanent or transient (retried by later runs)
                         "attempts": max(record.attempts, 1) if record.status == "failed" else 0,
                         "source": record.source,
+                        "decoder": record.decoder,  # decord or pyav (None: images, or before the choice)
                     }
                 )
         summary["splits"].append(

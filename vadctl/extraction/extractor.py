@@ -357,6 +357,7 @@ class Extractor:
             record.scene = self.scene if self.scene is not None else record.scene
             if plan.action == "redo" and plan.fingerprint is not None:
                 record.fingerprint = plan.fingerprint
+            record.decoder = info.decoder
             return record
         self.store.prepare_video(self.split, plan.source.video_id)
         record = VideoRecord(
@@ -372,6 +373,7 @@ class Extractor:
             clip_spec=self.clips.to_dict(),
             source_sha256=plan.source.content_sha256(),
             source_sha256_from="extract",
+            decoder=info.decoder,
         )
         self.store.write_clips(record, self.clips.table(info.n_frames))
         return record

@@ -23,6 +23,7 @@ from vadctl.common.specs import ClipSpec, DecodeSpec, PathLike
 from vadctl.errors import UsageError
 from vadctl.features import registry
 from vadctl.store import FeatureStore, check_split
+from vadctl.video.backends import resolve_decoder
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ExtractRecipe:
     force: bool = False
     retry_failed: bool = False
     keep_truncated: bool = False  # a file cut short: its frames kept (status truncated), not failed
+    decoder: str = "auto"  # decord, pyav, or auto (decord where it imports); settled by `make`
     wait: float = defaults.WAIT_SECONDS
     debug: bool = False
     segment_frames: int | None = None  # None: the run's default; 0: never split
@@ -79,13 +81,14 @@ class ExtractRecipe:
         )
         ClipSpec(values["clip_len"], values["clip_stride"], values["frame_step"])
         DecodeSpec.parse(values["resize"])
+        values["decoder"] = resolve_decoder(values["decoder"])  # here, once: every worker decodes alike
         where = store.path if isinstance(store, FeatureStore) else store
         weight_paths = {k: Path(v) for k, v in (explicit or {}).items()}
         return cls(defaults.store_path(where), split, tuple(names), nested, weight_paths, gpus=gpus, **values)
 
     @property
     def decode(self) -> DecodeSpec:
-        return DecodeSpec.parse(self.resize)
+        return dataclasses.replace(DecodeSpec.parse(self.resize), decoder=self.decoder)
 
     @property
     def clips(self) -> ClipSpec:
@@ -110,6 +113,7 @@ OPTIONS = (
     "force",
     "retry_failed",
     "keep_truncated",
+    "decoder",
     "wait",
     "debug",
     "segment_frames",

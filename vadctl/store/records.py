@@ -74,6 +74,9 @@ class VideoRecord:
     source_sha256: str | None = None
     source_sha256_from: str | None = None
     source_changed: str | None = None  # why the next extract redoes the whole video (verify --sources)
+    # what decoded the video at its last extraction: "decord" or "pyav" (None: a folder of images, or
+    # a record written before vadctl had a choice, when decord decoded every file)
+    decoder: str | None = None
 
     @property
     def key(self) -> str:
