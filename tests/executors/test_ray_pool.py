@@ -69,6 +69,26 @@ def test_a_killed_ray_worker_is_retried_and_the_store_ends_complete(cluster, tmp
     assert_identical(tmp_path / "s.zarr", reference)
 
 
+def test_losing_the_progress_queue_fails_no_video(cluster, tmp_path: Path, monkeypatch):
+    from vadctl.executors import ray_pool
+
+    root, reference = cluster
+    pools = []
+    original = ray_pool.RayPool.start
+    monkeypatch.setattr(ray_pool.RayPool, "start", lambda pool, events: (pools.append(pool), original(pool, events)))
+    killed = []
+
+    def kill_the_queue(event, **fields):
+        if event == "frames_done" and not killed:
+            ray.kill(pools[0].events.actor)  # as when its node is lost: workers' puts fail from now on
+            killed.append(True)
+
+    report = api.extract([root], tmp_path / "s.zarr", "train", FEATURES, executor="ray", progress=kill_the_queue)
+    assert killed
+    assert not report.failed and report.count("extracted") == 4
+    assert_identical(tmp_path / "s.zarr", reference)
+
+
 def test_weighted_features_run_in_actors_and_num_gpus_keeps_the_identity(cluster, tmp_path: Path):
     from tiny_models import raft_small_weights
 

@@ -8,7 +8,8 @@ only differ in where work runs and how a dead worker is noticed and retried:
 
 - `serial.SerialPool`: in this process, one item after another (`--workers 1`, the default).
 - `local.LocalPool`: a `concurrent.futures.ProcessPoolExecutor` of N spawned processes.
-- `ray_pool.RayPool`: Ray tasks (actors for stateful work), retried by Ray.
+- `ray_pool.RayPool`: Ray tasks (actors for stateful work), retried by Ray; work lost with its
+  node or actor is submitted again (to a live actor), a bounded number of times.
 
 A new executor is one module here, and its name and constructor in `choose.py`.
 """
