@@ -3,9 +3,12 @@
 Writes its own videos (moving textured squares over a noise background, MPEG-4 part 2 in .mp4,
 written a frame at a time) to a temporary folder, then extracts each into a fresh store in a fresh
 process and reports that process's peak RSS (`ru_maxrss`), with the default features unless told.
+`--single-keyframe` writes H.264 (PyAV's libx264) whose only keyframe is its first frame instead: a
+file that cannot be cut at keyframes. `--decoder` is extract's (auto, decord or pyav).
 Usage:
   python benchmarks/memory.py                       # 360x240: 200, 2,000, 20,000 frames; 1280x720: 3,000
   python benchmarks/memory.py --cases 360x240:200 360x240:4000 --features flow,regions,velocity
+  python benchmarks/memory.py --single-keyframe --features frames --cases 360x240:200 360x240:20000
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from pathlib import Path
 DEFAULT_CASES = ("360x240:200", "360x240:2000", "360x240:20000", "1280x720:3000")
 
 
-def write_video(path: Path, width: int, height: int, n_frames: int, seed: int = 0) -> Path:
-    """A synthetic surveillance-like video, one frame at a time (memory flat in its length)."""
+def write_video(
+    path: Path, width: int, height: int, n_frames: int, seed: int = 0, single_keyframe: bool = False
+) -> Path:
+    """A synthetic surveillance-like video, one frame at a time (memory flat in its length); MPEG-4
+    part 2 with a keyframe every 12 frames, or H.264 with a single keyframe."""
     import cv2
     import numpy as np
 
@@ -37,7 +43,8 @@ def write_video(path: Path, width: int, height: int, n_frames: int, seed: int = 
     walkers = [
         (rng.uniform(0, width), rng.uniform(0, height - size), rng.uniform(1, 4), rng.uniform(-1, 1)) for _ in range(4)
     ]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (width, height), True)
+    writer = _H264OneKeyframe(path, width, height) if single_keyframe else None
+    writer = writer or cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (width, height), True)
     if not writer.isOpened():
         raise SystemExit(f"OpenCV cannot write {path}")
     for t in range(n_frames):
@@ -51,20 +58,56 @@ def write_video(path: Path, width: int, height: int, n_frames: int, seed: int = 
     return path
 
 
-def child(video: Path, store: Path, features: str) -> None:
+class _H264OneKeyframe:
+    """H.264 whose only keyframe is the first frame, written like OpenCV's writer (BGR frames)."""
+
+    def __init__(self, path: Path, width: int, height: int):
+        import av
+
+        self.container = av.open(str(path), "w")
+        self.stream = self.container.add_stream("libx264", rate=25)
+        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
+        self.stream.options = {"g": "1000000", "keyint_min": "1000000", "sc_threshold": "0", "preset": "veryfast"}
+
+    def isOpened(self) -> bool:  # OpenCV writer's name
+        return True
+
+    def write(self, bgr) -> None:
+        import av
+
+        for packet in self.stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")):
+            self.container.mux(packet)
+
+    def release(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+
+
+def child(video: Path, store: Path, features: str, decoder: str) -> None:
     """One extraction in this (fresh) process; prints its figures as JSON."""
     from vadctl import api
 
     started = time.perf_counter()
-    report = api.extract([video], store, "train", features)
+    report = api.extract([video], store, "train", features, decoder=decoder)
     if report.failed:
         raise SystemExit(f"extract failed: {report.failed[0].error}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"frames": report.frames, "seconds": time.perf_counter() - started, "peak_rss_mb": peak}))
 
 
-def measure(video: Path, store: Path, features: str) -> dict:
-    command = [sys.executable, __file__, "--child", str(video), str(store), "--features", features]
+def measure(video: Path, store: Path, features: str, decoder: str = "auto") -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        str(video),
+        str(store),
+        "--features",
+        features,
+        "--decoder",
+        decoder,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"measurement failed:\n{done.stderr[-2000:]}")
@@ -75,22 +118,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="*", default=list(DEFAULT_CASES), help="WIDTHxHEIGHT:FRAMES ...")
     parser.add_argument("--features", default="frames,flow,regions,velocity")
+    parser.add_argument("--decoder", default="auto", help="extract's --decoder: auto, decord or pyav")
+    parser.add_argument("--single-keyframe", action="store_true", help="H.264 with one keyframe (cannot be cut)")
     parser.add_argument("--child", nargs=2, metavar=("VIDEO", "STORE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child[0]), Path(args.child[1]), args.features)
+        child(Path(args.child[0]), Path(args.child[1]), args.features, args.decoder)
         return
     load = os.getloadavg()[0]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load {load:.1f}")
-    print(f"features: {args.features}\n")
+    kind = "H.264, a single keyframe" if args.single_keyframe else "MPEG-4 part 2, a keyframe every 12 frames"
+    print(f"features: {args.features}; decoder: {args.decoder}; videos: {kind}\n")
     print("| video | frames | extract s | frames/s | peak RSS |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="vadctl-memory-") as tmp:
         for case in args.cases:
             size, frames = case.split(":")
             width, height = (int(v) for v in size.split("x"))
-            video = write_video(Path(tmp) / f"{size}_{frames}.mp4", width, height, int(frames))
-            result = measure(video, Path(tmp) / f"{size}_{frames}.zarr", args.features)
+            video = Path(tmp) / f"{size}_{frames}.mp4"
+            write_video(video, width, height, int(frames), single_keyframe=args.single_keyframe)
+            result = measure(video, Path(tmp) / f"{size}_{frames}.zarr", args.features, args.decoder)
             rate = result["frames"] / result["seconds"]
             print(
                 f"| {size} | {result['frames']:,} | {result['seconds']:.0f} | {rate:.0f} | "
