@@ -8,6 +8,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# The networks trained here are tiny: OpenMP pools sized to the cores gain nothing on them, and on
+# a loaded machine their threads spin-wait for cores they do not get. Measured at load 8 on 2 cores:
+# a step of the test FFP took 1.1 s on torch's 2 threads against 0.06 s on 1, so a 60-step fit
+# fixture ran past the 300 s timeout. One thread unless the caller sets OMP_NUM_THREADS; set before
+# torch is imported (it reads the variable then), and inherited by subprocesses (CLI runs, workers).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+if "torch" in sys.modules:  # imported already (a plugin): set its pool directly
+    sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 from videos import Square, make_video
 
 try:  # not installed in the lean pose environment (nox -s tests_pose)
