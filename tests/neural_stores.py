@@ -90,9 +90,9 @@ SCENE_PARAMS = {
     "heads": 4,
     "layers": 1,
     "dropout": 0.0,
-    "steps": 1200,
+    "steps": 300,  # with 3× the default rate: was 1200 at 1e-3, four times the time for no better a fit
     "batch_size": 32,
-    "lr": 1e-3,
+    "lr": 3e-3,
     "device": "cpu",
 }
 
