@@ -235,9 +235,9 @@ def plan_extract(
     **options: Any,
 ):
     """What `extract` with the same arguments would do, doing none of it (nothing is written, not
-    even a new store): a list of `extraction.extractor.PlannedVideo`. `options` are `extract`'s
-    keywords; those that only change how extraction runs (window, wait, debug, progress, workers, ...)
-    are ignored."""
+    even a new store; only the records index beside the store may be refreshed): a list of
+    `extraction.extractor.PlannedVideo`. `options` are `extract`'s keywords; those that only change
+    how extraction runs (window, wait, debug, progress, workers, ...) are ignored."""
     import inspect
 
     from vadctl.extraction import run as extraction

@@ -23,6 +23,7 @@ from vadctl import api
 from vadctl.common.faults import EXIT_CODE
 from vadctl.common.specs import FeatureSpec
 from vadctl.store import FeatureStore
+from vadctl.store import feature_store as feature_store_module
 
 FEATURES = ("frames", "flow", "regions", "velocity")
 POINTS = ("extract.written", "store.commit.before_switch", "store.commit.after_switch", "store.commit.removing")
@@ -125,6 +126,47 @@ def test_new_videos_killed_before_their_commit_are_extracted_by_the_rerun(versio
     rerun = api.extract([versions["new_root"]], store, "train", FEATURES)
     assert rerun.count("extracted") == 2 and rerun.count("up to date") == 1
     assert_same(snapshot(store), versions["new"])
+
+
+def test_killed_between_record_commits_and_the_index_rewrite_the_next_planning_sees_the_truth(
+    versions, tmp_path: Path, monkeypatch
+):
+    """The records index is a cache: records committed after it was written (the run was killed
+    before anything rewrote it) are read from disk by the next planning; a kill while the index
+    itself is being rewritten leaves no index (only a temporary file), and the truth is read."""
+    store = tmp_path / "store.zarr"
+    shutil.copytree(versions["base"] / "old.zarr", store)
+    root = tmp_path / "videos"
+    shutil.copytree(versions["new_root"], root)
+    FeatureStore(store, read_only=True).videos("train")  # a fresh index of the old records
+    killed(extract_cmd(root, store, *CHOSEN), "store.commit.after_switch@2")
+    reader = FeatureStore(store, read_only=True)
+    assert assert_old_or_new(snapshot(store), versions["old"], versions["new"]) == ["a", "b"]
+    plan = api.plan_extract([root], store, "train", FEATURES)
+    assert [(p.video_id, p.action) for p in plan] == [("a", "skip"), ("b", "skip"), ("c", "replace")]
+    direct = FeatureStore(store, read_only=True)
+    direct.use_index = False
+    assert [r.to_attrs() for r in reader.videos("train")] == [r.to_attrs() for r in direct.videos("train")]
+    assert reader.last_scan_reads == 0  # plan_extract's scan read the 2 new records and refreshed the index
+    index = store.parent / f"{store.name}.vadctl" / "index" / "train.json"
+    index.unlink()  # the next run's planning rebuilds it, and is killed before its rename
+    killed(extract_cmd(root, store, *CHOSEN), "store.index.before_rename")
+    assert not index.exists() and list(index.parent.glob(".train.json.*.tmp"))
+    assert [(p.video_id, p.action) for p in api.plan_extract([root], store, "train", FEATURES)] == [
+        ("a", "skip"),
+        ("b", "skip"),
+        ("c", "replace"),
+    ]
+    rerun = api.extract([root], store, "train", FEATURES)
+    assert rerun.count("extracted") == 1
+    assert_same(snapshot(store), versions["new"])
+    assert [p.action for p in api.plan_extract([root], store, "train", FEATURES)] == ["skip"] * 3
+
+    def refuse(folder):
+        raise AssertionError(f"planning read a record from disk: {folder}")
+
+    monkeypatch.setattr(feature_store_module, "stamped_record_at", refuse)  # the index is fresh now
+    assert [p.action for p in api.plan_extract([root], store, "train", FEATURES)] == ["skip"] * 3
 
 
 def test_readers_never_crash_while_videos_are_rewritten(versions, tmp_path: Path):

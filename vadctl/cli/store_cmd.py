@@ -220,8 +220,9 @@ def verify(
         kind = "deep (every file re-hashed)" if deep else "cheap (file counts and sizes)"
         out.print(f"{escape(str(where))}: {checked} entries checked, {kind}, in {human_seconds(seconds)}")
         for problem in problems:
-            err.print(f"[red]damaged[/] {escape(str(problem))}", soft_wrap=True)
-        if problems:
+            kind = "[yellow]index[/]" if problem.entry == "records index" else "[red]damaged[/]"
+            err.print(f"{kind} {escape(str(problem))}", soft_wrap=True)
+        if any(problem.entry != "records index" for problem in problems):
             err.print(
                 "`vadctl extract` over the same videos redoes damaged entries (unreadable records are quarantined)"
             )

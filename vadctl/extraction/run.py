@@ -77,7 +77,8 @@ def plan_extract(
     follow_links: bool = False,
 ) -> list[PlannedVideo]:
     """What `extract` with `recipe` would do, doing none of it (nothing is written, not even a new
-    store). `store` defaults to the recipe's when it exists; with none, every video is new."""
+    store; only the records index beside the store may be refreshed). `store` defaults to the
+    recipe's when it exists; with none, every video is new."""
     found = find_videos(roots)
     if store is None and (recipe.store / "zarr.json").exists():
         store = FeatureStore(recipe.store, read_only=True)

@@ -7,7 +7,7 @@ Layout (schema 2):
         clips                        (n_clips, 2) int64 [start, stop) (the record names it)
         <entry group>/               one feature entry (the record names it; usually `name@hash`)
           <array>                    dense: first axis = frame (or clip); ragged: rows, see `offsets`
-    <store>.vadctl/                  not Zarr: lock files and the trash (see `sidecar`)
+    <store>.vadctl/                  not Zarr: lock files, the trash (see `sidecar`), the records index (`index`)
 
 Commit rule: data is written first, into groups no committed record refers to; then one atomic
 update of the video's record switches to it; only then is superseded data removed (renamed away
@@ -41,7 +41,17 @@ from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, StoreError, UsageError
 from vadctl.store import integrity
 from vadctl.store.entry import Entry
-from vadctl.store.layout import LEGACY_SCHEMAS, ROOT_KEY, SCHEMA_VERSION, VIDEO_KEY, _read_json, read_info, record_at
+from vadctl.store.index import INDEX_ENTRY, RecordsIndex, scan_split
+from vadctl.store.layout import (
+    LEGACY_SCHEMAS,
+    ROOT_KEY,
+    SCHEMA_VERSION,
+    VIDEO_KEY,
+    _read_json,
+    read_info,
+    record_at,
+    stamped_record_at,
+)
 from vadctl.store.migrate import migrate
 from vadctl.store.records import VideoRecord, check_split, legacy_key, video_key
 from vadctl.store.sidecar import Sidecar, remove_stale_partials
@@ -73,9 +83,12 @@ class Problem:
 class FeatureStore:
     """Open (or create) a vadctl feature store at `path`."""
 
+    use_index = True  # read records through the records index (False: every record from disk; benchmarks)
+
     def __init__(self, path: Path | str, *, create: bool = False, read_only: bool = False):
         self.path = Path(path)
         self.read_only = read_only
+        self._folders: dict[tuple[str, str], Path] = {}  # (split, video id) → its folder (schema 2)
         self.sidecar = Sidecar(self.path)
         meta = self.path / "zarr.json"
         if not meta.is_file():
@@ -91,6 +104,7 @@ class FeatureStore:
             self.sidecar.empty_trash()
         self.root = self._open(read_only=True, strict=self.schema == SCHEMA_VERSION)
         self._writable: zarr.Group | None = None
+        self.last_scan_reads = 0  # records the last `scan` read from disk (not from the index)
 
     # ----- opening -----------------------------------------------------------------------------
     @property
@@ -172,7 +186,12 @@ class FeatureStore:
 
     # ----- records -----------------------------------------------------------------------------
     def video_dir(self, split: str, video_id: str) -> Path:
-        return self.path / self._node(split, video_id)
+        if self.schema != SCHEMA_VERSION:  # a legacy folder name depends on what is on disk
+            return self.path / self._node(split, video_id)
+        folder = self._folders.get((split, video_id))
+        if folder is None:  # a video's folder name depends on its id alone: computed once
+            folder = self._folders[split, video_id] = self.path / self._node(split, video_id)
+        return folder
 
     def splits(self) -> list[str]:
         folder = self.path / "videos"
@@ -183,12 +202,31 @@ class FeatureStore:
     def _record_at(self, folder: Path) -> VideoRecord | None:
         return record_at(folder)
 
+    def records_index(self, split: str) -> RecordsIndex | None:
+        """The split's records index (see `index`), or None where it is not used: turned off
+        (`use_index`), or a store of an older schema (its records are rewritten on migration)."""
+        if not self.use_index or self.schema != SCHEMA_VERSION:
+            return None
+        return RecordsIndex(self.sidecar.path, check_split(split))
+
     def scan(self, split: str) -> tuple[list[VideoRecord], list[Problem]]:
-        """(records of a split, problems with folders whose record cannot be read)."""
+        """(records of a split, problems with folders whose record cannot be read). Records come
+        from the split's records index where it holds them unchanged, else from their folders
+        (and the index is refreshed)."""
         folder = self.path / "videos" / check_split(split)
         records, problems = [], []
         if not folder.is_dir():
             return records, problems
+        index = self.records_index(split)
+        if index is not None:
+            found, unreadable, self.last_scan_reads = scan_split(folder, index, stamped_record_at)
+            try:
+                records = [VideoRecord.from_attrs(attrs) for _, attrs in found if attrs is not None]
+            except (TypeError, ValueError, KeyError, AttributeError):  # a damaged cache: read the records
+                found, unreadable, self.last_scan_reads = scan_split(folder, index, stamped_record_at, use_cache=False)
+                records = [VideoRecord.from_attrs(attrs) for _, attrs in found if attrs is not None]
+            problems = [Problem(split, name, None, str(error)) for name, error in unreadable]
+            return sorted(records, key=lambda r: r.video_id), problems
         for child in sorted(folder.iterdir(), key=lambda p: p.name):
             if not child.is_dir():
                 continue
@@ -466,16 +504,17 @@ class FeatureStore:
         files = summary.get("files")
         if files is None:
             return None
-        folder = self.video_dir(record.split, record.video_id) / record.group_of(key)
+        folder = os.path.join(self.video_dir(record.split, record.video_id), record.group_of(key))
         problem = integrity.cheap_problem(folder, files)
         if problem is None and deep:
+            group = Path(folder)
             try:
-                manifest = _read_json(folder / "zarr.json").get("attributes", {}).get(integrity.MANIFEST_KEY)
+                manifest = _read_json(group / "zarr.json").get("attributes", {}).get(integrity.MANIFEST_KEY)
             except StoreError as error:
                 return str(error)
             if not isinstance(manifest, Mapping):
                 return "its manifest is missing"
-            problem = integrity.deep_problem(folder, manifest, summary.get("manifest"))
+            problem = integrity.deep_problem(group, manifest, summary.get("manifest"))
         return problem
 
     def clips_problem(self, record: VideoRecord, deep: bool = False) -> str | None:
@@ -507,6 +546,7 @@ class FeatureStore:
         """(entries checked, problems) over the whole store or some splits."""
         checked, problems = 0, []
         for split in splits or self.splits():
+            problems += self.index_problems(split)
             records, unreadable = self.scan(split)
             problems += unreadable
             for record in records:
@@ -522,6 +562,35 @@ class FeatureStore:
                     if problem:
                         problems.append(Problem(split, record.video_id, key, problem))
         return checked, problems
+
+    def index_problems(self, split: str) -> list[Problem]:
+        """Where the split's records index disagrees with the records it claims to hold unchanged
+        (a stale index is no problem: readers re-read what changed). The index is a cache: a
+        disagreeing one is removed, and the next read of the split rebuilds it; no feature is
+        affected."""
+        index = self.records_index(split)
+        if index is None or not index.path.exists():
+            return []
+        cached = index.load()
+        fix = "the index is a cache, rebuilt from the records; no feature is affected"
+        if cached is None:
+            index.remove()
+            return [Problem(split, "-", INDEX_ENTRY, f"{index.path} is unreadable ({fix})")]
+        folder = self.path / "videos" / split
+        found = []
+        for name, hit in sorted(cached.items()):
+            try:
+                attrs, stamp = stamped_record_at(folder / name)
+            except StoreError:
+                continue  # an unreadable record is reported as such by the scan
+            if stamp is None or stamp != hit.get("stamp"):
+                continue  # stale: changed since it was indexed, read from disk by every reader
+            if attrs != hit.get("record"):
+                video = attrs.get("video_id", name) if isinstance(attrs, dict) else name
+                found.append(Problem(split, video, INDEX_ENTRY, f"the records index disagrees with its record ({fix})"))
+        if found:
+            index.remove()
+        return found
 
     def disk_bytes(self, split: str | None = None, video_id: str | None = None, key: str | None = None) -> int:
         base = self.path / "videos"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vadctl import __version__
 from vadctl.errors import StoreError
+from vadctl.store.index import read_stamped
 from vadctl.store.records import VideoRecord
 
 SCHEMA_VERSION = 2
@@ -52,7 +53,12 @@ def record_at(folder: Path) -> VideoRecord | None:
     meta = folder / "zarr.json"
     if not meta.is_file():
         return None
-    attrs = _read_json(meta).get("attributes", {})
+    return record_from(meta, _read_json(meta))
+
+
+def record_from(meta: Path, group: Mapping) -> VideoRecord | None:
+    """The record in a video group's parsed `zarr.json` (read from `meta`), or None."""
+    attrs = group.get("attributes", {})
     data = attrs.get(VIDEO_KEY) if isinstance(attrs, Mapping) else None
     if not data:
         return None
@@ -60,3 +66,25 @@ def record_at(folder: Path) -> VideoRecord | None:
         return VideoRecord.from_attrs(data)
     except (TypeError, ValueError, KeyError) as error:
         raise StoreError(f"{meta}: corrupt video record ({error})") from None
+
+
+def stamped_record_at(folder: Path) -> tuple[dict | None, list[int] | None]:
+    """(the record's attributes in a video folder, checked readable, or None; the stamp of the
+    `zarr.json` they were read from, see `index`), for the records index; StoreError for a
+    corrupt record."""
+    meta = folder / "zarr.json"
+    try:
+        got = read_stamped(meta)
+    except OSError as error:
+        raise StoreError(f"{meta}: unreadable ({error.strerror or error})") from None
+    if got is None:
+        return None, None
+    raw, stamp = got
+    try:
+        group = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise StoreError(f"{meta}: unreadable or corrupt ({str(error).splitlines()[0][:120]})") from None
+    if not isinstance(group, dict):
+        raise StoreError(f"{meta}: corrupt (not a JSON object)")
+    record = record_from(meta, group)
+    return (group["attributes"][VIDEO_KEY] if record is not None else None), stamp

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from filelock import Timeout
 
 from vadctl.common.faults import fault_point
+from vadctl.store.index import INDEX_ENTRY
 from vadctl.store.records import VideoRecord
 
 if TYPE_CHECKING:
@@ -171,7 +172,8 @@ def forget_damaged(store: FeatureStore, problems) -> MaintenanceReport:
     report = MaintenanceReport(applied=True)
     by_video: dict[tuple[str, str], list] = {}
     for problem in problems:
-        by_video.setdefault((problem.split, problem.video), []).append(problem)
+        if problem.entry != INDEX_ENTRY:  # the records index is a cache (rebuilt by verify), not data
+            by_video.setdefault((problem.split, problem.video), []).append(problem)
     for (split, video), found in sorted(by_video.items()):
         record_problem = any(p.entry is None for p in found)
         if record_problem:  # `video` is the folder name: the record cannot say its id
