@@ -178,6 +178,7 @@ class Extractor:
         for featurizer in self.featurizers:
             self.specs[featurizer.name] = featurizer.spec(self.decode, self.specs, self.clips)
         self.requested = [self.specs[name] for name in recipe.features]
+        self.requested_keys = [spec.key for spec in self.requested]  # once: a key is a hash of the spec
 
     # ----- planning ----------------------------------------------------------------------------
     def _plan(self, source: VideoSource, record: VideoRecord | None) -> _Plan:
@@ -198,7 +199,9 @@ class Extractor:
         if self.force:  # this run's entries again; the video's other entries stay as they are
             return _Plan(source, "redo", fingerprint, list(self.requested))
         pending = [
-            spec for spec in self.requested if not record.has(spec) or self.store.entry_problem(record, spec.key)
+            spec
+            for spec, key in zip(self.requested, self.requested_keys, strict=True)
+            if key not in record.features or self.store.entry_problem(record, key)
         ]
         if pending:
             return _Plan(source, "update", fingerprint, pending)

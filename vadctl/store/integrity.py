@@ -31,13 +31,29 @@ def _hash(path: Path) -> str:
 def array_files(array_dir: Path) -> dict[str, int]:
     """Relative path → size of an array's files (metadata and chunks; Zarr's temporary files
     skipped). Chunks are flat files here; stores from before vadctl 0.2 nest them in folders."""
-    files = {}
-    for folder, _, names in os.walk(array_dir):
-        relative = os.path.relpath(folder, array_dir)
-        for name in names:
-            if not name.endswith(".partial"):
-                key = name if relative == "." else f"{relative}/{name}".replace(os.sep, "/")
-                files[key] = os.stat(os.path.join(folder, name)).st_size
+    return _files(array_dir) or {}
+
+
+def _files(array_dir: Path | str) -> dict[str, int] | None:
+    """`array_files`, or None when `array_dir` is not a folder. One scandir per folder and no path
+    arithmetic: planning runs this for every array of every entry."""
+    files: dict[str, int] = {}
+    pending = [(os.fspath(array_dir), "")]
+    while pending:
+        folder, prefix = pending.pop()
+        try:
+            listing = os.scandir(folder)
+        except OSError:
+            if not prefix:
+                return None
+            continue
+        with listing:
+            for item in listing:
+                if item.is_dir():
+                    if not item.is_symlink():
+                        pending.append((item.path, f"{prefix}{item.name}/"))
+                elif not item.name.endswith(".partial"):
+                    files[prefix + item.name] = item.stat().st_size
     return files
 
 
@@ -71,15 +87,14 @@ def digest(files: Mapping[str, list]) -> str:
     return hashlib.sha256(canonical_json(files).encode()).hexdigest()[:16]
 
 
-def cheap_problem(group_dir: Path, summary: Mapping[str, list[int]]) -> str | None:
+def cheap_problem(group_dir: Path | str, summary: Mapping[str, list[int]]) -> str | None:
     """None when every array holds the recorded number of files and bytes, else what is wrong."""
-    if not group_dir.is_dir():
+    if not summary and not os.path.isdir(group_dir):
         return "its data folder is missing"
     for array, (count, total) in sorted(summary.items()):
-        folder = group_dir / array
-        if not folder.is_dir():
-            return f"array {array} is missing"
-        files = array_files(folder)
+        files = _files(os.path.join(group_dir, array))
+        if files is None:
+            return "its data folder is missing" if not os.path.isdir(group_dir) else f"array {array} is missing"
         if len(files) != count:
             return f"array {array} has {len(files)} of its {count} files (missing chunks)"
         if sum(files.values()) != total:
