@@ -54,6 +54,8 @@ class Extraction:
 DEFAULT = Extraction("default")
 # Its own store: AI-VAD takes one foreground entry.
 WHOLE_OBJECT = Extraction("default, foreground 12/1", "whole_object_foreground", tuple(WHOLE_OBJECT_FOREGROUND))
+# The second decoder (`--decoder pyav`), in a store of its own: the same recipe decoded by PyAV.
+PYAV = Extraction("default, PyAV decoder", "pyav_decoder", ("--decoder", "pyav"))
 # Into the main store, beside the default entries, as a README user who ran both would have it.
 WEIGHTED_EXTRACT = Extraction("weighted", None, tuple(WEIGHTED), weighted=True)
 
@@ -177,6 +179,8 @@ RECIPES = (
     Recipe("weight-free aivad no hog", "aivad", params=("use_deep_features=false",)),
     Recipe("weight-free fuvas", "fuvas"),
     Recipe("weight-free aivad, fg 12/1", "aivad", (WHOLE_OBJECT,)),
+    Recipe("weight-free aivad, pyav decoder", "aivad", (PYAV,)),
+    Recipe("weight-free fuvas, pyav decoder", "fuvas", (PYAV,)),
     Recipe("weighted aivad", "aivad", WEIGHTED),
     Recipe("yolox aivad velocity only", "aivad", WEIGHTED, ("use_deep_features=false", yolox_velocity)),
     Recipe("yolox aivad appearance only", "aivad", WEIGHTED, ("use_velocity_features=false",)),
