@@ -4,6 +4,8 @@ whenever they changed (whoever wrote them), and `verify` reports an index that d
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +152,16 @@ def test_a_store_whose_sidecar_cannot_be_written_reads_its_records(tmp_path: Pat
     reader = FeatureStore(path, read_only=True)
     assert [r.to_attrs() for r in reader.videos("train")] == truth(path)
     assert reader.last_scan_reads == len(IDS)
+
+
+def test_temporary_files_of_killed_index_writers_are_removed_once_old(tmp_path: Path):
+    path = tmp_path / "s.zarr"
+    make_store(path).videos("train")
+    target = index_file(path)
+    old, recent = target.with_name(".train.json.0badc0de.tmp"), target.with_name(".train.json.5eed5eed.tmp")
+    for leftover in (old, recent):
+        leftover.write_text("{")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    target.unlink()
+    FeatureStore(path, read_only=True).videos("train")  # rebuilds the index
+    assert target.is_file() and not old.exists() and recent.exists()  # a recent one may be a live writer's

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from vadctl.common.faults import fault_point
 from vadctl.errors import StoreError
 
 INDEX_FORMAT = 1
+LEFTOVER_SECONDS = 600  # a temporary index file this old was left by a killed writer
 INDEX_ENTRY = "records index"  # the `entry` of a `Problem` about the index (not damage to features)
 
 Stamp = list[int]
@@ -76,11 +78,20 @@ class RecordsIndex:
             temporary.write_text(json.dumps(data, separators=(",", ":")))
             fault_point("store.index.before_rename")
             os.replace(temporary, self.path)
-            return True
         except OSError:
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
             return False
+        self._remove_leftovers()
+        return True
+
+    def _remove_leftovers(self) -> None:
+        """Temporary files of writers killed before their rename, once surely abandoned."""
+        now = time.time()
+        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - leftover.stat().st_mtime > LEFTOVER_SECONDS:
+                    leftover.unlink()
 
     def remove(self) -> None:
         with contextlib.suppress(OSError):
