@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -271,11 +272,13 @@ class DemoResult:
     scores: dict[str, Path]
     metrics: dict
     plots: dict[str, Path]
+    review: Any = None  # the review page's SiteReport (open review.index in a browser)
 
 
 def run(root: Path, store_path: Path, progress=None, seed: int = 7, n_frames: int = 120) -> DemoResult:
     """Generate the data (once per seed), then extract → fit → score → eval for each demo model;
-    the unsupervised models fit on train/, plovad on train/ + weak/ with video-level labels."""
+    the unsupervised models fit on train/, plovad on train/ + weak/ with video-level labels; then
+    the review page of every model's events (what a user opens the morning after a nightly run)."""
     from vadctl import api
 
     root = Path(root)
@@ -305,4 +308,5 @@ def run(root: Path, store_path: Path, progress=None, seed: int = 7, n_frames: in
         scores[name] = api.score(models[name], store, "test", root / "scores" / f"{name}.parquet")
         plots[name] = root / "plots" / name
         metrics[name] = api.evaluate(scores[name], data.labels, plots=plots[name])
-    return DemoResult(data, store.path, reports, models, scores, metrics, plots)
+    review = api.review(root / "scores", root / "review", store=store.path, progress=progress)
+    return DemoResult(data, store.path, reports, models, scores, metrics, plots, review)

@@ -3,18 +3,18 @@
 import json
 
 import polars as pl
+from demo_run import demo_run
 from typer.testing import CliRunner
 
 from vadctl.cli import app
 from vadctl.store import FeatureStore
 
 
-def test_demo_runs_end_to_end_and_reruns_without_extracting(tmp_path):
-    folder, store = tmp_path / "demo", tmp_path / "default.zarr"
-    args = ["demo", "--folder", str(folder), "--store", str(store), "-q"]  # the default 120-frame videos
-    first = CliRunner().invoke(app, args, catch_exceptions=False)
-    assert first.exit_code == 0, first.output
-    assert "extract train: 8 extracted" in first.output and "fast" in first.output
+def test_demo_runs_end_to_end_and_reruns_without_extracting(tmp_path_factory):
+    run = demo_run(tmp_path_factory)  # the default 120-frame videos, through the CLI
+    folder, store, args = run.folder, run.store, run.args
+    output = run.output
+    assert "extract train: 8 extracted" in output and "fast" in output
     kinds = json.loads((folder / "kinds.json").read_text())
     assert sorted(kinds.values()) == ["against", "fast", "loiter", "normal"]
     labels = pl.read_csv(folder / "labels.csv", schema_overrides={"video": pl.String})
@@ -33,11 +33,15 @@ def test_demo_runs_end_to_end_and_reruns_without_extracting(tmp_path):
     assert sorted(weak.filter(pl.col("label") == 1)["class"].unique()) == ["against", "fast", "loiter"]
     assert (folder / "plots" / "plovad" / "confusion_classes.png").exists()
     assert len(FeatureStore(store).videos("test")) == 4
-    rows = [line.split("│") for line in first.output.splitlines() if line.startswith("│ ")]
+    rows = [line.split("│") for line in output.splitlines() if line.startswith("│ ")]
     micro = {cells[1].strip(): float(cells[2]) for cells in rows[:3]}  # the AUROC table; the threshold table follows
-    assert len(rows) == 6 and sorted(micro) == ["aivad", "fuvas", "plovad"], first.output
-    assert micro["aivad"] > 0.9 and micro["fuvas"] > 0.9, first.output
-    assert micro["plovad"] > 0.6, first.output  # better than chance even on short videos
-    assert "at each model's threshold" in first.output
+    assert len(rows) == 6 and sorted(micro) == ["aivad", "fuvas", "plovad"], output
+    assert micro["aivad"] > 0.9 and micro["fuvas"] > 0.9, output
+    assert micro["plovad"] > 0.6, output  # better than chance even on short videos
+    assert "at each model's threshold" in output
+    events = sum(len(pl.read_parquet(p)) for p in (folder / "scores").glob("*.events.parquet"))
+    page = folder / "review" / "index.html"
+    assert events > 0 and page.is_file()
+    assert f"reviewpage:{page}({events}event(s)" in "".join(output.split())  # however rich wraps it
     again = CliRunner().invoke(app, args, catch_exceptions=False)
     assert "extract train: 0 extracted, 8 up to date" in again.output

@@ -13,8 +13,10 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 from conftest import MALICIOUS
+from demo_run import demo_run
 
 from vadctl.review.metrics import read_labels
 
@@ -146,3 +148,29 @@ def test_review_an_event_with_the_keyboard_and_export_verdicts(page, review_site
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / "review.png"))
     assert (folder / "review.png").stat().st_size > 10_000
+
+
+def test_the_demo_review_page_shows_every_event_of_the_demo(browser, tmp_path_factory):
+    """`vadctl demo` ends with a review page of its scores; opened from disk it lists every event of
+    the demo's events files, with no console error and no request leaving the folder."""
+    run = demo_run(tmp_path_factory)
+    events = pl.concat(
+        [pl.read_parquet(p).select("model") for p in sorted((run.folder / "scores").glob("*.events.parquet"))]
+    )
+    context = browser.new_context(viewport={"width": 1100, "height": 820})
+    page = context.new_page()
+    errors, requests = [], []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((run.folder / "review" / "index.html").as_uri())
+    page.wait_for_load_state("load")
+    table = {
+        row.get_attribute("data-model"): int(row.locator("td").last.inner_text())
+        for row in page.locator("#by-model tbody tr").all()
+    }
+    expected = dict(events.group_by("model").len().iter_rows())
+    assert table == expected and int(page.inner_text("#total-events")) == len(events)
+    assert page.locator("article.event").count() == len(events)
+    assert errors == [] and all(url.startswith("file://") for url in requests)
+    context.close()

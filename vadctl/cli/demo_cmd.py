@@ -84,6 +84,9 @@ def register(app: typer.Typer) -> None:
                 f"{name}: model {result.models[name]}, scores {result.scores[name]}, plots {result.plots[name]}/",
                 markup=False,
             )
+        if result.review is not None:
+            review = result.review
+            out.print(f"review page: {review.index} ({review.events} event(s); open it in a browser)", markup=False)
         out.print(
             f"done in {human_seconds(time.perf_counter() - started)}. Try: vadctl store info {result.store}",
             markup=False,
