@@ -3,6 +3,7 @@
 import json
 
 import polars as pl
+import pytest
 from demo_run import demo_run
 from typer.testing import CliRunner
 
@@ -10,6 +11,7 @@ from vadctl.cli import app
 from vadctl.store import FeatureStore
 
 
+@pytest.mark.timeout(900)  # the demo itself (65 s of CPU) runs in whichever of its tests comes first
 def test_demo_runs_end_to_end_and_reruns_without_extracting(tmp_path_factory):
     run = demo_run(tmp_path_factory)  # the default 120-frame videos, through the CLI
     folder, store, args = run.folder, run.store, run.args

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import time
 from pathlib import Path
 
 import duckdb
@@ -71,6 +72,15 @@ def _counts(results: Path, by: str) -> dict[str, int]:
     return {str(key): n for key, n in rows.fetchall()}
 
 
+def _wait_until(page, condition: str, seconds: float = 30.0) -> None:
+    """Poll `condition` from Python: `page.wait_for_function` evaluates its string inside the page,
+    which the page's Content-Security-Policy (no eval) refuses whenever the first check is false."""
+    deadline = time.monotonic() + seconds
+    while not page.evaluate(f"() => Boolean({condition})"):
+        assert time.monotonic() < deadline, f"not true within {seconds} s: {condition}"
+        page.wait_for_timeout(100)
+
+
 def _loaded(page, selector: str) -> bool:
     return page.eval_on_selector(selector, "img => img.complete && img.naturalWidth > 0")
 
@@ -104,11 +114,11 @@ def test_review_an_event_with_the_keyboard_and_export_verdicts(page, review_site
     key = current.get_attribute("data-key")
     assert _loaded(page, f"#e-{key} img.timeline")
     current.locator("img.strip").scroll_into_view_if_needed()
-    page.wait_for_function(f"document.querySelector('#e-{key} img.strip').naturalWidth > 0")
+    _wait_until(page, f"document.querySelector('#e-{key} img.strip').naturalWidth > 0")
     # o plays the clip
     page.keyboard.press("o")
-    page.wait_for_function(
-        "document.querySelector('#clip-img').complete && document.querySelector('#clip-img').naturalWidth > 0"
+    _wait_until(
+        page, "document.querySelector('#clip-img').complete && document.querySelector('#clip-img').naturalWidth > 0"
     )
     assert page.locator("#clip-dialog").get_attribute("open") is not None
     page.keyboard.press("Escape")
@@ -150,6 +160,7 @@ def test_review_an_event_with_the_keyboard_and_export_verdicts(page, review_site
     assert (folder / "review.png").stat().st_size > 10_000
 
 
+@pytest.mark.timeout(900)  # may run the demo (once per session): minutes on a loaded machine
 def test_the_demo_review_page_shows_every_event_of_the_demo(browser, tmp_path_factory):
     """`vadctl demo` ends with a review page of its scores; opened from disk it lists every event of
     the demo's events files, with no console error and no request leaving the folder."""
