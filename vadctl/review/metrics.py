@@ -23,7 +23,7 @@ import polars as pl
 from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score, roc_curve
 
 from vadctl.errors import UsageError
-from vadctl.video.labels import NORMAL
+from vadctl.video.labels import NORMAL, VERDICT_HEADER, VERDICTS
 
 LABEL_CLASS = "label_class"  # labels.csv's optional `class`, renamed apart from the model's own `class`
 
@@ -71,8 +71,8 @@ def read_labels(path: Path) -> pl.DataFrame:
     return labels
 
 
-VERDICT_COLUMNS = {"video", "start_frame", "end_frame", "verdict"}
-VERDICT_LABEL = {"false_alarm": 0, "reviewed": 1}  # the review page's verdicts as frame labels
+VERDICT_COLUMNS = set(VERDICT_HEADER)
+VERDICT_LABEL = VERDICTS  # the review page's verdicts, here as frame labels
 
 
 def verdict_labels(verdicts: pl.DataFrame, path: Path) -> pl.DataFrame:

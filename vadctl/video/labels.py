@@ -1,4 +1,5 @@
-"""Video-level labels for weakly supervised models: a CSV `video,label[,class]`.
+"""Video-level labels for weakly supervised models: a CSV `video,label[,class]`, or the review page's
+verdicts (`video,start_frame,end_frame,verdict`, see `verdict_video_labels`).
 
 `label` is 0 (normal) or 1 (anomalous); `class` names an anomalous video's kind in free text
 ("fighting", "cyclist"). Classes are optional, but when any anomalous video has one, all must.
@@ -18,6 +19,8 @@ from vadctl.common.specs import canonical_json
 from vadctl.errors import UsageError
 
 NORMAL = "normal"  # the class name of normal videos in outputs and confusion matrices
+VERDICT_HEADER = ["video", "start_frame", "end_frame", "verdict"]  # the review page's export
+VERDICTS = {"false_alarm": 0, "reviewed": 1}
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ def read_video_labels(path: str | Path) -> VideoLabels:
     if not rows:
         raise UsageError(f"{path}: empty; expected a header video,label[,class] and one row per video")
     header = [cell.strip().lower() for cell in rows[0][1]]
+    if header == VERDICT_HEADER:
+        return verdict_video_labels(path, rows)
     if header[:2] != ["video", "label"] or header[2:] not in ([], ["class"]):
         raise UsageError(f"{path}: header {','.join(rows[0][1])!r}: expected video,label or video,label,class")
     labels: dict[str, int] = {}
@@ -99,6 +104,17 @@ def read_video_labels(path: str | Path) -> VideoLabels:
             classes[video] = name
         else:
             unnamed.append((number, video))
+    _check_both(path, labels)
+    if classes and unnamed:
+        number, video = unnamed[0]
+        raise UsageError(
+            f"{path} line {number}: anomalous video {video} has no class, while others do "
+            f"({', '.join(sorted(set(classes.values())))}); give every anomalous video a class or none"
+        )
+    return VideoLabels(str(path), labels, classes)
+
+
+def _check_both(path: Path, labels: dict[str, int]) -> None:
     if not labels:
         raise UsageError(f"{path}: no videos listed (only a header)")
     present = set(labels.values())
@@ -107,10 +123,22 @@ def read_video_labels(path: str | Path) -> VideoLabels:
         raise UsageError(
             f"{path}: every video is labelled {kind}; weak supervision needs both normal and anomalous videos"
         )
-    if classes and unnamed:
-        number, video = unnamed[0]
-        raise UsageError(
-            f"{path} line {number}: anomalous video {video} has no class, while others do "
-            f"({', '.join(sorted(set(classes.values())))}); give every anomalous video a class or none"
-        )
-    return VideoLabels(str(path), labels, classes)
+
+
+def verdict_video_labels(path: Path, rows: list[tuple[int, list[str]]]) -> VideoLabels:
+    """The review page's verdicts as video labels: a video with an event marked "reviewed" (a real
+    anomaly) is anomalous; one whose every event was marked "false_alarm" is normal (a person looked
+    at everything it was flagged for). Videos nobody judged are not in the file, so not labelled."""
+    verdicts: dict[str, set[int]] = {}
+    for number, row in rows[1:]:
+        cells = [cell.strip() for cell in row]
+        if len(cells) != len(VERDICT_HEADER) or not cells[0]:
+            raise UsageError(f"{path} line {number}: expected {','.join(VERDICT_HEADER)}, got {row}")
+        if cells[3] not in VERDICTS:
+            raise UsageError(
+                f"{path} line {number}: verdict {cells[3]!r} of video {cells[0]}: expected {' or '.join(VERDICTS)}"
+            )
+        verdicts.setdefault(cells[0], set()).add(VERDICTS[cells[3]])
+    labels = {video: max(found) for video, found in verdicts.items()}
+    _check_both(path, labels)
+    return VideoLabels(str(path), labels)
