@@ -17,6 +17,7 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from typing import IO
 
 _lock = threading.Lock()
@@ -116,10 +117,31 @@ def _drain() -> list[str]:
     return data[:end].decode(errors="replace").splitlines()
 
 
+QUIET_SECONDS, LONGEST_WAIT = 0.1, 1.0
+
+
+def _wait_until_quiet(sink) -> None:
+    """A decoder that printed may still be printing from its own thread (decord decodes ahead, and
+    a failed read's traceback can keep its reader alive): restoring fd 2 then would send the rest
+    of a line, or the next ones, to the terminal. So once anything was printed, wait until nothing
+    more comes for `QUIET_SECONDS` (at most `LONGEST_WAIT`); a clean read never waits."""
+    size = os.fstat(sink.fileno()).st_size
+    if not size:
+        return
+    deadline = time.monotonic() + LONGEST_WAIT
+    while time.monotonic() < deadline:
+        time.sleep(QUIET_SECONDS)
+        now = os.fstat(sink.fileno()).st_size
+        if now == size:
+            return
+        size = now
+
+
 def _restore() -> None:
     saved = _state.get("saved")
     if saved is None:
         return
+    _wait_until_quiet(_state["sink"])
     _decoder_lines(_drain())
     sink = _state.get("sink")
     sink.seek(_state["offset"])
