@@ -48,6 +48,18 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "store.zarr"
 
 
+@pytest.fixture(scope="module")
+def chunk_sized_shards():
+    """Shards of one inner chunk: segments of a long video are cut on shard boundaries, and with
+    the default shards a test-sized video is one shard; so the segment tests (a 136-frame video in
+    64-frame segments) run with shards no larger than a chunk (`pytest.mark.usefixtures`)."""
+    from vadctl.store import zarrio
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(zarrio.SHARD_BYTES_ENV, str(zarrio.CHUNK_BYTES))
+        yield
+
+
 MODEL_FEATURES = ("flow", "regions", "velocity", "motion")
 N_FRAMES, WIDTH = 40, 96
 

@@ -15,6 +15,7 @@ from vadctl.extraction.extractor import UP_TO_DATE
 
 ray = pytest.importorskip("ray")
 
+pytestmark = pytest.mark.usefixtures("chunk_sized_shards")  # 64-frame segments (see conftest)
 FEATURES = ("frames", "flow", "regions", "velocity")
 
 

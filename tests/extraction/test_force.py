@@ -15,6 +15,7 @@ from vadctl import api
 from vadctl.cli import app
 from vadctl.store import FeatureStore
 
+pytestmark = pytest.mark.usefixtures("chunk_sized_shards")  # 64-frame segments (see conftest)
 FEATURES = ["flow", "regions", "velocity"]
 runner = CliRunner()
 

@@ -19,6 +19,7 @@ from vadctl.common.faults import EXIT_CODE
 from vadctl.store import FeatureStore
 
 # motion's grid is sized so its clip rows chunk by 8 (its segments then align on 64 frames, like flow's)
+pytestmark = pytest.mark.usefixtures("chunk_sized_shards")  # 64-frame segments (see conftest)
 FEATURES = ("frames", "flow", "regions", "velocity", "motion")
 PARAMS = {"motion": {"rows": 60, "cols": 80}}
 SEGMENT = 64  # frames; chunk rows of flow here are 64, so segments are 64 frames

@@ -1,8 +1,8 @@
 """Long videos in segments: where to cut them, what a segment covers, and which rows are its own.
 
-A segment's boundaries fall on a chunk boundary of every dense array written (chunk rows are
-powers of two, `store.zarrio.chunk_rows`), on a decode window (so frame batches are the same as an
-unsplit run's) and on a clip start, so each chunk of the video's arrays has exactly one writer and
+A segment's boundaries fall on a shard boundary of every dense array written (shard rows are
+powers of two, `store.zarrio.shard_rows`), on a decode window (so frame batches are the same as an
+unsplit run's) and on a clip start, so each shard of the video's arrays has exactly one writer and
 holds what a serial run would write there. A segment decodes its frames plus the context its
 featurizers declare: `context_before` frames before it (flow and regions: the frame before, handed
 in as `FrameWindow.previous`), and, for clip-level featurizers, the frames up to its last clip's end.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vadctl.store.writer import array_chunk_rows
+from vadctl.store.writer import array_shard_rows
 
 
 @dataclass
@@ -77,7 +77,7 @@ def plan_segments(info, running, pending: set[str], clips, window: int, segment_
     if not all(f.segmentable for f in running):
         return None
     table = clips.table(info.n_frames)
-    align = window
+    align = math.lcm(window, *(f.alignment for f in running))
     for featurizer in running:
         if featurizer.name not in pending:
             continue
@@ -85,7 +85,7 @@ def plan_segments(info, running, pending: set[str], clips, window: int, segment_
         for aspec in featurizer.arrays(info).values():
             if aspec.ragged:
                 continue
-            rows = array_chunk_rows(aspec, n_index)
+            rows = array_shard_rows(aspec, n_index)
             align = math.lcm(align, rows * clips.stride if featurizer.axis == "clip" else rows)
     length = -(-segment_frames // align) * align
     if info.n_frames <= length:

@@ -2,8 +2,8 @@
 
 One job per module: `feature_store` (the store), `records` (what is recorded per video, names on
 disk), `writer` (writing an entry), `entry` (reading one), `integrity` (manifests and checks),
-`zarrio` (codecs, chunking, the strict local store), `sidecar` (locks, trash), `migrate` (older
-layouts).
+`zarrio` (codecs, chunks and shards, the strict local store), `shards` (writing shards once, reading
+them strictly), `sidecar` (locks, trash), `migrate` (older layouts).
 """
 
 from vadctl.store.entry import Entry

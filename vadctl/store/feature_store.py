@@ -7,6 +7,9 @@ Layout (schema 2):
         clips                        (n_clips, 2) int64 [start, stop) (the record names it)
         <entry group>/               one feature entry (the record names it; usually `name@hash`)
           <array>                    dense: first axis = frame (or clip); ragged: rows, see `offsets`
+            zarr.json, c.<i>.0…      shard files (inner chunks of ≤ 2 MiB, shards of ≤ 64 MiB, see
+                                     `zarrio`); entries written before vadctl wrote shards hold one
+                                     file per chunk and read as they are (each array's zarr.json says)
     <store>.vadctl/                  not Zarr: lock files, the trash (see `sidecar`), the records index (`index`)
 
 Commit rule: data is written first, into groups no committed record refers to; then one atomic

@@ -1,10 +1,11 @@
 """What a committed entry must hold, and checking that it still does.
 
-At commit, every file of an entry (each array's metadata and chunk files) is listed with its size
-and a hash: the manifest, kept in the entry group's attributes, its digest in the video record.
+At commit, every file of an entry (each array's metadata and shard or chunk files) is listed with
+its size and a hash: the manifest, kept in the entry group's attributes, its digest in the video record.
 The record also keeps, per array, the file count and total bytes, so the cheap check is one
-directory listing per array (a deleted or truncated chunk changes them). The deep check re-hashes
-every file against the manifest (flipped bytes, a swapped file).
+directory listing per array (a deleted or truncated shard changes them). The deep check re-hashes
+every file against the manifest (flipped bytes, a swapped file, a shard index rewritten); reads
+meanwhile check each inner chunk's crc32c and each shard index's.
 """
 
 from __future__ import annotations

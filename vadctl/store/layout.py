@@ -13,6 +13,8 @@ from vadctl.errors import StoreError
 from vadctl.store.index import read_stamped
 from vadctl.store.records import VideoRecord
 
+# Sharded arrays need no new schema: each array's zarr.json says how it is stored, both layouts
+# read alike (and read in vadctl releases before shards), and writes make new arrays sharded.
 SCHEMA_VERSION = 2
 LEGACY_SCHEMAS = (1,)  # readable as they are; migrated in place when opened for writing
 ROOT_KEY = "vadctl_store"

@@ -1,8 +1,10 @@
 """Writing one entry of one video, window by window, in chunk-aligned pieces.
 
 Dense arrays are preallocated to the known index length and filled in order; ragged arrays grow
-by appends. Rows are buffered until a whole chunk is ready, so no chunk is rewritten. Nothing
-written here is visible until the store commits the entry.
+by appends. Rows are buffered until a whole chunk is ready, so no chunk is rewritten; in a sharded
+array each whole inner chunk is streamed into its shard's file (`shards.ShardWriter`), so no shard
+is rewritten either and memory holds no more than a chunk per array. Nothing written here is
+visible until the store commits the entry.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import numpy as np
 import zarr
 
 from vadctl.common.specs import ArraySpec, FeatureSpec
-from vadctl.store.zarrio import ARRAY_CONFIG, chunk_rows, create_array
+from vadctl.store.shards import ShardWriter
+from vadctl.store.zarrio import ARRAY_CONFIG, chunk_rows, create_array, shard_rows
 
 
 def first_dimension(spec: FeatureSpec, aspec: ArraySpec) -> str:
@@ -26,6 +29,18 @@ def array_chunk_rows(aspec: ArraySpec, n_index: int) -> int:
     """Rows per chunk of one array of an entry (ragged arrays grow, so they are not sized to the index)."""
     row_bytes = int(np.prod(aspec.tail, dtype=np.int64)) * np.dtype(aspec.dtype).itemsize
     return chunk_rows(row_bytes, None if aspec.ragged else n_index)
+
+
+def array_shard_rows(aspec: ArraySpec, n_index: int) -> int:
+    """Rows per shard of one array of an entry (chunk rows when unsharded): the unit that has one
+    writer, so segments of a long video are cut on it."""
+    row_bytes = int(np.prod(aspec.tail, dtype=np.int64)) * np.dtype(aspec.dtype).itemsize
+    return shard_rows(array_chunk_rows(aspec, n_index), row_bytes, None if aspec.ragged else n_index)
+
+
+def _shard_rows_of(array: zarr.Array) -> int:
+    """Rows per shard of an array on disk (chunk rows for an unsharded one, as written before)."""
+    return int((array.shards or array.chunks)[0])
 
 
 def create_entry_arrays(
@@ -40,6 +55,7 @@ def create_entry_arrays(
             name,
             shape=(0 if aspec.ragged else n_index, *aspec.tail),
             chunks=(rows, *aspec.tail),
+            shards=(array_shard_rows(aspec, n_index), *aspec.tail),
             dtype=aspec.dtype,
             dims=aspec.dimension_names(first_dimension(spec, aspec)),
             attrs=aspec.attrs,
@@ -50,7 +66,7 @@ def create_entry_arrays(
 class EntryWriter:
     """Writes an entry's rows in order. By default the whole entry into fresh arrays; a segment of
     a long video writes dense rows [first, stop) into arrays prepared for the whole video
-    (`create=False`, `first` on a chunk boundary, so every chunk has one writer) and its ragged
+    (`create=False`, `first` on a shard boundary, so every shard has one writer) and its ragged
     rows into a part group of its own (`ragged_group`), joined in order at the end."""
 
     def __init__(
@@ -76,18 +92,21 @@ class EntryWriter:
         self._buffers: dict[str, list[np.ndarray]] = {name: [] for name in self.specs}
         self._buffered: dict[str, int] = dict.fromkeys(self.specs, 0)
         self._written: dict[str, int] = {name: 0 if a.ragged else first for name, a in self.specs.items()}
-        self._chunk_rows = {name: array_chunk_rows(aspec, n_index) for name, aspec in self.specs.items()}
-        dense = {name: a for name, a in self.specs.items() if not a.ragged}
         ragged = {name: a for name, a in self.specs.items() if a.ragged}
-        for name in dense:
-            if first % self._chunk_rows[name] and first != self.stop:
-                raise ValueError(f"{spec.key}.{name}: rows start at {first}, not on a chunk boundary")
         if create:
             self._arrays = create_entry_arrays(group, spec, self.specs, n_index)
         else:  # arrays made earlier: open them with vadctl's config again (every chunk written, even zeros)
             self._arrays = {name: group[name].with_config(ARRAY_CONFIG) for name in self.specs}
         if ragged_group is not None:  # a segment's ragged rows go to its part
             self._arrays.update(create_entry_arrays(ragged_group, spec, ragged, n_index))
+        for name, aspec in self.specs.items():  # the layout on disk decides (older stores: unsharded)
+            if not aspec.ragged and first % _shard_rows_of(self._arrays[name]) and first != self.stop:
+                raise ValueError(f"{spec.key}.{name}: rows start at {first}, not on a shard boundary")
+        self._chunk_rows = {name: int(array.chunks[0]) for name, array in self._arrays.items()}
+        self._shards = {
+            name: ShardWriter(array, self._written[name]) if array.shards else None
+            for name, array in self._arrays.items()
+        }
         self._ragged = bool(ragged)
 
     def write(
@@ -122,17 +141,27 @@ class EntryWriter:
         rows_per_chunk = self._chunk_rows[name]
         pending = self._buffered[name]
         n_out = pending if final else (pending // rows_per_chunk) * rows_per_chunk
-        if n_out == 0:
+        shards = self._shards[name]
+        if n_out == 0 and not (final and shards is not None):
             return
-        data = np.concatenate(self._buffers[name]) if len(self._buffers[name]) > 1 else self._buffers[name][0]
+        buffers = self._buffers[name]
+        aspec = self.specs[name]
+        if buffers:
+            data = np.concatenate(buffers) if len(buffers) > 1 else buffers[0]
+        else:
+            data = np.zeros((0, *aspec.tail), aspec.dtype)
         out, rest = data[:n_out], data[n_out:]
         array = self._arrays[name]
         start = self._written[name]
-        if self.specs[name].ragged:
+        if not aspec.ragged and start + n_out > self.stop:
+            raise ValueError(f"{self.spec.key}.{name}: more rows than the {self.stop} expected")
+        if shards is not None:
+            shards.write(out, final=final, at_end=aspec.ragged or self.stop == self.n_index)
+            if final and aspec.ragged:
+                array.resize((start + n_out, *aspec.tail))
+        elif aspec.ragged:
             array.append(out)
         else:
-            if start + n_out > self.stop:
-                raise ValueError(f"{self.spec.key}.{name}: more rows than the {self.stop} expected")
             array[start : start + n_out] = out
         self._written[name] = start + n_out
         self._buffers[name] = [rest] if len(rest) else []
