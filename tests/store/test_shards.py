@@ -74,11 +74,17 @@ def read(path: Path, name: str, video: str = "v") -> np.ndarray:
     return fs.entry(fs.video("train", video), SPEC)[name]
 
 
-def test_an_entry_is_a_shard_file_per_shard_each_read_back_as_written(small, tmp_path: Path, monkeypatch):
+def test_an_entry_is_a_shard_file_per_shard_each_written_once_and_read_back(small, tmp_path: Path, monkeypatch):
     values = data()
+    replaced = []
+    replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: replaced.append(Path(b)) or replace(a, b))
     write_entry(tmp_path / "sharded.zarr", values)
+    monkeypatch.setattr(os, "replace", replace)
     folder = entry_dir(tmp_path / "sharded.zarr")
     assert sorted(os.listdir(folder / "dense")) == ["c.0.0", "c.1.0", "c.2.0", "zarr.json"]  # 19 chunks before
+    shards = [path for path in replaced if path.name.startswith("c.")]  # ours, and those Zarr wrote
+    assert len(shards) == len(set(shards)) == 3 + 3 + 1 + 1  # each once: dense, rows, offsets, clips
     meta = json.loads((folder / "dense" / "zarr.json").read_text())
     sharding = meta["codecs"][0]
     assert sharding["name"] == "sharding_indexed" and sharding["configuration"]["chunk_shape"] == [16, 16]

@@ -86,6 +86,7 @@ class ShardWriter:
             raise TypeError(f"{array.path} is not sharded")
         self.array = array
         self.codec = codec
+        self._pipeline = codec.codec_pipeline  # the inner chunks' codecs (compression, crc32c)
         self.inner = tuple(codec.chunk_shape)
         self.shard_rows = int(array.shards[0])
         self.per_shard = self.shard_rows // self.inner[0]
@@ -157,7 +158,7 @@ class ShardWriter:
                 chunk = padded
             chunks.append((NDBuffer.from_numpy_array(np.ascontiguousarray(chunk)), self._spec))
         position = self._position()
-        for i, data in enumerate(sync(self.codec.codec_pipeline.encode(chunks))):
+        for i, data in enumerate(sync(self._pipeline.encode(chunks))):
             raw = data.as_numpy_array()
             self._file.write(raw.data)
             self._index[(position + i, *self._tail)] = (self._offset, len(raw))
