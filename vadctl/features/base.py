@@ -87,6 +87,12 @@ class Featurizer(ABC):
     def arrays(self, info: VideoInfo) -> dict[str, ArraySpec]:
         """The arrays this featurizer writes for a video of this size."""
 
+    @property
+    def alignment(self) -> int:
+        """Segments of a long video must start on a multiple of this frame index (featurizers whose
+        output depends on where in the video a frame is, e.g. `appearance_regions.refresh`)."""
+        return 1
+
     def begin(self, info: VideoInfo, clips: ClipSpec) -> None:  # noqa: B027 - optional hook
         """Reset per-video state before the first window (clip-level featurizers get the clip spec)."""
 
