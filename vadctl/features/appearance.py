@@ -17,10 +17,13 @@ from vadctl.backbones.weights import ResolvedWeights, WeightFile
 from vadctl.common.specs import ArraySpec, ClipSpec
 from vadctl.errors import UsageError
 from vadctl.features import appearance_model as backbones
+from vadctl.features import box_tracks
 from vadctl.features.base import Output
 from vadctl.features.deep import WeightedFeaturizer
 from vadctl.features.registry import register
 from vadctl.video.reader import FrameWindow, VideoInfo
+
+REFRESH_CHOICES = (1, 2, 4, 8, 16)  # powers of two: segment starts (multiples of the window) stay refresh frames
 
 
 class _AppearanceBase(WeightedFeaturizer):
@@ -90,7 +93,15 @@ class Appearance(_AppearanceBase):
 @register
 class AppearanceRegions(_AppearanceBase):
     """One embedding per `regions` row: the box's pixels squashed to `size`×`size` (as AI-VAD's crops).
-    Rows align 1:1 with `regions`."""
+    Rows align 1:1 with `regions`.
+
+    `refresh` = k > 1 embeds a box when it starts a track (`box_tracks`: IoU ≥ 0.5 with a box of the
+    frame before) and on frames whose index is a multiple of k; in between, a box that continues a
+    track keeps the embedding last computed on that track. k = 1 (the default) embeds every box of
+    every frame, and keeps the identity entries had before the option existed. Refreshing on frame
+    indices (not on a count since the track began) keeps a long video cut into segments equal to one
+    extracted whole: segment starts are multiples of k (`alignment`).
+    """
 
     name = "appearance_regions"
     requires = ("regions",)
@@ -104,22 +115,80 @@ class AppearanceRegions(_AppearanceBase):
         batch_size: int = 32,
         device: str = "auto",
         runtime: str = "auto",
+        refresh: int = 1,
     ):
         self.backbone = backbone
         self.size = size
         self.batch_size = batch_size
         self.device = device
         self.runtime = runtime
+        self.refresh = refresh
         self._validate()
+        if refresh not in REFRESH_CHOICES:
+            raise UsageError(
+                f"appearance_regions.refresh={refresh!r}: use one of {', '.join(map(str, REFRESH_CHOICES))}"
+            )
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (boxes, embeddings) of the frame before
+
+    def get_params(self) -> dict:
+        params = super().get_params()
+        if self.refresh == 1:  # entries made before the option existed keep their identity
+            params.pop("refresh")
+        return params
+
+    @property
+    def alignment(self) -> int:
+        return self.refresh
+
+    def begin(self, info: VideoInfo, clips: ClipSpec) -> None:
+        super().begin(info, clips)
+        self._last = None
+
+    def start_at(self, frame: int, clip: int) -> None:
+        self._last = None  # a segment's first frame starts every track (it is a refresh frame: see above)
 
     def process(self, window: FrameWindow, upstream: Mapping[str, Output]) -> Output:
         boxes_per_frame = upstream["regions"].memory["boxes"]
-        crops = [
-            backbones.crop_input(frame, box, self.size)
-            for frame, boxes in zip(window.frames, boxes_per_frame, strict=True)
-            for box in boxes
-        ]
-        return Output(
-            ragged={"embedding": self.encoder.embed(crops, self.batch_size)},
-            counts=np.array([len(b) for b in boxes_per_frame], np.int64),
-        )
+        counts = np.array([len(b) for b in boxes_per_frame], np.int64)
+        if self.refresh == 1:
+            crops = [
+                backbones.crop_input(frame, box, self.size)
+                for frame, boxes in zip(window.frames, boxes_per_frame, strict=True)
+                for box in boxes
+            ]
+            return Output(ragged={"embedding": self.encoder.embed(crops, self.batch_size)}, counts=counts)
+        return Output(ragged={"embedding": self._tracked(window, boxes_per_frame)}, counts=counts)
+
+    def _tracked(self, window: FrameWindow, boxes_per_frame) -> np.ndarray:
+        """Embeddings computed only for boxes that start a track or fall on a refresh frame."""
+        previous = None if self._last is None else self._last[0]
+        sources = []  # per frame: for each box, ("new", crop index) or ("kept", row of the frame before)
+        crops = []
+        for offset, (frame, boxes) in enumerate(zip(window.frames, boxes_per_frame, strict=True)):
+            boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+            refreshing = (window.start + offset) % self.refresh == 0 or previous is None
+            matched = np.full(len(boxes), -1) if refreshing else box_tracks.continue_boxes(boxes, previous)
+            frame_sources = []
+            for box, kept in zip(boxes, matched, strict=True):
+                if kept < 0:
+                    frame_sources.append((True, len(crops)))
+                    crops.append(backbones.crop_input(frame, box, self.size))
+                else:
+                    frame_sources.append((False, int(kept)))
+            sources.append(frame_sources)
+            previous = boxes
+        computed = self.encoder.embed(crops, self.batch_size)
+        dim = computed.shape[1]
+        before = np.zeros((0, dim), np.float16) if self._last is None else self._last[1]
+        rows = []
+        for frame_sources in sources:
+            embeddings = (
+                np.stack([computed[i] if new else before[i] for new, i in frame_sources])
+                if frame_sources
+                else np.zeros((0, dim), np.float16)
+            )
+            rows.append(embeddings)
+            before = embeddings
+        if boxes_per_frame:
+            self._last = (np.asarray(boxes_per_frame[-1], np.float32).reshape(-1, 4), before)
+        return np.concatenate(rows) if rows else np.zeros((0, dim), np.float16)
