@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import os
 import time
 import traceback
 import uuid
@@ -24,7 +25,9 @@ from vadctl import defaults
 from vadctl.common.faults import fault_point
 from vadctl.common.progress import Progress
 from vadctl.common.specs import FeatureSpec, Fingerprint
+from vadctl.common.threads import thread_cap
 from vadctl.errors import StoreError, TruncatedVideoError, VideoError
+from vadctl.extraction.lanes import in_lanes
 from vadctl.extraction.segments import Segment, SegmentDone, SegmentedVideo, Split, plan_segments, rows_in, rows_inside
 from vadctl.features.base import Featurizer, Output
 from vadctl.store import FeatureStore, VideoRecord, check_split
@@ -157,6 +160,8 @@ class _Plan:
 
 class Extractor:
     """Extract `requested` features (built with their dependencies in `featurizers`) into a split."""
+
+    lanes = True  # featurizers side by side in threads where cores allow (`lanes`); False: one after the other
 
     def __init__(self, store: FeatureStore | None, featurizers: Sequence[Featurizer], recipe: ExtractRecipe):
         self.store = store  # None for a dry run against no store yet
@@ -484,14 +489,20 @@ class Extractor:
             featurizer.start_at(segment.decode[0], segment.clips[0])
         emitted = dict.fromkeys(writers, 0)  # clip rows written so far, per clip-level entry
         frames_done = 0
-        for window in prefetch(reader.windows(self.window, *segment.decode)):
-            outputs = stored_outputs(window.start, window.stop)
-            for featurizer in running:
-                out = featurizer.process(window, {d: outputs[d] for d in featurizer.requires})
-                out.params = self.specs[featurizer.name].params
-                outputs[featurizer.name] = out
-                if featurizer.name in writers:
-                    self._write_rows(writers[featurizer.name], featurizer, out, window.start, segment, emitted)
+
+        def step(featurizer: Featurizer, window, upstream) -> Output:
+            out = featurizer.process(window, upstream)
+            out.params = self.specs[featurizer.name].params
+            if featurizer.name in writers:
+                self._write_rows(writers[featurizer.name], featurizer, out, window.start, segment, emitted)
+            return out
+
+        def stored(window) -> dict[str, Output]:
+            window.gray, window.previous_gray  # noqa: B018 - made once here, not raced for by the lanes
+            return stored_outputs(window.start, window.stop)
+
+        windows = prefetch(reader.windows(self.window, *segment.decode))
+        for window, _ in self._windows_featurized(windows, running, step, stored):
             inside = min(window.stop, segment.frames[1]) - max(window.start, segment.frames[0])
             if inside > 0:
                 frames_done += inside
@@ -502,6 +513,18 @@ class Extractor:
                 if tail is not None:
                     self._write_rows(writers[featurizer.name], featurizer, tail, None, segment, emitted)
         return frames_done
+
+    def _windows_featurized(self, windows, running, step, stored):
+        """(window, outputs) in order: in lanes (`lanes.in_lanes`) when this process may use more
+        than one core and more than one featurizer runs, else one featurizer after the other."""
+        if self.lanes and len(running) > 1 and thread_cap(os.cpu_count() or 1) > 1:
+            yield from in_lanes(windows, running, step, stored)
+            return
+        for window in windows:
+            outputs = stored(window)
+            for featurizer in running:
+                outputs[featurizer.name] = step(featurizer, window, {d: outputs[d] for d in featurizer.requires})
+            yield window, outputs
 
     def _write_rows(self, writer, featurizer: Featurizer, out: Output, start: int | None, segment, emitted) -> None:
         """Write the rows of `out` that fall inside the segment (all of them for a whole video)."""
