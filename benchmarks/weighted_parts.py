@@ -53,13 +53,12 @@ def one_thread() -> None:
     limit_threads(1)
 
 
-def build(extra_params: dict | None = None):
+def build(params: dict):
     """The recipe's featurizers (one thread each), with the real weights."""
     from vadctl.backbones.weights import WeightResolver
     from vadctl.features import build as build_featurizers
     from vadctl.features.deep import attach_weights
 
-    params = {"regions": {"detector": "yolox"}, **(extra_params or {})}
     featurizers = {f.name: f for f in build_featurizers(FEATURES.split(","), params)}
     attach_weights(featurizers.values(), WeightResolver(explicit={"yolox": YOLOX, "mobilenet_v2": MOBILENET}))
     return featurizers
@@ -85,10 +84,20 @@ class Stopwatch:
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
+class TimedEncoder:
+    """The featurizer's encoder, its `embed` calls timed as the `mobilenet` part."""
+
+    def __init__(self, encoder, watch: Stopwatch):
+        self.encoder, self.watch = encoder, watch
+
+    def embed(self, images, batch_size):
+        with self.watch("mobilenet"):
+            return self.encoder.embed(images, batch_size)
+
+
 def measure_parts(videos: list[Path], featurizers) -> dict[str, float]:
     """Seconds per part over all frames of `videos`, each part alone on one thread."""
     from vadctl.common.specs import ClipSpec
-    from vadctl.features import appearance_model as backbones
     from vadctl.video.catalog import discover
     from vadctl.video.reader import VideoReader
 
@@ -122,21 +131,22 @@ def measure_parts(videos: list[Path], featurizers) -> dict[str, float]:
                 found = regions.process(window, {})
             with watch("velocity"):
                 velocity.process(window, {"flow": flows, "regions": found})
-            with watch("crops"):
-                crops = [
-                    backbones.crop_input(frame, box, appearance.size)
-                    for frame, boxes in zip(window.frames, found.memory["boxes"], strict=True)
-                    for box in boxes
-                ]
-            with watch("mobilenet"):
-                appearance.encoder.embed(crops, appearance.batch_size)
+            timed_encoder = TimedEncoder(appearance.encoder, watch)
+            appearance.encoder = timed_encoder
+            with watch("crops"):  # crop preparation (and tracks, with refresh): the featurizer less the network
+                appearance.process(window, {"regions": found})
+            appearance.encoder = timed_encoder.encoder
     seconds = watch.seconds
     seconds["merge"] = max(seconds.pop("regions") - seconds["yolox"], 0.0)  # regions = detection + merge
+    seconds["crops"] -= seconds["mobilenet"]
     return seconds
 
 
-def run_extract(videos: list[Path], store: Path, env: dict) -> dict:
-    """The whole `vadctl extract` as a user runs it: (frames, extractor seconds, command seconds, peak RSS)."""
+def run_extract(videos: list[Path], store: Path, env: dict, params: list[str], checkout: Path | None = None) -> dict:
+    """The whole `vadctl extract` as a user runs it: (frames, extractor seconds, command seconds, peak
+    RSS); `checkout`: run the vadctl of that folder instead (today's main, for the side-by-side)."""
+    if checkout is not None:
+        env = {**env, "PYTHONPATH": str(checkout)}
     command = [
         sys.executable,
         "-m",
@@ -148,6 +158,7 @@ def run_extract(videos: list[Path], store: Path, env: dict) -> dict:
         "--features",
         FEATURES,
         *PARAMS,
+        *(flag for param in params for flag in ("-p", param)),
         "-w",
         f"yolox={YOLOX}",
         "-w",
@@ -156,7 +167,7 @@ def run_extract(videos: list[Path], store: Path, env: dict) -> dict:
     ]
     wrapped = ["/usr/bin/time", "-f", "%M %e", *command] if Path("/usr/bin/time").exists() else command
     started = time.perf_counter()
-    done = subprocess.run(wrapped, capture_output=True, text=True, env=env)
+    done = subprocess.run(wrapped, capture_output=True, text=True, env=env, cwd=store.parent)
     wall = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"vadctl extract failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -168,33 +179,47 @@ def run_extract(videos: list[Path], store: Path, env: dict) -> dict:
     return {"frames": report["frames"], "seconds": report["seconds"], "command_seconds": wall, "peak_rss_mb": peak_mb}
 
 
-def main(video_names: list[str], repeats: int, out_json: Path | None) -> None:
+def parse_params(params: list[str]) -> dict:
+    parsed: dict = {}
+    for item in params:
+        key, value = item.split("=", 1)
+        feature, name = key.split(".", 1)
+        parsed.setdefault(feature, {})[name] = json.loads(value) if value[:1].isdigit() else value
+    return parsed
+
+
+def main(video_names: list[str], repeats: int, out_json: Path | None, params: list[str], before: Path | None) -> None:
     for needed in (YOLOX, MOBILENET):
         if not needed.is_file():
             raise SystemExit(f"{needed}: absent (the weighted recipe needs the real weights; vadctl never downloads)")
     videos = [PED2_TRAIN / f"{name}.mp4" for name in video_names]
-    os.environ.setdefault("VADCTL_WEIGHTS_DIR", str(WEIGHTS))
     env = dict(os.environ)
-    one_thread()  # this process measures parts on one core; the extract subprocess keeps its defaults
-    featurizers = build()
+    one_thread()  # this process measures parts on one core; the extract subprocesses keep their defaults
+    parsed = parse_params(params)
+    featurizers = build({"regions": {"detector": "yolox", **parsed.get("regions", {})}, **parsed})
     measure_parts(videos[:1], featurizers)  # warm-up: sessions created, kernels set up
     work = Path(tempfile.mkdtemp(prefix="vadctl-weighted-"))
     runs = []
     try:
         for repeat in range(repeats):
-            order = ("parts", "extract") if repeat % 2 == 0 else ("extract", "parts")
+            order = ["parts", "extract"] + (["before"] if before else [])
+            if repeat % 2:
+                order.reverse()  # alternate, so drift in the machine's load cancels out
             row: dict = {}
             for what in order:
                 if what == "parts":
                     row["parts"] = measure_parts(videos, featurizers)
                 else:
-                    row["extract"] = run_extract(videos, work / f"store-{repeat}", env)
-                    shutil.rmtree(work / f"store-{repeat}", ignore_errors=True)
+                    store = work / f"store-{what}-{repeat}"
+                    checkout = before if what == "before" else None
+                    row[what] = run_extract(videos, store, env, [] if checkout else params, checkout)
+                    shutil.rmtree(store, ignore_errors=True)
             runs.append(row)
             print(f"run {repeat + 1}: " + json.dumps(row, default=lambda v: round(v, 3)), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = summarise(runs)
+    summary["params"] = params
     print_table(summary)
     if out_json:
         out_json.write_text(json.dumps({"runs": runs, "summary": summary}, indent=1))
@@ -219,6 +244,15 @@ def summarise(runs: list[dict]) -> dict:
         "extract_rate": extract_rate,
         "command_rate": command_rate,
         "ratio_to_limit": extract_rate / (one_core * cores),
+        "before_rate": float(np.median([r["before"]["frames"] / r["before"]["seconds"] for r in runs]))
+        if "before" in runs[0]
+        else None,
+        "speedups_per_run": [
+            (r["extract"]["frames"] / r["extract"]["seconds"]) / (r["before"]["frames"] / r["before"]["seconds"])
+            for r in runs
+            if "before" in r
+        ],
+        "before_peak_rss_mb": max((r["before"]["peak_rss_mb"] or 0 for r in runs if "before" in r), default=None),
         "peak_rss_mb": max(r["extract"]["peak_rss_mb"] or 0 for r in runs),
         "load_after": os.getloadavg(),
         "ratios_per_run": [
@@ -238,4 +272,10 @@ def print_table(s: dict) -> None:
     print(f"limit, {s['cores']} cores:              {s['limit_all_cores']:.2f} frames/s")
     print(f"vadctl extract (its own time): {s['extract_rate']:.2f} frames/s → {s['ratio_to_limit']:.2f} of the limit")
     print(f"vadctl extract (whole command): {s['command_rate']:.2f} frames/s; peak RSS {s['peak_rss_mb']:.0f} MB")
+    if s["before_rate"]:
+        speedup = float(np.median(s["speedups_per_run"]))
+        print(
+            f"today's main (its own time):   {s['before_rate']:.2f} frames/s, peak RSS {s['before_peak_rss_mb']:.0f} MB"
+            f" → speed-up {speedup:.2f}× (per run: {', '.join(f'{r:.2f}' for r in s['speedups_per_run'])})"
+        )
     print(f"per-run ratios: {', '.join(f'{r:.2f}' for r in s['ratios_per_run'])}; load after {s['load_after']}")
