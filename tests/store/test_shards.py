@@ -92,6 +92,10 @@ def test_an_entry_is_a_shard_file_per_shard_each_written_once_and_read_back(smal
     assert [c["name"] for c in sharding["configuration"]["index_codecs"]][-1] == "crc32c"
     for name in ("dense", "rows", "offsets"):
         np.testing.assert_array_equal(read(tmp_path / "sharded.zarr", name), values[name])
+    fs = FeatureStore(tmp_path / "sharded.zarr", read_only=True)
+    entry = fs.entry(fs.video("train", "v"), SPEC)
+    for start, stop in ((33, 277), (0, 1), (120, 136), (299, None), (-40, -3)):  # across shards, in one, at the end
+        np.testing.assert_array_equal(entry.read("dense", start, stop), values["dense"][start:stop])
     assert not list(folder.rglob("*.partial"))
     assert FeatureStore(tmp_path / "sharded.zarr", read_only=True).verify(deep=True) == (1, [])
     monkeypatch.setenv(zarrio.SHARD_BYTES_ENV, "0")  # the layout before: one file per chunk, same data

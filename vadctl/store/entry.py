@@ -17,6 +17,7 @@ import zarr
 from vadctl.common.specs import FeatureSpec
 from vadctl.errors import FeatureError, StoreError, VadctlError
 from vadctl.store.records import VideoRecord
+from vadctl.store.shards import read_rows
 
 
 class FeatureStore(Protocol):
@@ -100,7 +101,7 @@ class Entry:
 
     def read(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
         """Rows [start, stop) of an array (all rows by default), read safely."""
-        return self._guarded(lambda: self.array(name)[slice(start, stop)])
+        return self._guarded(lambda: read_rows(self.array(name), start, stop))
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.read(name)
