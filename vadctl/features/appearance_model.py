@@ -31,6 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vadctl.backbones.onnx_options import session_options
 from vadctl.backbones.torch_compat import device as pick_device
 from vadctl.backbones.torch_compat import extra_installed, import_extra, inference_dtype
 from vadctl.backbones.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
@@ -250,19 +251,8 @@ def _onnx_session(model, threads: int | None):
             dynamic_axes={"images": {0: "batch", 1: "height", 2: "width"}, "pooled": {0: "batch"}},
             opset_version=ONNX_OPSET,
         )
-    return onnxruntime.InferenceSession(buffer.getvalue(), session_options(threads), providers=["CPUExecutionProvider"])
-
-
-def session_options(threads: int | None):
-    """onnxruntime options for a stage of the extract: `threads` intra-op threads that do not spin."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return options
+    options = session_options(onnxruntime, threads)
+    return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
 
 def normalise(image: np.ndarray) -> np.ndarray:

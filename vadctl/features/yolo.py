@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vadctl.backbones.onnx_options import session_options
+from vadctl.common.threads import thread_cap
 from vadctl.errors import UsageError, WeightsError
 
 STRIDES = (8, 16, 32)
@@ -100,10 +102,7 @@ class OnnxDetector:
         self.path = Path(path)
         self.score_thresh = score_thresh
         ort = onnxruntime_module(f"regions.detector={layout}")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3
+        options = session_options(ort, threads if threads is not None else thread_cap(None))
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
