@@ -8,7 +8,7 @@ release the GIL, so the lanes share the cores.
 
 Nothing about the output changes: each featurizer still gets every window in order, with the same
 upstream outputs, and only its own lane touches its state and its writer; so a store written in
-lanes equals one written one featurizer at a time. At most `depth` windows are in flight (memory
+lanes equals one written one featurizer at a time. At most `depth` + 1 windows are in flight (memory
 stays bounded); the first error of any lane is raised in the caller, the other lanes stop after
 the window they are on.
 """
@@ -51,7 +51,7 @@ def in_lanes(
     featurizers: Sequence[Featurizer],
     step: Step,
     stored: Callable[[Any], dict[str, Output]],
-    depth: int = 2,
+    depth: int = 1,
 ) -> Iterator[tuple[Any, dict[str, Output]]]:
     """(window, outputs) in window order, each once every featurizer has done it: `step(featurizer,
     window, upstream)` runs in the featurizer's own thread; `stored(window)` gives the outputs read
