@@ -13,8 +13,8 @@ Reading: Zarr reads an inner chunk that a shard's index marks empty as fill valu
 every inner chunk inside the array's shape, so an empty one is damage: `StrictShardingCodec`,
 registered as Zarr's implementation of the codec for the whole process, raises `MissingChunkError`
 instead. A missing shard file is the strict store's to catch (`zarrio.StrictLocalStore`).
-Zarr decodes a shard into a buffer of its own and copies that into the result, which made whole
-reads ~25 % slower than of unsharded arrays (measured, benchmarks/RESULTS.md); vadctl's reader
+Zarr decodes a shard into a buffer of its own and copies that into the result, which cost 17-35 %
+more CPU than reading unsharded arrays whole (benchmarks/RESULTS.md, "Sharded chunks"); vadctl's reader
 (`read_rows`) instead fetches and decodes inner chunks one by one, concurrently, straight into the
 result, as Zarr reads unsharded chunks: the index says where each is, its crc32c is checked, and
 an inner chunk it lacks raises as above.
@@ -129,6 +129,8 @@ async def _read_into(array: zarr.Array, codec: ShardingCodec, start: int, stop: 
 
     async def fetch(chunk: int, name: str, where: tuple[int, int]) -> None:
         raw = await store.get(name, prototype, RangeByteRequest(*where))
+        if raw is None:  # gone since its index was read (a plain store; the strict one raises)
+            raise MissingChunkError(name)
         (decoded,) = await pipeline.decode([(raw, spec)])
         first = chunk * inner
         lo, hi = max(first, start), min(first + inner, stop)
@@ -186,11 +188,6 @@ class ShardWriter:
                 self._abort()
                 raise ValueError(f"{self.array.path}: a shard would end at row {self.row}, inside the array")
             self._close()
-
-    def abort(self) -> None:
-        """Drop the open shard's temporary file (a failed write)."""
-        if self._file is not None:
-            self._abort()
 
     # ----- one shard ----------------------------------------------------------------------
     def _position(self) -> int:
