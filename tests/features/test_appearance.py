@@ -218,7 +218,7 @@ def test_refresh_reuses_a_tracks_embedding_until_a_refresh_frame(weights):
 
     tracked.encoder = real  # and with the network: the rows computed where due are the every-frame ones
     tracked.begin(INFO, ClipSpec())
-    every = ready(AppearanceRegions(size=32, runtime="torch"), mobilenet_v2=weights["mobilenet_v2"])
+    every = ready(AppearanceRegions(size=32, runtime="torch", refresh=1), mobilenet_v2=weights["mobilenet_v2"])
     every.begin(INFO, ClipSpec())
     full = every.process(FrameWindow(0, frames, None), {"regions": regions_output(boxes)}).ragged["embedding"]
     got = tracked.process(FrameWindow(0, frames, None), {"regions": regions_output(boxes)}).ragged["embedding"]
@@ -245,11 +245,13 @@ def test_refresh_across_windows_and_segments_equals_one_pass(weights):
     np.testing.assert_array_equal(segment.ragged["embedding"], whole[8:])
 
 
-def test_refresh_one_keeps_the_identity_and_others_change_it(weights):
+def test_refresh_one_keeps_the_identity_and_the_defaults_are_the_ped1_choice(weights):
     regions = ready(build(["regions"], {})[0]).spec(DecodeSpec(), {})
-    before = ready(AppearanceRegions(), mobilenet_v2=weights["mobilenet_v2"]).spec(DecodeSpec(), {"regions": regions})
-    assert "refresh" not in before.params
-    tracked = ready(AppearanceRegions(refresh=4), mobilenet_v2=weights["mobilenet_v2"])
-    assert tracked.spec(DecodeSpec(), {"regions": regions}).params["refresh"] == 4
+    every = AppearanceRegions(size=224, refresh=1)  # the defaults before the option: entries keep their key
+    before = ready(every, mobilenet_v2=weights["mobilenet_v2"]).spec(DecodeSpec(), {"regions": regions})
+    assert "refresh" not in before.params and before.params["size"] == 224
+    tracked = ready(AppearanceRegions(), mobilenet_v2=weights["mobilenet_v2"])
+    params = tracked.spec(DecodeSpec(), {"regions": regions}).params
+    assert (params["size"], params["refresh"]) == (112, 4)
     with pytest.raises(UsageError, match="refresh=3"):
         AppearanceRegions(refresh=3)
