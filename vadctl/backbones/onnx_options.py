@@ -4,6 +4,11 @@ By default onnxruntime's intra-op threads spin for a while after each run, waiti
 in an extract, where the detector, the appearance network, the flow threads and the decoder take
 turns on the same cores, that spinning takes CPU time from whichever part runs next. Sessions made
 here sleep when idle, and get the threads this worker may use (`None`: one per core).
+
+Memory patterns (onnxruntime's plan of allocations, kept per input shape) are off: the appearance
+network sees a different batch size in nearly every window (the crops of its frames), and the kept
+plans grew the weighted extract's peak by 150 MB from 200 to 2,000 frames (65 MB without them;
+`benchmarks/memory.py --weighted`), at no measurable cost in speed.
 """
 
 from __future__ import annotations
@@ -17,4 +22,5 @@ def session_options(onnxruntime: Any, threads: int | None) -> Any:
     if threads:
         options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_mem_pattern = False
     return options
