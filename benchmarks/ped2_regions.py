@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from decord import VideoReader, cpu
 
+from vadctl.features.box_tracks import iou_matrix
 from vadctl.features.regions import Regions
 from vadctl.features.yolo import OnnxDetector
 
@@ -30,20 +31,6 @@ AIVAD = {"dilation": 0, "binary_threshold": 18, "kernel_size": 3}
 GRID = {"dilation": (0, 1, 2, 3, 4, 6), "binary_threshold": (12, 18, 25), "kernel_size": (3, 5)}
 IOU_MATCH = 0.5
 TIE = 0.005
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of `a` with every box of `b` (x1, y1, x2, y2)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def greedy_matches(found: np.ndarray, reference: np.ndarray) -> int:
