@@ -6,9 +6,10 @@ turns on the same cores, that spinning takes CPU time from whichever part runs n
 here sleep when idle, and get the threads this worker may use (`None`: one per core).
 
 Memory patterns (onnxruntime's plan of allocations, kept per input shape) are off: the appearance
-network sees a different batch size in nearly every window (the crops of its frames), and the kept
-plans grew the weighted extract's peak by 150 MB from 200 to 2,000 frames (65 MB without them;
-`benchmarks/memory.py --weighted`), at no measurable cost in speed.
+network sees a different batch size in nearly every window (the crops of its frames), and kept
+plans add up. Measured once (`benchmarks/memory.py --weighted`): the peak grew 150 MB from 200 to
+2,000 frames with them, 65 MB without; at 6,000 frames the peak still grows (+160 MB from 200), so
+this is not the whole story (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
