@@ -232,9 +232,7 @@ def torch_encoder(featurizer):
     from vadctl.backbones.torch_compat import device
     from vadctl.features import appearance_model as am
 
-    return am.AppearanceEncoder(
-        featurizer.name, featurizer.backbone, featurizer.resolved_weights(), device("cpu"), "torch"
-    )
+    return am.TorchEncoder(featurizer.name, featurizer.backbone, featurizer.resolved_weights(), device("cpu"))
 
 
 def timed(batches, forward) -> tuple[int, float]:

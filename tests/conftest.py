@@ -33,6 +33,15 @@ if settings is not None:
         settings.load_profile(os.environ["VADCTL_HYPOTHESIS_PROFILE"])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_graphs(tmp_path_factory):
+    """ONNX graphs compiled by the tests (`vadctl.backbones.compiled`) go to a folder of this
+    session's, never the user's cache; inherited by subprocesses (CLI runs, workers)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VADCTL_COMPILED_DIR", str(tmp_path_factory.mktemp("compiled")))
+        yield
+
+
 @pytest.fixture
 def video_dir(tmp_path: Path) -> Path:
     """Three small lossless videos with squares moving at different speeds."""

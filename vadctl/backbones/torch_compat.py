@@ -23,6 +23,7 @@ import os
 import re
 import sys
 from importlib.util import find_spec
+from pathlib import Path
 from types import ModuleType
 
 from vadctl.errors import UsageError
@@ -100,6 +101,24 @@ def extra_installed(*modules: str) -> bool:
     """Cheap check (no import) that optional modules are installed."""
 
     return all(find_spec(m) is not None for m in modules)
+
+
+def cuda_possible() -> bool:
+    """Whether torch could see a GPU, answered without importing torch (200 MB) where it cannot: no
+    torch, or a build without CUDA (its `version.py` says `cuda = None`). Else torch is asked."""
+    spec = find_spec("torch")
+    if spec is None or not spec.origin:
+        return False
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text()
+    except OSError:
+        text = ""
+    built = re.search(r"^cuda\s*(?::[^=]*)?=\s*(.+?)\s*$", text, re.MULTILINE)
+    if built and built.group(1) == "None":
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def device(name: str = "auto"):

@@ -223,13 +223,16 @@ def _hf_cached(entries: Iterable[tuple[str, str]]) -> list[Path]:
     return found
 
 
-def _torch_hub_cached(names: Iterable[str]) -> list[Path]:
-    names = list(names)
-    if not names:
-        return []
-    import torch
+def torch_hub_dir() -> Path:
+    """torch hub's folder as `torch.hub.get_dir()` finds it ($TORCH_HOME/hub, else
+    $XDG_CACHE_HOME/torch/hub, else ~/.cache/torch/hub), without importing torch (200 MB)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    home = os.environ.get("TORCH_HOME") or os.path.join(cache, "torch")
+    return Path(os.path.expanduser(home)) / "hub"
 
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
+
+def _torch_hub_cached(names: Iterable[str]) -> list[Path]:
+    folder = torch_hub_dir() / "checkpoints"
     return [folder / name for name in names if (folder / name).is_file()]
 
 

@@ -48,6 +48,15 @@ class _AppearanceBase(WeightedFeaturizer):
     def weight_file(self) -> WeightFile:
         return backbones.weight_file(self.name, self.backbone)
 
+    def check(self) -> None:
+        """On onnxruntime, compiling the graph (once per weight file, in a child process) is the check:
+        this process then never imports torch. Else the base class's checks."""
+        if self._checked or backbones.resolve_runtime(self.name, self.runtime, self.device) != "onnx":
+            super().check()
+            return
+        backbones.compiled_graph(self.name, self.backbone, self.resolved_weights())
+        self._checked = True
+
     def import_extra(self) -> None:
         backbones.torchvision_module(self.name)
 

@@ -14,10 +14,12 @@ crop and a resize (the float conversion, a quarter of the crop work in numpy, ru
 runtime, with the same operations in the same order). The output is the trunk's last feature map
 averaged over space, L2-normalised, stored as float16.
 
-On CPU the trunk runs in onnxruntime by default (`runtime="auto"`): exported in memory with torch's
-TorchScript exporter when the encoder is built, it ran MobileNetV2 about 7× faster than eager
-torch on 2 cores here (224×224 crops). With `runtime="torch"`, or on CUDA, torch runs it (half
-precision on CUDA).
+On CPU the trunk runs in onnxruntime by default (`runtime="auto"`): it ran MobileNetV2 about 7×
+faster than eager torch on 2 cores here (224×224 crops). The graph is exported with torch's
+TorchScript exporter once per weight file, in a child process (`appearance_export`), and kept on disk
+(`vadctl.backbones.compiled`): the extracting process never imports torch, which took 330 MB off the
+weighted extract's peak memory. With `runtime="torch"`, or on CUDA, torch runs it (half precision on
+CUDA).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vadctl.backbones.compiled import compiled
 from vadctl.backbones.onnx_options import session_options
+from vadctl.backbones.torch_compat import cuda_possible, extra_installed, import_extra, inference_dtype
 from vadctl.backbones.torch_compat import device as pick_device
-from vadctl.backbones.torch_compat import extra_installed, import_extra, inference_dtype
 from vadctl.backbones.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
 from vadctl.common.threads import thread_cap
 from vadctl.errors import UsageError, WeightsError
@@ -43,6 +46,7 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 RUNTIMES = ("auto", "onnx", "torch")
 ONNX_OPSET = 17
+GRAPH_VERSION = 1  # of what `normalised_trunk` computes: a new version compiles graphs again
 
 
 @dataclass(frozen=True)
@@ -168,60 +172,60 @@ def normalised_trunk(trunk):
     return Normalised().eval()
 
 
-def resolve_runtime(feature: str, runtime: str, dev) -> str:
+def resolve_runtime(feature: str, runtime: str, device: str) -> str:
+    """onnx or torch for these settings, without importing torch where the answer is the CPU."""
     if runtime not in RUNTIMES:
         raise UsageError(f"{feature}.runtime={runtime!r}: use auto, onnx or torch")
-    if runtime == "onnx" and dev.type != "cpu":
+    if runtime == "torch":
+        return runtime
+    on_cpu = device == "cpu" or (device == "auto" and not cuda_possible()) or pick_device(device).type == "cpu"
+    if runtime == "onnx" and not on_cpu:
         raise UsageError(f"{feature}.runtime=onnx runs on the CPU; use device=cpu or runtime=torch")
     if runtime == "auto":
-        return "onnx" if dev.type == "cpu" and extra_installed("onnx", "onnxruntime") else "torch"
-    if runtime == "onnx" and not extra_installed("onnx", "onnxruntime"):
+        return "onnx" if on_cpu and extra_installed("onnx", "onnxruntime") else "torch"
+    if not extra_installed("onnx", "onnxruntime"):
         raise UsageError(
             f"{feature}.runtime=onnx needs the 'onnx' extra: pip install 'vadctl[onnx]' -c constraints.txt"
         )
     return runtime
 
 
-def encoder(feature: str, backbone: str, weights: ResolvedWeights, device: str, runtime: str) -> AppearanceEncoder:
+def compiled_graph(feature: str, backbone: str, weights: ResolvedWeights) -> bytes:
+    """The normalised trunk as an ONNX graph, exported once per weight file by a child process
+    (which also checks that the file fits the backbone, raising the same errors as `check_weights`)."""
+    return compiled(
+        f"{backbone}-{weights.sha256[:16]}-opset{ONNX_OPSET}-v{GRAPH_VERSION}",
+        weights.sha256,
+        "vadctl.features.appearance_export",
+        ["--feature", feature, "--backbone", backbone, "--weights", str(weights.path)],
+        f"{feature}: {weights.path}",
+    )
+
+
+def encoder(feature: str, backbone: str, weights: ResolvedWeights, device: str, runtime: str):
     """The encoder for these settings; `appearance` and `appearance_regions` of one run share one copy."""
-    dev = pick_device(device)
-    chosen = resolve_runtime(feature, runtime, dev)
+    chosen = resolve_runtime(feature, runtime, device)
     threads = thread_cap(None)  # a worker's share of the cores; else onnxruntime's default
-    key = (backbone, weights.sha256, str(dev), chosen, threads)
-    return shared("appearance", key, lambda: AppearanceEncoder(feature, backbone, weights, dev, chosen, threads))
+    key = (backbone, weights.sha256, device, chosen, threads)
+    if chosen == "onnx":
+        dim = BACKBONES[backbone].dim
+        return shared("appearance", key, lambda: OnnxEncoder(dim, compiled_graph(feature, backbone, weights), threads))
+    return shared("appearance", key, lambda: TorchEncoder(feature, backbone, weights, pick_device(device)))
 
 
-class AppearanceEncoder:
-    """A pooled ImageNet trunk with its preprocessing, on onnxruntime or torch."""
+class _Encoder:
+    """A pooled ImageNet trunk with its preprocessing: uint8 images in, unit float16 embeddings out."""
 
-    def __init__(
-        self, feature: str, backbone: str, weights: ResolvedWeights, dev, runtime: str, threads: int | None = None
-    ):
-        import torch
+    dim: int
 
-        self.dim = BACKBONES[backbone].dim
-        self.runtime = runtime
-        self.device = dev
-        trunk = normalised_trunk(load_trunk(feature, backbone, weights))
-        self._torch = torch
-        if runtime == "onnx":
-            self._session = _onnx_session(trunk, threads)
-            self._input = self._session.get_inputs()[0].name
-        else:
-            self.dtype = inference_dtype(dev)
-            self._trunk = trunk.to(dev, self.dtype)
+    def pooled(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB images → (N, D) L2-normalised float16 embeddings."""
         if len(batch) == 0:
             return np.zeros((0, self.dim), np.float16)
-        if self.runtime == "onnx":
-            pooled = self._session.run(None, {self._input: batch})[0]
-        else:
-            torch = self._torch
-            with torch.inference_mode():
-                tensor = torch.from_numpy(batch).to(self.device)
-                pooled = self._trunk(tensor).float().cpu().numpy()
+        pooled = self.pooled(batch)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float16)
 
@@ -231,11 +235,43 @@ class AppearanceEncoder:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float16)
 
 
-def _onnx_session(model, threads: int | None):
-    """The model exported in memory (dynamic batch and size) and opened in onnxruntime, on `threads`
-    threads (None: onnxruntime's default, one per core) that sleep rather than spin when idle, so the
-    other stages of the extract get the cores while it waits."""
-    import onnxruntime
+class OnnxEncoder(_Encoder):
+    """The compiled graph in onnxruntime on the CPU (no torch in this process)."""
+
+    runtime = "onnx"
+
+    def __init__(self, dim: int, graph: bytes, threads: int | None = None):
+        self.dim = dim
+        self._session = onnx_session(graph, threads)
+        self._input = self._session.get_inputs()[0].name
+
+    def pooled(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: batch})[0]
+
+
+class TorchEncoder(_Encoder):
+    """The trunk in torch: on CUDA in half precision, or on the CPU when asked (`runtime="torch"`)."""
+
+    runtime = "torch"
+
+    def __init__(self, feature: str, backbone: str, weights: ResolvedWeights, dev):
+        import torch
+
+        self.dim = BACKBONES[backbone].dim
+        self.device = dev
+        self.dtype = inference_dtype(dev)
+        self._torch = torch
+        self._trunk = normalised_trunk(load_trunk(feature, backbone, weights)).to(dev, self.dtype)
+
+    def pooled(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            tensor = torch.from_numpy(batch).to(self.device)
+            return self._trunk(tensor).float().cpu().numpy()
+
+
+def export_graph(model) -> bytes:
+    """The normalised trunk as ONNX bytes, dynamic in batch and image size (TorchScript exporter)."""
     import torch
 
     buffer = io.BytesIO()
@@ -251,8 +287,16 @@ def _onnx_session(model, threads: int | None):
             dynamic_axes={"images": {0: "batch", 1: "height", 2: "width"}, "pooled": {0: "batch"}},
             opset_version=ONNX_OPSET,
         )
+    return buffer.getvalue()
+
+
+def onnx_session(graph: bytes, threads: int | None):
+    """The graph in onnxruntime on `threads` threads (None: onnxruntime's default, one per core) that
+    sleep rather than spin when idle, so the other stages of the extract get the cores while it waits."""
+    import onnxruntime
+
     options = session_options(onnxruntime, threads)
-    return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
 def normalise(image: np.ndarray) -> np.ndarray:
