@@ -17,6 +17,7 @@ from tiny_models import TINY_CLIP, raft_small_weights, register_tiny_clip, tiny_
 from typer.testing import CliRunner
 from videos import Square, make_video, render
 
+from vadctl import api
 from vadctl.backbones.torch_compat import has_compiled_ops, import_extra, import_torchvision
 from vadctl.backbones.weights import WeightFile, WeightResolver, load_tensors
 from vadctl.cli import app
@@ -470,6 +471,8 @@ def test_extract_deep_features_then_rerun_is_a_no_op(video_dir: Path, store_path
         f"x3d={weights['x3d']}",
         "--clip-len",
         "8",
+        "-p",
+        "x3d.size=64",  # a tenth of x3d_s's work at 160 px, run twice (--force); the default size: below
     ]
     first = vadctl(*args)
     assert first.exit_code == 0, first.output
@@ -581,11 +584,16 @@ def test_killed_x3d_extraction_resumes_to_the_same_result(tmp_path: Path, weight
     env = {**os.environ, "VADCTL_WEIGHTS_DIR": str(tmp_path / "w")}
     (tmp_path / "w").mkdir()
     shutil.copy(weights["x3d"], tmp_path / "w" / "x3d-x3d_s.safetensors")
+    # frames at 96 px, not x3d_s's 160: a sixth of the work per clip (what is committed, and when,
+    # does not depend on the size), and still about 0.7 s a video for the kill to land between commits
+    size = {"x3d": {"size": 96}}
 
     def command(store: Path) -> list[str]:
-        return extract_cmd(root, store, "--features", "x3d")
+        return extract_cmd(root, store, "--features", "x3d", "-p", "x3d.size=96")
 
-    subprocess.run(command(tmp_path / "ref.zarr"), check=True, capture_output=True, env=env)
+    # the clean run in this process (torch is loaded here already): one interpreter start fewer
+    reference = api.extract([root], tmp_path / "ref.zarr", "train", ["x3d"], size, {"x3d": weights["x3d"]}, window=8)
+    assert not reference.failed
     store = tmp_path / "killed.zarr"
     proc = subprocess.Popen(command(store), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 120
