@@ -35,7 +35,7 @@ if settings is not None:
 
 @pytest.fixture(scope="session", autouse=True)
 def compiled_graphs(tmp_path_factory):
-    """ONNX graphs compiled by the tests (`vadctl.backbones.compiled`) go to a folder of this
+    """ONNX graphs compiled by the tests (`vadctl.features.compiled`) go to a folder of this
     session's, never the user's cache; inherited by subprocesses (CLI runs, workers)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VADCTL_COMPILED_DIR", str(tmp_path_factory.mktemp("compiled")))

@@ -13,7 +13,7 @@ import pytest
 from tiny_models import imagenet_weights
 from videos import Square, make_video
 
-from vadctl.backbones import compiled as compiled_files
+from vadctl.features import compiled as compiled_files
 from vadctl.backbones.weights import ResolvedWeights, torch_hub_dir
 from vadctl.errors import WeightsError
 from vadctl.features import appearance_model

@@ -1,7 +1,7 @@
 """`python -m vadctl.features.appearance_export`: an ImageNet trunk compiled to ONNX in a child process.
 
 Run by `appearance_model.compiled_graph` when a weight file has no compiled graph on disk yet
-(`vadctl.backbones.compiled`). Everything that needs torch happens here: checking that the file
+(`vadctl.features.compiled`). Everything that needs torch happens here: checking that the file
 holds the backbone's tensors, loading them, exporting, and checking that onnxruntime reproduces
 torch on random images. The extracting process only reads the graph, so it never imports torch.
 vadctl's errors leave as exit codes with their one-line message last on stderr.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vadctl.backbones.compiled import EXIT_USAGE, EXIT_WEIGHTS
+from vadctl.features.compiled import EXIT_USAGE, EXIT_WEIGHTS
 from vadctl.backbones.weights import ResolvedWeights
 from vadctl.errors import UsageError, WeightsError
 from vadctl.features import appearance_model as backbones

@@ -17,7 +17,7 @@ averaged over space, L2-normalised, stored as float16.
 On CPU the trunk runs in onnxruntime by default (`runtime="auto"`): it ran MobileNetV2 about 7×
 faster than eager torch on 2 cores here (224×224 crops). The graph is exported with torch's
 TorchScript exporter once per weight file, in a child process (`appearance_export`), and kept on disk
-(`vadctl.backbones.compiled`): the extracting process never imports torch, which took 330 MB off the
+(`vadctl.features.compiled`): the extracting process never imports torch, which took 330 MB off the
 weighted extract's peak memory. With `runtime="torch"`, or on CUDA, torch runs it (half precision on
 CUDA).
 """
@@ -33,7 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vadctl.backbones.compiled import compiled
+from vadctl.features.compiled import compiled
 from vadctl.backbones.onnx_options import session_options
 from vadctl.backbones.torch_compat import cuda_possible, extra_installed, import_extra, inference_dtype
 from vadctl.backbones.torch_compat import device as pick_device
