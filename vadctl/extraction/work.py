@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vadctl.backbones.weights import WeightResolver
+from vadctl.common.heap import return_large_buffers
 from vadctl.common.progress import Progress
 from vadctl.extraction.extractor import Extractor, SegmentDone, SegmentedVideo, _Plan
 from vadctl.extraction.recipe import ExtractRecipe
@@ -97,6 +98,7 @@ def build_extractor(recipe: ExtractRecipe, store: FeatureStore | None = None) ->
     """The run's `Extractor`: featurizers built and their weights found (a missing weight file is a
     one-line error here, before any store is opened). `store` may be left out for a dry run, or
     set later by the caller; workers open it for writing (`worker_extractor`)."""
+    return_large_buffers()  # every process that extracts builds its extractor here
     featurizers = registry.build(recipe.features, recipe.params)
     attach_weights(featurizers, WeightResolver(explicit=dict(recipe.weights)))
     return Extractor(store, featurizers, recipe)
