@@ -180,3 +180,30 @@ def test_entry_path_finds_an_entry_where_it_lives_after_force(video_dir, tmp_pat
     assert opened.entry_path("train", "a", key) == path  # NAME@HASH names it too
     with pytest.raises(FeatureError, match="no committed 'velocity'"):
         opened.entry_path("train", "a", "velocity")
+
+
+def test_copy_video_makes_an_up_to_date_copy_in_another_split(video_dir: Path, tmp_path: Path):
+    """The demo's weak split holds train/'s videos too: copied, then found up to date by extract."""
+    from snapshots import assert_intact, assert_same, snapshot
+
+    from vadctl import api
+    from vadctl.errors import UsageError
+
+    path = tmp_path / "s.zarr"
+    api.extract([video_dir], path, "train", ["flow", "regions"])
+    api.extract([video_dir], path, "train", ["flow"], force=True)  # an entry under a NAME@HASH~xxxxxx group
+    store = FeatureStore(path)
+    (store.path / "videos" / "weak" / "a" / "leftover").mkdir(parents=True)  # a killed copy's
+    copies = [store.copy_video("train", video, "weak") for video in ("a", "cam/c")]
+    assert [(r.split, r.video_id) for r in copies] == [("weak", "a"), ("weak", "cam/c")]
+    assert store.copy_video("train", "a", "weak") is None  # weak holds it already
+    assert store.copy_video("train", "missing", "weak") is None
+    with pytest.raises(UsageError, match="onto itself"):
+        store.copy_video("train", "a", "train")
+    assert not (store.video_dir("weak", "a") / "leftover").exists()
+    train = snapshot(path, "train")
+    assert_same(snapshot(path, "weak"), {key: value for key, value in train.items() if key[0] != "b"})
+    assert_intact(path)  # every file of the copies re-hashed against the manifests
+    report = api.extract([video_dir], path, "weak", ["flow", "regions"])
+    assert report.count("up to date") == 2 and [r.video_id for r in report.results if r.status == "extracted"] == ["b"]
+    assert_same(snapshot(path, "weak"), train)

@@ -403,6 +403,29 @@ class FeatureStore:
                 removed.append(child.name)
         return removed
 
+    def copy_video(self, split: str, video_id: str, to_split: str) -> VideoRecord | None:
+        """Copy a video committed "ok" in `split` (its record and every node the record names) into
+        `to_split`, where it has no record yet: the same file in two splits is decoded once, and
+        extract then finds the copy up to date (or redoes it, like any record, if the file changed).
+        Committed like a write (nodes first, then the record), under both videos' locks; returns the
+        new record, or None when there is nothing to copy or `to_split` holds the video already."""
+        if check_split(to_split) == split:
+            raise UsageError(f"cannot copy video {video_id!r} of split {split!r} onto itself")
+        first, second = sorted((self.video_lock(split, video_id), self.video_lock(to_split, video_id)), key=_lock_path)
+        with first, second:  # in one order for every caller: two copies never wait on each other
+            record = self.video(split, video_id)
+            if record is None or record.status != "ok" or self.video(to_split, video_id) is not None:
+                return None
+            self.clean_video(to_split, video_id)  # leftovers of a killed write or copy
+            self.prepare_video(to_split, video_id)
+            source, target = self.video_dir(split, video_id), self.video_dir(to_split, video_id)
+            for name in sorted(record.nodes()):
+                shutil.copytree(source / name, target / name)
+            copy = VideoRecord.from_attrs(record.to_attrs())
+            copy.split = to_split
+            self.save_video(copy)
+            return copy
+
     def delete_video(self, split: str, video_id: str) -> None:
         """Forget a video and its features in one step (its folder is renamed away, then deleted);
         caller holds the video lock."""
@@ -607,6 +630,10 @@ class FeatureStore:
         if not base.exists():
             return 0
         return sum(p.stat().st_size for p in base.rglob("*") if p.is_file())
+
+
+def _lock_path(lock: FileLock) -> str:
+    return lock.lock_file
 
 
 def open_or_raise(path: Path | str, **options) -> FeatureStore:
