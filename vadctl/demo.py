@@ -273,6 +273,7 @@ class DemoResult:
     metrics: dict
     plots: dict[str, Path]
     review: Any = None  # the review page's SiteReport (open review.index in a browser)
+    copied: list[str] = field(default_factory=list)  # train videos copied into split weak (up to date there)
 
 
 def run(root: Path, store_path: Path, progress=None, seed: int = 7, n_frames: int = 120) -> DemoResult:
@@ -292,10 +293,11 @@ def run(root: Path, store_path: Path, progress=None, seed: int = 7, n_frames: in
         marker.write_text(stamp)
     store = api.open_store(store_path, create=True, read_only=False)
     folders = {"train": [data.train], "test": [data.test], "weak": [data.train, data.weak]}
-    reports = [
-        api.extract(roots, store, split, DEMO_FEATURES, scene="walkway", progress=progress)
-        for split, roots in folders.items()
-    ]
+    reports, copied = [], []
+    for split, roots in folders.items():
+        if split == "weak":  # its normal videos are train/'s, extracted just above: copied, not decoded again
+            copied = [r.video_id for r in store.videos("train") if store.copy_video("train", r.video_id, "weak")]
+        reports.append(api.extract(roots, store, split, DEMO_FEATURES, scene="walkway", progress=progress))
     models, scores, metrics, plots = {}, {}, {}, {}
     for name, params in DEMO_MODELS.items():
         path = root / "models" / f"{name}.safetensors"
@@ -309,4 +311,4 @@ def run(root: Path, store_path: Path, progress=None, seed: int = 7, n_frames: in
         plots[name] = root / "plots" / name
         metrics[name] = api.evaluate(scores[name], data.labels, plots=plots[name])
     review = api.review(root / "scores", root / "review", store=store.path, progress=progress)
-    return DemoResult(data, store.path, reports, models, scores, metrics, plots, review)
+    return DemoResult(data, store.path, reports, models, scores, metrics, plots, review, copied)

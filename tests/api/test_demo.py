@@ -17,6 +17,9 @@ def test_demo_runs_end_to_end_and_reruns_without_extracting(tmp_path_factory):
     folder, store, args = run.folder, run.store, run.args
     output = run.output
     assert "extract train: 8 extracted" in output and "fast" in output
+    # the weak split's normal videos are train/'s: copied from split train, not extracted again
+    assert "extract weak: 6 extracted, 8 up to date" in output
+    assert "8 copied from split train" in " ".join(output.split())  # however rich wraps it
     kinds = json.loads((folder / "kinds.json").read_text())
     assert sorted(kinds.values()) == ["against", "fast", "loiter", "normal"]
     labels = pl.read_csv(folder / "labels.csv", schema_overrides={"video": pl.String})
@@ -47,3 +50,4 @@ def test_demo_runs_end_to_end_and_reruns_without_extracting(tmp_path_factory):
     assert f"reviewpage:{page}({events}event(s)" in "".join(output.split())  # however rich wraps it
     again = CliRunner().invoke(app, args, catch_exceptions=False)
     assert "extract train: 0 extracted, 8 up to date" in again.output
+    assert "extract weak: 0 extracted, 14 up to date" in again.output and "copied" not in again.output

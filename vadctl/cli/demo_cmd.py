@@ -38,10 +38,12 @@ def register(app: typer.Typer) -> None:
         with RichProgress(quiet) as progress:
             result = demo_lib.run(folder, store_path(store), progress, seed=seed, n_frames=frames)
         for report in result.extract_reports:
+            copied = len(result.copied) if report.split == "weak" else 0  # train's videos, up to date in weak
             out.print(
                 f"extract {report.split}: {report.count('extracted')} extracted, "
                 f"{report.count('up to date')} up to date, {len(report.failed)} failed "
-                f"({report.frames} frames, {human_seconds(report.seconds)})",
+                f"({report.frames} frames, {human_seconds(report.seconds)})"
+                + (f"; {copied} copied from split train, not decoded again" if copied else ""),
                 markup=False,
             )
         kinds = _kinds(result.data.labels.parent)
