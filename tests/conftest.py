@@ -42,6 +42,37 @@ def compiled_graphs(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="session")
+def demo_in_background(tmp_path_factory):
+    from demo_run import BackgroundDemo
+
+    demo = BackgroundDemo(tmp_path_factory.mktemp("demo"))
+    yield demo
+    demo.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def start_the_demo_with_the_session(request):
+    """`vadctl demo` starts with the session when a selected test reads it (tests/demo_run.py)."""
+    if any(reads_the_demo(item) for item in request.session.items):
+        request.getfixturevalue("demo_in_background")
+
+
+@pytest.fixture(scope="session")
+def demo(demo_in_background):
+    """The demo's run and rerun (tests/demo_run.py), once both are done."""
+    return demo_in_background.result()
+
+
+def reads_the_demo(item) -> bool:
+    return "demo" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that read the demo run last: it runs in the background meanwhile (tests/demo_run.py)."""
+    items.sort(key=reads_the_demo)
+
+
 @pytest.fixture
 def video_dir(tmp_path: Path) -> Path:
     """Three small lossless videos with squares moving at different speeds."""

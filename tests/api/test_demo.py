@@ -4,18 +4,14 @@ import json
 
 import polars as pl
 import pytest
-from demo_run import demo_run
-from typer.testing import CliRunner
 
-from vadctl.cli import app
 from vadctl.store import FeatureStore
 
 
-@pytest.mark.timeout(900)  # the demo itself (65 s of CPU) runs in whichever of its tests comes first
-def test_demo_runs_end_to_end_and_reruns_without_extracting(tmp_path_factory):
-    run = demo_run(tmp_path_factory)  # the default 120-frame videos, through the CLI
-    folder, store, args = run.folder, run.store, run.args
-    output = run.output
+@pytest.mark.timeout(900)  # waits for the demo's two runs (tests/demo_run.py): minutes on a loaded machine
+def test_demo_runs_end_to_end_and_reruns_without_extracting(demo):
+    folder, store = demo.folder, demo.store  # the default 120-frame videos, `vadctl demo` as a process
+    output = demo.output
     assert "extract train: 8 extracted" in output and "fast" in output
     # the weak split's normal videos are train/'s: copied from split train, not extracted again
     assert "extract weak: 6 extracted, 8 up to date" in output
@@ -48,6 +44,6 @@ def test_demo_runs_end_to_end_and_reruns_without_extracting(tmp_path_factory):
     page = folder / "review" / "index.html"
     assert events > 0 and page.is_file()
     assert f"reviewpage:{page}({events}event(s)" in "".join(output.split())  # however rich wraps it
-    again = CliRunner().invoke(app, args, catch_exceptions=False)
-    assert "extract train: 0 extracted, 8 up to date" in again.output
-    assert "extract weak: 0 extracted, 14 up to date" in again.output and "copied" not in again.output
+    again = demo.rerun_output  # the same command again, on the same folder and store
+    assert "extract train: 0 extracted, 8 up to date" in again
+    assert "extract weak: 0 extracted, 14 up to date" in again and "copied" not in again

@@ -17,7 +17,6 @@ import duckdb
 import polars as pl
 import pytest
 from conftest import MALICIOUS
-from demo_run import demo_run
 
 from vadctl.review.metrics import read_labels
 
@@ -160,11 +159,11 @@ def test_review_an_event_with_the_keyboard_and_export_verdicts(page, review_site
     assert (folder / "review.png").stat().st_size > 10_000
 
 
-@pytest.mark.timeout(900)  # may run the demo (once per session): minutes on a loaded machine
-def test_the_demo_review_page_shows_every_event_of_the_demo(browser, tmp_path_factory):
+@pytest.mark.timeout(900)  # may wait for the demo (tests/demo_run.py): minutes on a loaded machine
+def test_the_demo_review_page_shows_every_event_of_the_demo(browser, demo):
     """`vadctl demo` ends with a review page of its scores; opened from disk it lists every event of
     the demo's events files, with no console error and no request leaving the folder."""
-    run = demo_run(tmp_path_factory)
+    run = demo
     events = pl.concat(
         [pl.read_parquet(p).select("model") for p in sorted((run.folder / "scores").glob("*.events.parquet"))]
     )
