@@ -13,10 +13,10 @@ import pytest
 from tiny_models import imagenet_weights
 from videos import Square, make_video
 
-from vadctl.features import compiled as compiled_files
 from vadctl.backbones.weights import ResolvedWeights, torch_hub_dir
 from vadctl.errors import WeightsError
 from vadctl.features import appearance_model
+from vadctl.features import compiled as compiled_files
 
 NO_TORCH_EXTRACT = """
 import sys

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vadctl.features.compiled import EXIT_USAGE, EXIT_WEIGHTS
 from vadctl.backbones.weights import ResolvedWeights
 from vadctl.errors import UsageError, WeightsError
 from vadctl.features import appearance_model as backbones
+from vadctl.features.compiled import EXIT_USAGE, EXIT_WEIGHTS
 
 PARITY_ATOL = 1e-3  # on unit-length embeddings (float32); the stored ones are float16 (~1e-3 apart)
 

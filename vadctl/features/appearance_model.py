@@ -33,13 +33,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vadctl.features.compiled import compiled
 from vadctl.backbones.onnx_options import session_options
 from vadctl.backbones.torch_compat import cuda_possible, extra_installed, import_extra, inference_dtype
 from vadctl.backbones.torch_compat import device as pick_device
 from vadctl.backbones.weights import ResolvedWeights, WeightFile, check_fits, load_tensors, tensor_shapes
 from vadctl.common.threads import thread_cap
 from vadctl.errors import UsageError, WeightsError
+from vadctl.features.compiled import compiled
 from vadctl.features.loaded import shared
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
