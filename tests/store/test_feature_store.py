@@ -207,3 +207,31 @@ def test_copy_video_makes_an_up_to_date_copy_in_another_split(video_dir: Path, t
     report = api.extract([video_dir], path, "weak", ["flow", "regions"])
     assert report.count("up to date") == 2 and [r.video_id for r in report.results if r.status == "extracted"] == ["b"]
     assert_same(snapshot(path, "weak"), train)
+
+
+@pytest.mark.parametrize("point", ["store.copy.node_copied", "store.copy.record_saved"])
+def test_a_copy_killed_at_each_step_leaves_no_copy_or_a_whole_one(video_dir: Path, tmp_path: Path, point: str):
+    """Killed after a node (no record yet: no copy, and the next copy cleans the leftovers) or after
+    the record (a whole copy): the weak split never reads a half-copied video as complete."""
+    import os
+    import subprocess
+    import sys
+
+    from snapshots import assert_intact, assert_same, snapshot
+
+    from vadctl import api
+    from vadctl.common.faults import EXIT_CODE
+
+    path = tmp_path / "s.zarr"
+    api.extract([video_dir], path, "train", ["flow", "regions"])
+    code = f"from vadctl.store import FeatureStore; FeatureStore({str(path)!r}).copy_video('train', 'a', 'weak')"
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "VADCTL_FAULT": point}, capture_output=True)
+    assert done.returncode == EXIT_CODE, done.stderr
+    store = FeatureStore(path)
+    copied = store.video("weak", "a")
+    assert (copied is not None) == (point == "store.copy.record_saved")
+    if copied is None:
+        assert store.copy_video("train", "a", "weak") is not None  # the rerun completes it
+    assert_intact(path)
+    train = snapshot(path, "train")
+    assert_same(snapshot(path, "weak"), {key: value for key, value in train.items() if key[0] == "a"})

@@ -421,9 +421,11 @@ class FeatureStore:
             source, target = self.video_dir(split, video_id), self.video_dir(to_split, video_id)
             for name in sorted(record.nodes()):
                 shutil.copytree(source / name, target / name)
+                fault_point("store.copy.node_copied")
             copy = VideoRecord.from_attrs(record.to_attrs())
             copy.split = to_split
             self.save_video(copy)
+            fault_point("store.copy.record_saved")
             return copy
 
     def delete_video(self, split: str, video_id: str) -> None:
