@@ -85,6 +85,38 @@ def test_fit_and_score_refuse_a_damaged_entry_they_read(clean, store: Path, tmp_
     assert score.exit_code == 2 and "damaged" in score.output and not (tmp_path / "s.parquet").exists()
 
 
+def test_the_cheap_check_stats_the_recorded_files_and_older_records_are_still_checked(clean, store: Path):
+    """Records keep each file's size (planning stats files, lists no folder); records written before
+    that keep counts and bytes per array, and the listing check still finds the same damage."""
+    fs = FeatureStore(store)
+    record = fs.video("train", "v0")
+    flow_key = next(k for k in record.features if k.startswith("flow@"))
+    sizes = record.features[flow_key]["sizes"]
+    folder = entry_folder(store, "v0", "flow")
+    assert sizes == {f"{p.parent.name}/{p.name}": p.stat().st_size for p in folder.glob("*/*") if p.is_file()}
+    assert record.clips_files and fs.clips_problem(record) is None
+    victim = chunks(folder, "data")[0]
+    kept = victim.read_bytes()
+    victim.write_bytes(kept[:-5])
+    assert "truncated or altered" in fs.entry_problem(fs.video("train", "v0"), flow_key)
+    victim.unlink()
+    assert "missing chunks" in fs.entry_problem(fs.video("train", "v0"), flow_key)
+    victim.write_bytes(kept)
+    assert fs.entry_problem(fs.video("train", "v0"), flow_key) is None
+    for summary in record.features.values():  # as an older vadctl wrote it
+        del summary["sizes"]
+    fs.save_video(record)
+    older = fs.video("train", "v0")
+    assert "sizes" not in older.features[flow_key] and fs.entry_problem(older, flow_key) is None
+    victim.unlink()
+    assert "missing chunks" in fs.entry_problem(older, flow_key)
+    clip_file = next(
+        p for p in (store / "videos" / "train" / older.key / older.clips).iterdir() if p.name != "zarr.json"
+    )
+    clip_file.write_bytes(clip_file.read_bytes()[:-1])
+    assert "truncated or altered" in fs.clips_problem(older)
+
+
 def test_flipped_bytes_are_found_by_the_deep_check_and_never_decode(clean, store: Path):
     motion = entry_folder(store, "v0", "motion")
     victim = chunks(motion, "embedding")[0]

@@ -15,7 +15,7 @@ import os
 import time
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -225,7 +225,9 @@ class Extractor:
             return record.error
         return f"{record.error} (a transient failure, {record.attempts} attempts: no more without --retry-failed)"
 
-    def plan(self, sources: Sequence[VideoSource], records: dict[str, VideoRecord] | None = None) -> list[PlannedVideo]:
+    def plan(
+        self, sources: Sequence[VideoSource], records: Mapping[str, VideoRecord] | None = None
+    ) -> list[PlannedVideo]:
         """What `run` would do with each video, doing none of it (dry runs); `records` stand in for
         the store's (e.g. {} when there is no store yet)."""
         if records is None:

@@ -7,7 +7,7 @@ checked `ExtractRecipe`, never a list of keywords.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from vadctl.common.progress import Progress
@@ -19,7 +19,7 @@ from vadctl.extraction.driver import drive
 from vadctl.extraction.extractor import ExtractReport, PlannedVideo
 from vadctl.extraction.recipe import ExtractRecipe
 from vadctl.extraction.work import adopt_extractor, build_extractor, loads_models, perform, worker_extractor
-from vadctl.store import FeatureStore
+from vadctl.store import FeatureStore, VideoRecord
 from vadctl.store.opening import writable
 from vadctl.video import catalog
 
@@ -75,12 +75,16 @@ def plan_extract(
     recipe: ExtractRecipe,
     store: FeatureStore | None = None,
     follow_links: bool = False,
+    records: Mapping[str, VideoRecord] | None = None,
 ) -> list[PlannedVideo]:
     """What `extract` with `recipe` would do, doing none of it (nothing is written, not even a new
     store; only the records index beside the store may be refreshed). `store` defaults to the
-    recipe's when it exists; with none, every video is new."""
-    found = find_videos(roots)
+    recipe's when it exists; with none, every video is new. `records`: the split's records, already
+    read (video id → record), else they are read from the store."""
+    found = find_videos(roots, follow_links)
     if store is None and (recipe.store / "zarr.json").exists():
         store = FeatureStore(recipe.store, read_only=True)
     extractor = build_extractor(recipe, store)
-    return extractor.plan(found.sources, records=None if store is not None else {})
+    if store is None:
+        records = {}
+    return extractor.plan(found.sources, records=records)

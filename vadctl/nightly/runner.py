@@ -13,6 +13,7 @@ The report's exit code: 0 all done, 1 some videos failed (listed). Errors that s
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -254,12 +255,18 @@ class JobRunner:
         if self.job.verify_sources:
             self.report.notes.append("verify_sources: a run re-hashes every source in full first (a dry run does not)")
         extracting: dict[str, set[str]] = {}
+        store = self._store()
+        # Nothing is written while planning: each split is scanned once, for extraction and scoring.
+        scans = functools.cache(store.scan) if store is not None else None
         for index, source in enumerate(self.job.sources, 1):
             outcome = SourceOutcome(str(source.root), source.split, source.scene)
             self.report.sources.append(outcome)
             try:
                 recipe, spread = self._recipe(source)
-                planned = plan_extract([source.root], recipe, follow_links=spread.get("follow_links", False))
+                records = None
+                if scans is not None:
+                    records = {r.video_id: r for r in store.videos(source.split, True, scans(source.split))}
+                planned = plan_extract([source.root], recipe, store, spread.get("follow_links", False), records=records)
             except UsageError as error:
                 if not catalog.discover([source.root]):
                     self.report.notes.append(f"sources[{index}] {source.root}: no videos yet")
@@ -271,8 +278,7 @@ class JobRunner:
             outcome.to_extract = [p.video_id for p in planned if p.extracts]
             outcome.failed = {p.video_id: p.error or p.action for p in planned if p.action.startswith("failed")}
             extracting.setdefault(source.split, set()).update(outcome.to_extract)
-        store = self._store()
-        records = self._records(store) if store is not None else {}
+        records = self._records(store, scans) if store is not None else {}
         for scorer in self._model_scorers():
             scorer.plan(ledger, records)
             outcome = scorer.outcome
@@ -309,9 +315,13 @@ class JobRunner:
     def _store(self) -> FeatureStore | None:
         return open_store(self.job.store) if (Path(self.job.store) / "zarr.json").exists() else None
 
-    def _records(self, store: FeatureStore) -> dict[str, dict[str, VideoRecord]]:
+    def _records(self, store: FeatureStore, scans=None) -> dict[str, dict[str, VideoRecord]]:
+        """The records of every split a model scores; `scans`: split → `store.scan(split)` made already."""
         splits = sorted({split for ref in self.job.models for split in ref.splits})
-        return {split: {r.video_id: r for r in store.videos(split)} for split in splits}
+        return {
+            split: {r.video_id: r for r in store.videos(split, scanned=scans(split) if scans else None)}
+            for split in splits
+        }
 
     def _note(self, text: str, log: JobLog, level: str = "info") -> None:
         self.report.notes.append(text)

@@ -242,10 +242,13 @@ class FeatureStore:
                 records.append(record)
         return sorted(records, key=lambda r: r.video_id), problems
 
-    def videos(self, split: str, damaged_ok: bool = False) -> list[VideoRecord]:
+    def videos(
+        self, split: str, damaged_ok: bool = False, scanned: tuple[list[VideoRecord], list[Problem]] | None = None
+    ) -> list[VideoRecord]:
         """All video records of a split. A corrupt record is an error (models must not silently
-        fit or score on part of the data) unless `damaged_ok`."""
-        records, problems = self.scan(split)
+        fit or score on part of the data) unless `damaged_ok`. `scanned`: this split's `scan()`,
+        already made (a dry run plans extraction and scoring from one scan)."""
+        records, problems = scanned if scanned is not None else self.scan(split)
         if problems and not damaged_ok:
             raise StoreError(
                 f"{problems[0].problem}; `vadctl store verify` lists damage and `vadctl extract` redoes it"
@@ -363,6 +366,7 @@ class FeatureStore:
                 **summary,
                 "group": group,
                 "files": integrity.array_summary(files),
+                "sizes": integrity.sizes_of(files),
                 "manifest": integrity.digest(files),
                 "committed_at": _now(),
             }
@@ -533,7 +537,11 @@ class FeatureStore:
         if files is None:
             return None
         folder = os.path.join(self.video_dir(record.split, record.video_id), record.group_of(key))
-        problem = integrity.cheap_problem(folder, files)
+        sizes = summary.get("sizes")
+        if isinstance(sizes, Mapping):
+            problem = integrity.sizes_problem(folder, sizes)
+        else:  # records written before sizes were kept: file counts and bytes per array
+            problem = integrity.cheap_problem(folder, files)
         if problem is None and deep:
             group = Path(folder)
             try:
@@ -549,7 +557,7 @@ class FeatureStore:
         if record.clips_files is None:
             return None
         folder = self.video_dir(record.split, record.video_id)
-        problem = integrity.cheap_problem(folder, integrity.array_summary(record.clips_files))
+        problem = integrity.sizes_problem(folder, integrity.sizes_of(record.clips_files))
         if problem is None and deep:
             problem = integrity.deep_problem(folder, record.clips_files, None)
         return problem

@@ -2,10 +2,12 @@
 
 At commit, every file of an entry (each array's metadata and shard or chunk files) is listed with
 its size and a hash: the manifest, kept in the entry group's attributes, its digest in the video record.
-The record also keeps, per array, the file count and total bytes, so the cheap check is one
-directory listing per array (a deleted or truncated shard changes them). The deep check re-hashes
-every file against the manifest (flipped bytes, a swapped file, a shard index rewritten); reads
-meanwhile check each inner chunk's crc32c and each shard index's.
+The record also keeps every file's size, so the cheap check is one stat per file (a deleted or
+truncated shard fails it) and reads no listing: planning a nightly run makes it for every entry of
+every video. Records written before sizes were kept hold, per array, the file count and total bytes: for
+them the cheap check is one directory listing per array. The deep check re-hashes every file
+against the manifest (flipped bytes, a swapped file, a shard index rewritten); reads meanwhile
+check each inner chunk's crc32c and each shard index's.
 """
 
 from __future__ import annotations
@@ -82,6 +84,30 @@ def array_summary(files: Mapping[str, list]) -> dict[str, list[int]]:
         count, total = summary.get(array, [0, 0])
         summary[array] = [count + 1, total + size]
     return summary
+
+
+def sizes_of(files: Mapping[str, list]) -> dict[str, int]:
+    """'array/file' → size, from a manifest: what the cheap check compares."""
+    return {path: int(size) for path, (size, _) in files.items()}
+
+
+def sizes_problem(group_dir: Path | str, sizes: Mapping[str, int]) -> str | None:
+    """None when every file recorded at commit is there with its size, else what is wrong (one
+    stat per file; a file added since is no damage to what was written and is not looked for)."""
+    base = os.fspath(group_dir)
+    for path, size in sizes.items():
+        try:
+            found = os.stat(os.path.join(base, path)).st_size
+        except FileNotFoundError:
+            if not os.path.isdir(base):
+                return "its data folder is missing"
+            array = path.split("/", 1)[0]
+            return f"array {array}: {path} is missing (missing chunks)"
+        except OSError as error:
+            return f"{path} cannot be read: {error.strerror or error}"
+        if found != size:
+            return f"{path} holds {found} bytes, {size} were written (truncated or altered)"
+    return None
 
 
 def digest(files: Mapping[str, list]) -> str:

@@ -78,7 +78,9 @@ def _migrate_video(store: FeatureStore, root: zarr.Group, split: str, folder_nam
             _fill_missing_chunks(array)
         files = integrity.manifest(folder / record.group_of(key))
         group.attrs[integrity.MANIFEST_KEY] = files
-        summary.update(files=integrity.array_summary(files), manifest=integrity.digest(files))
+        summary.update(
+            files=integrity.array_summary(files), sizes=integrity.sizes_of(files), manifest=integrity.digest(files)
+        )
         changed = True
     if record.clips_files is None and (folder / record.clips).is_dir():
         clips = zarr.open_array(
