@@ -44,6 +44,16 @@ def test_scan_lists_what_it_will_not_open(tmp_path: Path):
     assert "already searched" in reasons["disk2_loop"]
 
 
+def test_a_dry_run_finds_what_the_run_would_with_follow_links(tmp_path: Path):
+    from vadctl import api
+
+    root = _tricky_root(tmp_path)
+    planned = api.plan_extract([root], tmp_path / "s.zarr", features=["regions"], follow_links=True)
+    assert sorted(p.video_id for p in planned) == ["disk2/cam/v", "file_link", "real"]
+    planned = api.plan_extract([root], tmp_path / "s.zarr", features=["regions"])
+    assert sorted(p.video_id for p in planned) == ["file_link", "real"]
+
+
 def test_extract_skips_fifos_and_devices_and_keeps_the_batch(tmp_path: Path):
     root = _tricky_root(tmp_path)
     store = tmp_path / "s.zarr"
