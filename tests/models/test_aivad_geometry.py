@@ -10,9 +10,10 @@ from vadctl import api
 from vadctl.common.specs import ArraySpec, FeatureSpec, Fingerprint
 from vadctl.errors import UsageError
 from vadctl.models.aivad import AiVad, RegionData
-from vadctl.models.density import PCAError
+from vadctl.models.density import GMMDensity, PCAError
 from vadctl.models.files import load_model
 from vadctl.models.fit import fit_model
+from vadctl.models.velocity_form import choose_position, marginal_log_density, position_gain
 from vadctl.scoring.score import score_model
 from vadctl.store import FeatureStore, VideoRecord
 
@@ -70,10 +71,13 @@ def test_pca_error_is_the_squared_distance_to_the_normal_subspace():
     np.testing.assert_allclose(again.score(np.array([[1.0, 0.0]])), [0.8], atol=1e-9)
 
 
-def _perspective_video(store: FeatureStore, split: str, name: str, odd: range = range(0)) -> list[int]:
+def _perspective_video(
+    store: FeatureStore, split: str, name: str, odd: range = range(0), from_above: bool = False
+) -> list[int]:
     """Two boxes a frame: far (top, 10 px tall) moving 1 px/frame, near (bottom, 40 px tall) moving 4.
     In `odd` frames the far box moves at the near box's 4 px/frame: a speed seen in training, but
-    never up there."""
+    never up there. `from_above`: a camera without perspective, where either box moves at 1 or 4
+    px/frame at random (position says nothing about speed)."""
     record = VideoRecord(
         split, name, f"/x/{name}.mp4", Fingerprint(1, 1, name), n_frames=N_FRAMES, fps=10, height=HEIGHT, width=WIDTH
     )
@@ -82,6 +86,8 @@ def _perspective_video(store: FeatureStore, split: str, name: str, odd: range = 
     far, near = [20, 10, 30, 20], [100, 50, 140, 90]
     boxes = np.array([far, near] * N_FRAMES, np.float32)
     speed = np.tile([1.0, 4.0], N_FRAMES) * rng.normal(1.0, 0.05, 2 * N_FRAMES)
+    if from_above:
+        speed = rng.choice([1.0, 4.0], 2 * N_FRAMES) * rng.normal(1.0, 0.05, 2 * N_FRAMES)
     for t in odd:
         speed[2 * t] = 4.0
     counts = np.full((2 * N_FRAMES, 16), 10.0, np.float32)
@@ -126,3 +132,64 @@ def test_motion_attribute_fits_saves_loads_and_scores_like_the_fitted_model(vide
     again = {s.video_id: s.frame_scores for s in fitted.score(FeatureStore(store, read_only=True), "train", videos)}
     for video, part in frames.group_by("video"):
         np.testing.assert_allclose(np.sort(part["score"].to_numpy()), np.sort(again[video[0]]), rtol=1e-6)
+
+
+def test_a_mixture_marginal_is_its_weights_times_each_components_marginal():
+    density = GMMDensity(2).load_state(
+        {
+            "weights": np.array([0.25, 0.75]),
+            "means": np.array([[0.0, 0.0], [2.0, 4.0]]),
+            "covariances": np.array([[[1.0, 0.5], [0.5, 2.0]], [[1.0, 0.0], [0.0, 1.0]]]),
+            "precisions_cholesky": np.zeros((2, 2, 2)),  # unused by the marginal
+        }
+    )
+    # y = 1: 0.25 N(1; 0, 2) + 0.75 N(1; 4, 1) = 0.25·e^(−1/4)/√(4π) + 0.75·e^(−9/2)/√(2π)
+    by_hand = np.log(0.25 * np.exp(-0.25) / np.sqrt(4 * np.pi) + 0.75 * np.exp(-4.5) / np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(marginal_log_density(density, np.array([[1.0]]), slice(1, 2)), [by_hand])
+    assert by_hand == pytest.approx(-2.8431, abs=1e-4)
+
+
+def _camera(tmp_path: Path, from_above: bool) -> FeatureStore:
+    store = FeatureStore(tmp_path / ("above.zarr" if from_above else "slant.zarr"), create=True)
+    for i in range(4):
+        _perspective_video(store, "train", f"t{i}", from_above=from_above)
+    _perspective_video(store, "test", "x", odd=range(15, 25), from_above=from_above)
+    return store
+
+
+@pytest.mark.parametrize("from_above, chosen", [(False, "y"), (True, "none")])
+def test_auto_keeps_position_only_where_the_cameras_training_videos_say_it_predicts_speed(
+    tmp_path: Path, from_above: bool, chosen: str
+):
+    store = _camera(tmp_path, from_above)
+    params = {"n_components_velocity": 2, "smoothing_sigma": 0.0, "n_folds": 4}
+    auto = fit_model(store, "aivad", {**params, "velocity_position": "auto"}, "train").model
+    assert auto.velocity_position_ == chosen and auto.velocity_dims_ == 1 + (chosen == "y")
+    assert (auto.velocity_position_gain_ > 0) == (chosen == "y")
+    fixed = fit_model(store, "aivad", {**params, "velocity_position": chosen}, "train").model
+    (a,), (b,) = list(auto.score(store, "test", ["x"])), list(fixed.score(store, "test", ["x"]))
+    np.testing.assert_allclose(a.frame_scores, b.frame_scores)  # the form it chose, exactly
+    path = tmp_path / f"{chosen}.safetensors"
+    fit_model(store, "aivad", {**params, "velocity_position": "auto"}, "train", out=path)
+    loaded = load_model(path).model
+    assert loaded.velocity_position == "auto" and loaded.velocity_position_ == chosen
+    (c,) = list(loaded.score(store, "test", ["x"]))
+    np.testing.assert_allclose(c.frame_scores, b.frame_scores, rtol=1e-9)
+
+
+def test_the_held_out_gain_is_what_position_adds_to_predicting_speed_on_unseen_videos():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(6), 200)
+    y = rng.uniform(0, 1, len(groups))
+    slanted = np.stack([1 + 3 * y + rng.normal(0, 0.1, len(y)), y], axis=1)  # speed follows y
+    # seen from above: two narrow walkways (y 0.1 or 0.9), on each walkers at 1 or 1.3 px/frame;
+    # the joint mixture's two components go to the walkways, leaving speed one Gaussian within
+    # each, where speed alone gets one component per pace: position costs (the gain is negative)
+    rows = rng.choice([0.1, 0.9], len(y)) + rng.normal(0, 0.01, len(y))
+    above = np.stack([rng.choice([1.0, 1.3], len(y)) + rng.normal(0, 0.05, len(y)), rows], axis=1)
+    assert choose_position(slanted, groups, 1, 2, 10)[0] == "y"
+    assert position_gain(slanted, groups, 1, 2, 10) > 1.0  # a spread of 0.87 px/frame against 0.1
+    chosen, gain = choose_position(above, groups, 1, 2, 10)
+    assert chosen == "none" and gain < -0.3
+    with pytest.raises(ValueError, match="two videos"):
+        position_gain(slanted, np.zeros(len(y)), 1, 2, 10)

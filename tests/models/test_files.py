@@ -114,6 +114,12 @@ def edited_header(saved, **changes):
     return header
 
 
+def edited_state(saved, velocity_position: str):
+    header = edited_header(saved)
+    header["state"]["velocity_position"] = velocity_position
+    return header
+
+
 def without(prefix: str):
     return lambda tensors: {k: v for k, v in tensors.items() if not k.startswith(prefix)}
 
@@ -138,6 +144,8 @@ def without(prefix: str):
         ("state tensors removed", "does not fit model aivad"),
         ("no calibration", "incomplete or malformed (no calibration)"),
         ("no quantiles", "array calibration.quantiles is missing"),
+        ("velocity form not a fitted one", "velocity_position 'auto': expected one of none, y, xy"),
+        ("velocity form unlike the parameter", "velocity_position 'none' recorded, 'y' in the parameters"),
     ],
 )
 def test_not_a_vadctl_model_is_refused_with_its_reason(saved, tmp_path: Path, case: str, message: str):
@@ -166,6 +174,8 @@ def test_not_a_vadctl_model_is_refused_with_its_reason(saved, tmp_path: Path, ca
         "state tensors removed": lambda: rewrite(source, target, tensors=without("state.")),
         "no calibration": lambda: rewrite(source, target, header=edited_header(saved, calibration=None)),
         "no quantiles": lambda: rewrite(source, target, tensors=without("calibration.")),
+        "velocity form not a fitted one": lambda: rewrite(source, target, header=edited_state(saved, "auto")),
+        "velocity form unlike the parameter": lambda: rewrite(source, target, header=edited_state(saved, "none")),
     }
     path = build[case]()
     with pytest.raises(ModelFileError, match=re.escape(message)):

@@ -26,12 +26,14 @@ from vadctl.models.registry import register
 from vadctl.models.scores import RegionScores, VideoScores, temporal_smooth
 from vadctl.models.state_checks import MIN_SCALE, StateShapes, finite_number
 from vadctl.models.velocity_bins import check_layout, merge_bins
+from vadctl.models.velocity_form import choose_position
 from vadctl.store import FeatureStore
 
 TYPES = ("velocity", "pose", "deep")  # region attributes
 FRAME_TYPES = ("motion",)  # clip-level attributes, spread to the clip's frames
 VELOCITY_SCALES = ("pixels", "box_height")
-VELOCITY_POSITIONS = ("none", "y", "xy")
+VELOCITY_POSITIONS = ("none", "y", "xy", "auto")  # "auto": chosen per camera (`velocity_form`)
+FITTED_POSITIONS = ("none", "y", "xy")
 DEEP_FEATURES = ("clip_regions", "appearance_regions", "hog_regions")  # "auto": the first one extracted
 
 
@@ -245,20 +247,53 @@ class AiVad(VadModel):
         boxes = np.asarray(data.boxes, np.float64)
         if self.velocity_scale == "box_height":
             values = values / np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)[:, None]
-        if self.velocity_position == "none":
+        position = self._position()
+        if position == "none":
             return values
         size = data.sizes[data.video] if len(data.video) else np.zeros((0, 2))
         y = (boxes[:, 1] + boxes[:, 3]) / 2 / np.maximum(size[:, 1], 1.0)
         columns = [values, y[:, None]]
-        if self.velocity_position == "xy":
+        if position == "xy":
             x = (boxes[:, 0] + boxes[:, 2]) / 2 / np.maximum(size[:, 0], 1.0)
             columns.append(x[:, None])
         return np.concatenate(columns, axis=1)
 
+    def _position(self) -> str:
+        """The velocity form in use: the one chosen at fit (`velocity_position_`), else the
+        parameter; "auto" loads y too before the fit chooses (it may then drop the column)."""
+        chosen = getattr(self, "velocity_position_", None)
+        if chosen is not None:
+            return chosen
+        return "y" if self.velocity_position == "auto" else self.velocity_position
+
     @property
     def velocity_dims_(self) -> int:
         """Columns of the velocity attribute: direction bins, then the box position's."""
-        return self.n_velocity_bins + {"none": 0, "y": 1, "xy": 2}[self.velocity_position]
+        return self.n_velocity_bins + {"none": 0, "y": 1, "xy": 2}[self._position()]
+
+    def _choose_position(self, data: RegionData) -> None:
+        """`velocity_position="auto"`: keep the box's vertical position in the velocity GMM only
+        where this camera's training videos say it predicts held-out speed (`velocity_form`)."""
+        self.velocity_position_gain_: float | None = None
+        if self.velocity_position != "auto" or "velocity" not in data.attributes:
+            self.velocity_position_ = self._position()
+            return
+        rows = data.valid["velocity"]
+        values = data.attributes["velocity"]
+        try:
+            chosen, gain = choose_position(
+                values[rows],
+                data.video[rows],
+                values.shape[1] - 1,
+                self.n_components_velocity,
+                self.n_folds,
+                self.random_state,
+            )
+        except ValueError as error:
+            raise UsageError(f"aivad: cannot choose the velocity form: {error}") from None
+        self.velocity_position_, self.velocity_position_gain_ = chosen, gain
+        if chosen == "none":
+            data.attributes["velocity"] = values[:, :-1]
 
     def _attribute(self, kind: str, entry, count: int) -> tuple[np.ndarray, np.ndarray]:
         if kind == "velocity":
@@ -291,9 +326,11 @@ class AiVad(VadModel):
 
     def fit(self, store: FeatureStore, split: str, videos: Sequence[str]) -> AiVad:
         self._check_params()
+        self.velocity_position_ = None  # a refit chooses again
         data = self._load(store, split, videos)
         if len(np.unique(data.video)) < 2:
             raise UsageError("aivad: needs regions from at least two training videos (for leave-video-out calibration)")
+        self._choose_position(data)
         self.estimators_: dict[str, GMMDensity | KNNDistance] = {}
         self.calibration_: dict[str, dict[str, float]] = {}
         heldout: dict[str, np.ndarray] = {}
@@ -400,9 +437,15 @@ class AiVad(VadModel):
         arrays = {}
         for kind, estimator in self.estimators_.items():
             arrays |= {f"{kind}.{name}": value for name, value in estimator.state().items()}
-        return arrays, {"calibration": self.calibration_, "types": self.types_ + self.frame_types_}
+        meta = {"calibration": self.calibration_, "types": self.types_ + self.frame_types_}
+        meta["velocity_position"] = self._position()
+        if getattr(self, "velocity_position_gain_", None) is not None:
+            meta["velocity_position_gain"] = self.velocity_position_gain_
+        return arrays, meta
 
     def check_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        self._check_params()
+        self.velocity_position_ = self._recorded_position(meta)
         types = meta.get("types")
         known = TYPES + FRAME_TYPES
         if not isinstance(types, list) or not set(types) & set(TYPES) or not set(types) <= set(known):
@@ -415,7 +458,8 @@ class AiVad(VadModel):
             finite_number(cal.get("min"), f"calibration {kind}.min")
             finite_number(cal.get("scale"), f"calibration {kind}.scale", positive=True, minimum=MIN_SCALE)
             finite_number(cal.get("normal"), f"calibration {kind}.normal")
-        self._check_params()
+        if meta.get("velocity_position_gain") is not None:
+            finite_number(meta["velocity_position_gain"], "velocity_position_gain")
         shapes = StateShapes(arrays, {"D_velocity": self.velocity_dims_})
         for kind in types:
             if kind == "motion":
@@ -440,7 +484,24 @@ class AiVad(VadModel):
                     raise ValueError(f"{kind} kNN bank holds {len(bank)} features, fewer than k={k}")
         shapes.nothing_else()
 
+    def _recorded_position(self, meta: Mapping[str, Any]) -> str:
+        """The velocity form a file was fitted with (files from before "auto" do not record it:
+        their parameter is the form)."""
+        recorded = meta.get("velocity_position")
+        if recorded is None:
+            if self.velocity_position == "auto":
+                raise ValueError("velocity_position=auto, but the file does not record the form it chose")
+            return self.velocity_position
+        if recorded not in FITTED_POSITIONS:
+            raise ValueError(f"velocity_position {recorded!r}: expected one of {', '.join(FITTED_POSITIONS)}")
+        if self.velocity_position != "auto" and recorded != self.velocity_position:
+            raise ValueError(f"velocity_position {recorded!r} recorded, {self.velocity_position!r} in the parameters")
+        return recorded
+
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        self.velocity_position_ = self._recorded_position(meta)
+        gain = meta.get("velocity_position_gain")
+        self.velocity_position_gain_ = None if gain is None else float(gain)
         self.calibration_ = {k: dict(v) for k, v in meta["calibration"].items()}
         self.estimators_ = {}
         for kind in meta["types"]:
