@@ -51,7 +51,7 @@ def test_velocity_position_appends_the_box_centre_in_frame_units():
         AiVad(velocity_position="xy")._with_geometry(data), [[4.0, 0.10, 0.025], [2.0, 0.45, 0.10]]
     )
     np.testing.assert_allclose(AiVad(velocity_position="none")._with_geometry(data), [[4.0], [2.0]])  # as stored
-    np.testing.assert_allclose(AiVad()._with_geometry(data), [[4.0, 0.10], [2.0, 0.45]])  # the default: with y
+    np.testing.assert_allclose(AiVad()._with_geometry(data), [[4.0, 0.10], [2.0, 0.45]])  # "auto" loads y, then chooses
     assert AiVad(velocity_position="xy").velocity_dims_ == 3
 
 

@@ -114,9 +114,11 @@ def edited_header(saved, **changes):
     return header
 
 
-def edited_state(saved, velocity_position: str):
+def edited_state(saved, velocity_position: str, parameter: str | None = None):
     header = edited_header(saved)
     header["state"]["velocity_position"] = velocity_position
+    if parameter is not None:
+        header["params"]["velocity_position"] = parameter
     return header
 
 
@@ -175,7 +177,9 @@ def test_not_a_vadctl_model_is_refused_with_its_reason(saved, tmp_path: Path, ca
         "no calibration": lambda: rewrite(source, target, header=edited_header(saved, calibration=None)),
         "no quantiles": lambda: rewrite(source, target, tensors=without("calibration.")),
         "velocity form not a fitted one": lambda: rewrite(source, target, header=edited_state(saved, "auto")),
-        "velocity form unlike the parameter": lambda: rewrite(source, target, header=edited_state(saved, "none")),
+        "velocity form unlike the parameter": lambda: rewrite(
+            source, target, header=edited_state(saved, "none", parameter="y")
+        ),
     }
     path = build[case]()
     with pytest.raises(ModelFileError, match=re.escape(message)):
@@ -243,6 +247,7 @@ def test_a_file_from_before_a_default_changed_scores_as_it_did(model_store, tmp_
     header = json.loads(read_parts(made.path)[0]["vadctl"])
     for added in ("velocity_position", "velocity_scale", "use_motion_features", "motion_feature", "pca_level_motion"):
         header["params"].pop(added)
+    header["state"].pop("velocity_position")  # nor the form "auto" chose
     then = rewrite(made.path, tmp_path / "old.safetensors", header=header)
     loaded = load_model(then)
     assert loaded.model.velocity_position == "none" and loaded.model.use_motion_features is False
@@ -250,4 +255,5 @@ def test_a_file_from_before_a_default_changed_scores_as_it_did(model_store, tmp_
     expected, _ = score_model(load_model(made.path), store, "fast")
     np.testing.assert_allclose(frames["score"].to_numpy(), expected["score"].to_numpy())
     today = fit_model(store, "aivad", {"n_folds": 3}, "train").model
-    assert today.velocity_position == "y" and today.velocity_dims_ == 2  # what a new fit means
+    assert today.velocity_position == "auto"  # what a new fit means: the form chosen on its training videos
+    assert today.velocity_dims_ == 1 + (today.velocity_position_ == "y")

@@ -63,7 +63,8 @@ class AiVad(VadModel):
     )
     capabilities = Capabilities(crossfit=True)
     # Chosen on Ped1 (benchmarks/choices.md): velocity together with where the box is (its
-    # vertical position joins the GMM), σ = 6 smoothing, the motion attribute when extracted.
+    # vertical position joins the GMM) where the camera's training videos say position predicts
+    # speed ("auto", fourth pass), σ = 6 smoothing, the motion attribute when extracted.
     # Files written before these parameters existed mean what they meant then:
     file_defaults: ClassVar[dict[str, Any]] = {
         "velocity_scale": "pixels",
@@ -87,7 +88,7 @@ class AiVad(VadModel):
         pose_feature: str = "pose",
         deep_feature: str = "auto",
         velocity_scale: str = "pixels",
-        velocity_position: str = "y",
+        velocity_position: str = "auto",
         use_motion_features: bool = True,
         motion_feature: str = "motion",
         pca_level_motion: float = 0.98,
