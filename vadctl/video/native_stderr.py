@@ -25,6 +25,7 @@ _state: dict = {"holders": 0}
 
 # '[h264 @ 0x55d0c8a1c2c0] error while decoding MB 3 4' or decord's '[10:31:02] /…/video_reader.cc:83: ERROR …'
 _FFMPEG = re.compile(r"^\[(?P<who>[^\]@]+?)\s*@\s*0x[0-9a-f]+\]\s*(?P<text>.*)$")
+_PREFIX = re.compile(r"\[[^\]\[@]+?\s*@\s*0x[0-9a-f]+\]\s*")  # anywhere in a line
 _DECORD = re.compile(r"^\[\d\d:\d\d:\d\d\]\s+\S+:\d+:\s*(?P<text>.*)$")
 
 
@@ -66,9 +67,29 @@ class Held:
 
 
 def _decoder_lines(lines: list[str]) -> list[str]:
-    """The decoder's lines, as they were printed; anything else waits for the terminal."""
-    mine = [line for line in lines if decoder_line(line) is not None]
-    _state.setdefault("others", []).extend(line for line in lines if line.strip() and decoder_line(line) is None)
+    """The decoder's lines, each with its own prefix; anything else waits for the terminal.
+
+    FFmpeg writes a message's prefix ('[mpeg4 @ 0x…] ') and its text in separate writes, so two
+    decoder threads interleave them: '[mpeg4 @ 0xA] [mpeg4 @ 0xB] text B' then 'text A'. A line
+    holding several prefixes leaves the earlier ones waiting (`_state["prefixes"]`, across looks),
+    and the next lines without a prefix are their texts, in order."""
+    prefixes: list[str] = _state.setdefault("prefixes", [])
+    others = _state.setdefault("others", [])
+    mine = []
+    for line in lines:
+        found = list(_PREFIX.finditer(line))
+        if found:
+            lead = line[: found[0].start()]
+            if lead.strip():
+                others.append(lead)
+            prefixes.extend(match.group(0).strip() for match in found[:-1])
+            mine.append(line[found[-1].start() :])
+        elif prefixes and line.strip():
+            mine.append(f"{prefixes.pop(0)} {line.strip()}")
+        elif decoder_line(line) is not None:
+            mine.append(line)
+        elif line.strip():
+            others.append(line)
     return mine
 
 
@@ -157,7 +178,7 @@ def _restore() -> None:
     os.close(saved)
     sink.close()
     others, _state["others"] = _state.get("others", []), []
-    _state.update(saved=None, sink=None, python=None, ours=None)
+    _state.update(saved=None, sink=None, python=None, ours=None, prefixes=[])
     if others:
         sys.stderr.write("\n".join(others) + "\n")
         sys.stderr.flush()
