@@ -1,7 +1,7 @@
 """`--executor ray` on a two-node local Ray cluster (`ray.cluster_utils.Cluster`, one CPU per node)
 that loses its worker node mid-run, while that node runs a video: the lost work is run again on
 the head node and the store ends equal to a serial one, no video failed. Once with tasks
-(weight-free features), once with actors (a weighted featurizer; marked slow)."""
+(weight-free features), once with actors (a weighted featurizer)."""
 
 from __future__ import annotations
 
@@ -128,27 +128,22 @@ def test_a_lost_node_fails_no_video_and_extract_exits_0_with_the_serial_store(he
     assert_identical(store, tmp_path / "serial.zarr")
 
 
-@pytest.mark.slow  # ~40 s on 2 busy cores: torch in two actors and a serial RAFT reference
 def test_actors_of_a_lost_node_hand_their_work_to_live_ones(head, tmp_path: Path):
-    import torch
-    from tiny_models import raft_small_weights
+    """Actors (a weighted featurizer: a tiny YOLOX detector in onnxruntime, so an actor starts in a
+    second; torch's import took minutes in two actors on a loaded machine)."""
+    from tiny_models import yolo_onnx
 
-    root = archive(tmp_path / "videos", n=4, frames=6)
-    weights = {"raft_small": raft_small_weights(tmp_path / "weights")}
-    params = {"flow": {"method": "raft_small"}}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in an actor (one Ray CPU); a busy machine's cores oversubscribed took minutes
-    try:
-        serial = api.extract([root], tmp_path / "serial.zarr", "train", ["flow"], params, weights)
-    finally:
-        torch.set_num_threads(threads)
+    root = archive(tmp_path / "videos", n=4, frames=12)
+    weights = {"yolox": yolo_onnx(tmp_path / "yolox.onnx", "yolox", [(20, 12, 16, 8, 0, 4.0)])}
+    params = {"regions": {"detector": "yolox"}}
+    serial = api.extract([root], tmp_path / "serial.zarr", "train", ["regions"], params, weights)
     assert not serial.failed
     report, lost, notes = extract_losing_a_node(
         head,
         root,
         tmp_path / "ray.zarr",
         b"ray::_WorkActor",
-        features=["flow"],
+        features=["regions"],
         params=params,
         weights=weights,
         executor="ray",
@@ -157,10 +152,4 @@ def test_actors_of_a_lost_node_hand_their_work_to_live_ones(head, tmp_path: Path
     assert_complete(report, 4)
     assert any("submitted again" in note for note in notes), notes
     assert [s.key for s in report.specs] == [s.key for s in serial.specs]
-    for video in ("v0", "v1", "v2", "v3"):
-        entries = []
-        for path in (tmp_path / "serial.zarr", tmp_path / "ray.zarr"):
-            fs = FeatureStore(path, read_only=True)
-            entries.append(fs.entry(fs.video("train", video), serial.specs[0])["data"].astype(int))
-        # equal up to the last bit of the fixed point (as the one-node test allows)
-        assert abs(entries[0] - entries[1]).max() <= 1
+    assert_identical(tmp_path / "ray.zarr", tmp_path / "serial.zarr")

@@ -91,30 +91,24 @@ def test_losing_the_progress_queue_fails_no_video(cluster, tmp_path: Path, monke
 
 
 def test_weighted_features_run_in_actors_and_num_gpus_keeps_the_identity(cluster, tmp_path: Path):
-    from tiny_models import raft_small_weights
+    """A featurizer with weights (a tiny YOLOX detector in onnxruntime: an actor starts in a second,
+    where torch took minutes on a loaded machine) runs in actors that load it once."""
+    from tiny_models import yolo_onnx
 
     from vadctl.executors import ray_pool
-    from vadctl.store import FeatureStore
 
     root = archive(tmp_path / "videos", n=2, frames=6)
-    weights = {"raft_small": raft_small_weights(tmp_path / "weights")}
-    params = {"flow": {"method": "raft_small"}}
-    serial = api.extract([root], tmp_path / "serial.zarr", "train", ["flow"], params, weights)
+    weights = {"yolox": yolo_onnx(tmp_path / "yolox.onnx", "yolox", [(20, 12, 16, 8, 0, 4.0)])}
+    params = {"regions": {"detector": "yolox"}}
+    serial = api.extract([root], tmp_path / "serial.zarr", "train", ["regions"], params, weights)
     started = []
     original = ray_pool.RayPool._start_actors
     ray_pool.RayPool._start_actors = lambda self, ray: (started.append(True), original(self, ray))[1]
     try:
-        gpus = {"flow": {"method": "raft_small", "num_gpus": 0}}  # where it runs, not what it computes
-        report = api.extract([root], tmp_path / "ray.zarr", "train", ["flow"], gpus, weights, executor="ray")
+        gpus = {"regions": {"detector": "yolox", "num_gpus": 0}}  # where it runs, not what it computes
+        report = api.extract([root], tmp_path / "ray.zarr", "train", ["regions"], gpus, weights, executor="ray")
     finally:
         ray_pool.RayPool._start_actors = original
     assert started and not report.failed and report.count("extracted") == 2
     assert [s.key for s in report.specs] == [s.key for s in serial.specs]
-    for video in ("v0", "v1"):
-        entries = []
-        for path in (tmp_path / "serial.zarr", tmp_path / "ray.zarr"):
-            fs = FeatureStore(path, read_only=True)
-            record = fs.video("train", video)
-            entries.append(fs.entry(record, serial.specs[0])["data"].astype(int))
-        # torch on one thread (a Ray CPU) against two: equal up to the last bit of the fixed point
-        assert abs(entries[0] - entries[1]).max() <= 1
+    assert_identical(tmp_path / "ray.zarr", tmp_path / "serial.zarr")
