@@ -19,9 +19,11 @@ POSE_TEST_NEEDS = ("pytest>=8", "pytest-timeout>=2.3")
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite on CPU (installs the package as users get it, with test extras)."""
+    """The test suite on CPU (installs the package as users get it, with test extras), one pytest
+    worker per core (at most 4: each holds torch and its fixtures' models), a test file per worker
+    so module fixtures (fitted models, Ray clusters) are built once."""
     session.install(*CONSTRAINTS, ".[test]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-n", "auto", "--maxprocesses", "4", "--dist", "loadfile", *session.posargs)
 
 
 @nox.session

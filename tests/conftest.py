@@ -44,9 +44,12 @@ def compiled_graphs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_in_background(tmp_path_factory):
-    from demo_run import BackgroundDemo
+    from demo_run import BackgroundDemo, shared_demo
 
-    demo = BackgroundDemo(tmp_path_factory.mktemp("demo"))
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # no pytest-xdist workers
+        demo = BackgroundDemo(tmp_path_factory.mktemp("demo"))
+    else:  # the workers' base temp folders share a parent
+        demo = shared_demo(tmp_path_factory.getbasetemp().parent / "demo")
     yield demo
     demo.stop()
 
