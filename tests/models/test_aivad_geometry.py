@@ -13,7 +13,13 @@ from vadctl.models.aivad import AiVad, RegionData
 from vadctl.models.density import GMMDensity, PCAError
 from vadctl.models.files import load_model
 from vadctl.models.fit import fit_model
-from vadctl.models.velocity_form import choose_position, marginal_log_density, position_gain
+from vadctl.models.velocity_form import (
+    choose_components,
+    choose_position,
+    heldout_log_likelihood,
+    marginal_log_density,
+    position_gain,
+)
 from vadctl.scoring.score import score_model
 from vadctl.store import FeatureStore, VideoRecord
 
@@ -193,3 +199,62 @@ def test_the_held_out_gain_is_what_position_adds_to_predicting_speed_on_unseen_v
     assert chosen == "none" and gain < -0.3
     with pytest.raises(ValueError, match="two videos"):
         position_gain(slanted, np.zeros(len(y)), 1, 2, 10)
+
+
+def test_held_out_likelihood_scores_each_video_under_a_mixture_fitted_without_it():
+    a, b = np.array([0.0, 1.0, 2.0]), np.array([4.0, 6.0])
+    values, groups = np.concatenate([a, b])[:, None], np.array([0, 0, 0, 1, 1])
+
+    def log_normal(x, sample):  # one component: the sample's mean and (maximum-likelihood) variance
+        mean, var = sample.mean(), sample.var() + 1e-6
+        return -0.5 * ((x - mean) ** 2 / var + np.log(2 * np.pi * var))
+
+    by_hand = np.concatenate([log_normal(a, b), log_normal(b, a)]).mean()
+    assert heldout_log_likelihood(values, groups, 1, n_folds=10) == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_the_component_count_is_the_smallest_near_the_best_held_out_likelihood():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(6), 200)
+    four_paces = (rng.choice([1.0, 3.0, 5.0, 7.0], len(groups)) + rng.normal(0, 0.1, len(groups)))[:, None]
+    chosen, likelihood = choose_components(four_paces, groups, 10)
+    assert chosen == 4 and likelihood[4] > likelihood[2] + 1.0  # two components cannot hold four paces
+    assert likelihood[8] < likelihood[4] + 0.01  # more do not predict unseen videos better
+    few = np.repeat(np.arange(3), 12)  # three short videos of one pace: eight components overfit them
+    chosen, likelihood = choose_components(rng.normal(0, 1, (len(few), 2)), few, 10)
+    assert chosen == 2 and likelihood[8] < likelihood[2] - 1.0
+    with pytest.raises(ValueError, match="two videos"):
+        choose_components(four_paces, np.zeros(len(groups)), 10)
+
+
+def test_auto_components_fit_the_count_they_chose_and_survive_a_round_trip(tmp_path: Path):
+    store = _camera(tmp_path, from_above=False)
+    params = {"smoothing_sigma": 0.0, "n_folds": 4, "velocity_position": "y"}
+    auto = fit_model(store, "aivad", {**params, "n_components_velocity": "auto"}, "train").model
+    likelihood = auto.n_components_velocity_loglik_
+    assert sorted(likelihood) == [2, 4, 8]
+    best = max(likelihood.values())
+    assert auto.n_components_velocity_ == min(k for k, v in likelihood.items() if v >= best - 0.01)
+    fixed = fit_model(store, "aivad", {**params, "n_components_velocity": auto.n_components_velocity_}, "train").model
+    (a,), (b,) = list(auto.score(store, "test", ["x"])), list(fixed.score(store, "test", ["x"]))
+    np.testing.assert_allclose(a.frame_scores, b.frame_scores)  # the count it chose, exactly
+    path = tmp_path / "auto.safetensors"
+    fit_model(store, "aivad", {**params, "n_components_velocity": "auto"}, "train", out=path)
+    loaded = load_model(path).model
+    assert loaded.n_components_velocity == "auto" and loaded.n_components_velocity_ == auto.n_components_velocity_
+    assert loaded.n_components_velocity_loglik_ == pytest.approx(likelihood)
+    (c,) = list(loaded.score(store, "test", ["x"]))
+    np.testing.assert_allclose(c.frame_scores, b.frame_scores, rtol=1e-9)
+    arrays, meta = auto.state()
+    for count, recorded, message in [
+        ("auto", {**meta, "n_components_velocity": 3}, "auto chooses one of"),
+        (2, {**meta, "n_components_velocity": 4}, "4 recorded, 2 in the parameters"),
+        ("auto", {k: v for k, v in meta.items() if k != "n_components_velocity"}, "does not record the count"),
+        ("auto", {**meta, "n_components_velocity_loglik": {"2": float("inf")}}, "loglik"),
+    ]:
+        model = AiVad(**{**params, "n_components_velocity": count})
+        model.features_ = auto.features_
+        with pytest.raises(ValueError, match=message):
+            model.check_state(arrays, recorded)
+    with pytest.raises(UsageError, match="n_components_velocity='three'"):
+        fit_model(store, "aivad", {**params, "n_components_velocity": "three"}, "train")

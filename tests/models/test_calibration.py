@@ -42,7 +42,7 @@ def gmm_scores(train: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 # AI-VAD on its velocity GMM alone (speed only, no position, no motion attribute): what the
 # reference below recomputes by hand with scikit-learn.
-VELOCITY_ALONE = {"velocity_position": "none", "use_motion_features": False}
+VELOCITY_ALONE = {"velocity_position": "none", "n_components_velocity": 2, "use_motion_features": False}
 
 
 def reference_aivad(store: FeatureStore, spec, videos: list[str], n_folds: int) -> dict:
@@ -116,7 +116,8 @@ def test_cli_fit_prints_the_calibration_it_saved(model_store, tmp_path):
     videos = [r.video_id for r in store.videos("train")]
     path = tmp_path / "m.safetensors"
     args = ["fit", "-m", "aivad", "-s", str(model_store["store"]), "-o", str(path), "-p", "smoothing_sigma=0"]
-    args += ["-p", "velocity_position=none", "-p", "use_motion_features=false"]  # the 1-D GMM computed here
+    args += ["-p", "velocity_position=none", "-p", "use_motion_features=false"]  # the 1-D GMM computed here,
+    args += ["-p", "n_components_velocity=2"]  # with its two components
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     header = read_header(path)

@@ -26,7 +26,7 @@ from vadctl.models.registry import register
 from vadctl.models.scores import RegionScores, VideoScores, temporal_smooth
 from vadctl.models.state_checks import MIN_SCALE, StateShapes, finite_number
 from vadctl.models.velocity_bins import check_layout, merge_bins
-from vadctl.models.velocity_form import choose_position
+from vadctl.models.velocity_form import COMPONENT_CHOICES, choose_components, choose_position
 from vadctl.store import FeatureStore
 
 TYPES = ("velocity", "pose", "deep")  # region attributes
@@ -34,6 +34,7 @@ FRAME_TYPES = ("motion",)  # clip-level attributes, spread to the clip's frames
 VELOCITY_SCALES = ("pixels", "box_height")
 VELOCITY_POSITIONS = ("none", "y", "xy", "auto")  # "auto": chosen per camera (`velocity_form`)
 FITTED_POSITIONS = ("none", "y", "xy")
+POSITION_COMPONENTS = 2  # the form is chosen with the count fixed before "auto" components existed
 DEEP_FEATURES = ("clip_regions", "appearance_regions", "hog_regions")  # "auto": the first one extracted
 
 
@@ -78,7 +79,7 @@ class AiVad(VadModel):
         use_velocity_features: bool = True,
         use_pose_features: bool = True,
         use_deep_features: bool = True,
-        n_components_velocity: int = 2,
+        n_components_velocity: int | str = 2,
         n_neighbors_pose: int = 1,
         n_neighbors_deep: int = 1,
         calibration_percentile: float = 99.0,
@@ -286,7 +287,7 @@ class AiVad(VadModel):
                 values[rows],
                 data.video[rows],
                 values.shape[1] - 1,
-                self.n_components_velocity,
+                self._components() if self.n_components_velocity != "auto" else POSITION_COMPONENTS,
                 self.n_folds,
                 self.random_state,
             )
@@ -295,6 +296,29 @@ class AiVad(VadModel):
         self.velocity_position_, self.velocity_position_gain_ = chosen, gain
         if chosen == "none":
             data.attributes["velocity"] = values[:, :-1]
+
+    def _components(self) -> int:
+        """The velocity GMM's component count: the one chosen at fit (`n_components_velocity_`),
+        else the parameter ("auto" before the fit: the largest it may choose)."""
+        chosen = getattr(self, "n_components_velocity_", None)
+        if chosen is not None:
+            return chosen
+        return max(COMPONENT_CHOICES) if self.n_components_velocity == "auto" else int(self.n_components_velocity)
+
+    def _choose_components(self, data: RegionData) -> None:
+        """`n_components_velocity="auto"`: the smallest count whose held-out likelihood on this
+        camera's training videos is near the best (`velocity_form.choose_components`)."""
+        self.n_components_velocity_loglik_: dict[int, float] | None = None
+        if self.n_components_velocity != "auto" or "velocity" not in data.attributes:
+            self.n_components_velocity_ = self._components()
+            return
+        rows = data.valid["velocity"]
+        values = data.attributes["velocity"]
+        try:
+            chosen, likelihood = choose_components(values[rows], data.video[rows], self.n_folds, self.random_state)
+        except ValueError as error:
+            raise UsageError(f"aivad: cannot choose the velocity component count: {error}") from None
+        self.n_components_velocity_, self.n_components_velocity_loglik_ = chosen, likelihood
 
     def _attribute(self, kind: str, entry, count: int) -> tuple[np.ndarray, np.ndarray]:
         if kind == "velocity":
@@ -311,7 +335,7 @@ class AiVad(VadModel):
         if kind == "motion":
             return PCAError(self.pca_level_motion)
         if kind == "velocity":
-            return GMMDensity(self.n_components_velocity, random_state=self.random_state)
+            return GMMDensity(self._components(), random_state=self.random_state)
         return KNNDistance(self.n_neighbors_pose if kind == "pose" else self.n_neighbors_deep)
 
     # ----- fit / score ------------------------------------------------------------------------
@@ -324,14 +348,18 @@ class AiVad(VadModel):
             raise UsageError(
                 f"aivad: velocity_position={self.velocity_position!r}: use {', '.join(VELOCITY_POSITIONS)}"
             )
+        count = self.n_components_velocity
+        if count != "auto" and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+            raise UsageError(f"aivad: n_components_velocity={count!r}: use a whole number ≥ 1 or auto")
 
     def fit(self, store: FeatureStore, split: str, videos: Sequence[str]) -> AiVad:
         self._check_params()
-        self.velocity_position_ = None  # a refit chooses again
+        self.velocity_position_ = self.n_components_velocity_ = None  # a refit chooses again
         data = self._load(store, split, videos)
         if len(np.unique(data.video)) < 2:
             raise UsageError("aivad: needs regions from at least two training videos (for leave-video-out calibration)")
         self._choose_position(data)
+        self._choose_components(data)
         self.estimators_: dict[str, GMMDensity | KNNDistance] = {}
         self.calibration_: dict[str, dict[str, float]] = {}
         heldout: dict[str, np.ndarray] = {}
@@ -442,11 +470,15 @@ class AiVad(VadModel):
         meta["velocity_position"] = self._position()
         if getattr(self, "velocity_position_gain_", None) is not None:
             meta["velocity_position_gain"] = self.velocity_position_gain_
+        meta["n_components_velocity"] = self._components()
+        if getattr(self, "n_components_velocity_loglik_", None) is not None:
+            meta["n_components_velocity_loglik"] = {str(k): v for k, v in self.n_components_velocity_loglik_.items()}
         return arrays, meta
 
     def check_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         self._check_params()
         self.velocity_position_ = self._recorded_position(meta)
+        self.n_components_velocity_ = self._recorded_components(meta)
         types = meta.get("types")
         known = TYPES + FRAME_TYPES
         if not isinstance(types, list) or not set(types) & set(TYPES) or not set(types) <= set(known):
@@ -461,6 +493,8 @@ class AiVad(VadModel):
             finite_number(cal.get("normal"), f"calibration {kind}.normal")
         if meta.get("velocity_position_gain") is not None:
             finite_number(meta["velocity_position_gain"], "velocity_position_gain")
+        for count, value in _loglik(meta).items():
+            finite_number(value, f"n_components_velocity_loglik[{count}]")
         shapes = StateShapes(arrays, {"D_velocity": self.velocity_dims_})
         for kind in types:
             if kind == "motion":
@@ -472,10 +506,8 @@ class AiVad(VadModel):
                 shapes.expect("velocity.means", ("K", "D_velocity"))
                 shapes.expect("velocity.covariances", ("K", "D_velocity", "D_velocity"))
                 shapes.expect("velocity.precisions_cholesky", ("K", "D_velocity", "D_velocity"))
-                if not 1 <= len(weights) <= self.n_components_velocity:
-                    raise ValueError(
-                        f"{len(weights)} GMM components, n_components_velocity={self.n_components_velocity}"
-                    )
+                if not 1 <= len(weights) <= self._components():
+                    raise ValueError(f"{len(weights)} GMM components, n_components_velocity={self._components()}")
                 if (weights < 0).any() or not np.isclose(weights.sum(), 1.0, atol=1e-6):
                     raise ValueError("GMM weights are not a distribution (negative, or not summing to 1)")
             else:
@@ -499,7 +531,28 @@ class AiVad(VadModel):
             raise ValueError(f"velocity_position {recorded!r} recorded, {self.velocity_position!r} in the parameters")
         return recorded
 
+    def _recorded_components(self, meta: Mapping[str, Any]) -> int:
+        """The velocity component count a file was fitted with (files from before "auto" do not
+        record it: their parameter is the count)."""
+        recorded = meta.get("n_components_velocity")
+        if recorded is None:
+            if self.n_components_velocity == "auto":
+                raise ValueError("n_components_velocity=auto, but the file does not record the count it chose")
+            return int(self.n_components_velocity)
+        if isinstance(recorded, bool) or not isinstance(recorded, int) or recorded < 1:
+            raise ValueError(f"n_components_velocity {recorded!r}: expected a whole number ≥ 1")
+        if self.n_components_velocity == "auto" and recorded not in COMPONENT_CHOICES:
+            raise ValueError(f"n_components_velocity {recorded} recorded: auto chooses one of {COMPONENT_CHOICES}")
+        if self.n_components_velocity != "auto" and recorded != self.n_components_velocity:
+            raise ValueError(
+                f"n_components_velocity {recorded} recorded, {self.n_components_velocity} in the parameters"
+            )
+        return recorded
+
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        self.n_components_velocity_ = self._recorded_components(meta)
+        likelihood = _loglik(meta)
+        self.n_components_velocity_loglik_ = {int(k): float(v) for k, v in likelihood.items()} or None
         self.velocity_position_ = self._recorded_position(meta)
         gain = meta.get("velocity_position_gain")
         self.velocity_position_gain_ = None if gain is None else float(gain)
@@ -509,3 +562,11 @@ class AiVad(VadModel):
             prefix = f"{kind}."
             mine = {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
             self.estimators_[kind] = self._estimator(kind).load_state(mine)
+
+
+def _loglik(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The held-out log-likelihood per candidate count a file records ({} when none)."""
+    recorded = meta.get("n_components_velocity_loglik") or {}
+    if not isinstance(recorded, Mapping) or not all(str(k).isdigit() for k in recorded):
+        raise ValueError(f"n_components_velocity_loglik {recorded!r}: expected a count → number mapping")
+    return dict(recorded)

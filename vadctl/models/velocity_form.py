@@ -65,3 +65,39 @@ def choose_position(
     """("y" or "none", the gain that decided): "y" when position predicts held-out speed better."""
     gain = position_gain(values, groups, n_bins, n_components, n_folds, random_state)
     return ("y" if gain > 0 else "none"), gain
+
+
+COMPONENT_CHOICES = (2, 4, 8)
+COMPONENT_TOLERANCE = 0.01  # nats per region: a larger mixture must beat a smaller one by more
+
+
+def heldout_log_likelihood(
+    values: np.ndarray, groups: np.ndarray, n_components: int, n_folds: int, random_state: int = 0
+) -> float:
+    """Mean log density of each region under a `n_components` GMM fitted without its video
+    (leave-video-out, `n_folds` folds over the videos, as the model's calibration)."""
+    values = np.asarray(values, np.float64)
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise ValueError("choosing the component count needs regions from at least two videos")
+    heldout = np.empty(len(values))
+    for fit_rows, held_rows in GroupKFold(n_splits=min(n_folds, n_groups)).split(values, groups=groups):
+        density = GMMDensity(n_components, random_state=random_state).fit(values[fit_rows])
+        heldout[held_rows] = -density.score(values[held_rows])
+    return float(heldout.mean())
+
+
+def choose_components(
+    values: np.ndarray,
+    groups: np.ndarray,
+    n_folds: int,
+    random_state: int = 0,
+    choices: tuple[int, ...] = COMPONENT_CHOICES,
+    tolerance: float = COMPONENT_TOLERANCE,
+) -> tuple[int, dict[int, float]]:
+    """(the smallest component count whose held-out log-likelihood is within `tolerance` of the
+    best, every count's). A few short training videos overfit a large mixture, and held-out
+    likelihood says so; a camera with much varied normal motion earns more components."""
+    likelihood = {k: heldout_log_likelihood(values, groups, k, n_folds, random_state) for k in sorted(choices)}
+    best = max(likelihood.values())
+    return next(k for k, value in likelihood.items() if value >= best - tolerance), likelihood
