@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn.model_selection import GroupKFold
 
-from vadctl.models.density import GMMDensity
+from vadctl.models.density import GMMDensity, crossfit_scores
 
 
 def marginal_log_density(density: GMMDensity, values: np.ndarray, columns: slice) -> np.ndarray:
@@ -76,15 +76,8 @@ def heldout_log_likelihood(
 ) -> float:
     """Mean log density of each region under a `n_components` GMM fitted without its video
     (leave-video-out, `n_folds` folds over the videos, as the model's calibration)."""
-    values = np.asarray(values, np.float64)
-    n_groups = len(np.unique(groups))
-    if n_groups < 2:
-        raise ValueError("choosing the component count needs regions from at least two videos")
-    heldout = np.empty(len(values))
-    for fit_rows, held_rows in GroupKFold(n_splits=min(n_folds, n_groups)).split(values, groups=groups):
-        density = GMMDensity(n_components, random_state=random_state).fit(values[fit_rows])
-        heldout[held_rows] = -density.score(values[held_rows])
-    return float(heldout.mean())
+    make = lambda: GMMDensity(n_components, random_state=random_state)  # noqa: E731
+    return float(-crossfit_scores(np.asarray(values, np.float64), groups, make, n_folds).mean())
 
 
 def choose_components(
