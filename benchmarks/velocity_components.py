@@ -13,52 +13,30 @@ Ped1 decides (test 01–18); Ped2 is run once afterwards and chooses nothing.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scene import DATA, model_run
-from velocity_form import recipe_params
+from velocity_form import run_pass
 
 COUNTS = ("2", "auto")
 
 
-def chosen_count(model: Path) -> tuple[int | None, dict]:
+def chosen_count(model: Path) -> dict:
     from vadctl.models.files import read_header
 
     state = read_header(model)["state"]
-    return state.get("n_components_velocity"), state.get("n_components_velocity_loglik") or {}
+    return {"count": state.get("n_components_velocity"), "loglik": state.get("n_components_velocity_loglik") or {}}
+
+
+def described(row: dict) -> str:
+    likelihood = ", ".join(f"k{k} {v:.4f}" for k, v in row["loglik"].items())
+    return f"k {row['count']}" + (f"  (held-out {likelihood})" if likelihood else "")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scene", choices=("ped1", "ped2"), required=True)
-    parser.add_argument("--store", type=Path, required=True)
-    parser.add_argument("--recipes", default="weight-free,weighted")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    labels = DATA / args.scene / "labels.csv"
-    out = args.out or Path(tempfile.mkdtemp(prefix=f"vadctl-components-{args.scene}-"))
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for recipe in args.recipes.split(","):
-        params = recipe_params(args.store, recipe)
-        for count in COUNTS:
-            label = f"{recipe} aivad k{count}"
-            row = model_run(label, "aivad", args.store, out, labels, *params, f"n_components_velocity={count}")
-            row["count"], row["loglik"] = chosen_count(out / f"{label.replace(' ', '_')}.safetensors")
-            rows.append(row)
-            likelihood = ", ".join(f"k{k} {v:.4f}" for k, v in row["loglik"].items())
-            print(
-                f"{args.scene} {label:<26} micro {row['micro_sklearn']:.4f}  macro {row['macro']:.4f}  "
-                f"k {row['count']}  fit {row['fit_s']:.1f} s" + (f"  (held-out {likelihood})" if likelihood else ""),
-                flush=True,
-            )
-    (out / "summary.json").write_text(json.dumps(rows, indent=1))
+    run_pass(__doc__, "n_components_velocity", COUNTS, chosen_count, described)
 
 
 if __name__ == "__main__":

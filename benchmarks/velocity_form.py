@@ -56,32 +56,46 @@ def chosen_form(model: Path) -> tuple[str, float | None]:
     return state.get("velocity_position", "?"), state.get("velocity_position_gain")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_pass(doc: str, parameter: str, values: tuple[str, ...], read_back, describe) -> None:
+    """A pre-registered pass's runs on one scene: for each recipe, AI-VAD fitted once per value of
+    `parameter` (everything else default); `read_back(model file)` adds the fitted choice to the
+    row, `describe(row)` says it on the printed line; rows go to OUT/summary.json."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scene", choices=("ped1", "ped2"), required=True)
     parser.add_argument("--store", type=Path, required=True)
     parser.add_argument("--recipes", default="weight-free,weighted")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    data = DATA / args.scene
-    labels = data / "labels.csv"
-    out = args.out or Path(tempfile.mkdtemp(prefix=f"vadctl-form-{args.scene}-"))
+    labels = DATA / args.scene / "labels.csv"
+    out = args.out or Path(tempfile.mkdtemp(prefix=f"vadctl-{parameter}-{args.scene}-"))
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for recipe in args.recipes.split(","):
         params = recipe_params(args.store, recipe)
-        for form in FORMS:
-            label = f"{recipe} aivad {form}"
-            row = model_run(label, "aivad", args.store, out, labels, *params, f"velocity_position={form}")
-            row["form"], row["gain"] = chosen_form(out / f"{label.replace(' ', '_')}.safetensors")
+        for value in values:
+            label = f"{recipe} aivad {value}"
+            row = model_run(label, "aivad", args.store, out, labels, *params, f"{parameter}={value}")
+            row |= read_back(out / f"{label.replace(' ', '_')}.safetensors")
             rows.append(row)
-            gain = "" if row["gain"] is None else f" (gain {row['gain']:+.4f} nats/region)"
             print(
                 f"{args.scene} {label:<26} micro {row['micro_sklearn']:.4f}  macro {row['macro']:.4f}  "
-                f"form {row['form']}{gain}",
+                f"fit {row['fit_s']:.1f} s  {describe(row)}",
                 flush=True,
             )
     (out / "summary.json").write_text(json.dumps(rows, indent=1))
+
+
+def form_read_back(model: Path) -> dict:
+    form, gain = chosen_form(model)
+    return {"form": form, "gain": gain}
+
+
+def form_described(row: dict) -> str:
+    return f"form {row['form']}" + ("" if row["gain"] is None else f" (gain {row['gain']:+.4f} nats/region)")
+
+
+def main() -> None:
+    run_pass(__doc__, "velocity_position", FORMS, form_read_back, form_described)
 
 
 if __name__ == "__main__":
