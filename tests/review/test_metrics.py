@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from vadctl.errors import UsageError
-from vadctl.review.metrics import align, equal_error_rate, evaluate, read_labels
+from vadctl.review.metrics import align, equal_error_rate, evaluate, read_labels, verdict_labels
 
 
 def table(rows: list[tuple[str, int, float, bool]]) -> pl.DataFrame:
@@ -145,3 +145,71 @@ def test_equal_error_rate_is_the_mean_of_both_rates_where_they_cross():
     y = np.array([0, 0, 0, 0, 1, 1])
     scores = np.array([0.1, 0.2, 0.3, 0.7, 0.6, 0.9])
     assert equal_error_rate(y, scores) == pytest.approx(0.375)
+
+
+def test_precision_recall_and_f1_match_scikit_learn_where_they_differ(tmp_path: Path):
+    """Flags with 2 true positives, 1 false positive, 2 misses: precision 2/3, recall 1/2, F1 4/7
+    (a mistake that swaps or mixes the two rates shows here, not where both are 1)."""
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    rows = [("01", 0, 0.9, True), ("01", 1, 0.8, True), ("01", 2, 0.7, True), ("01", 3, 0.2, False)]
+    rows += [("01", 4, 0.1, False), ("01", 5, 0.3, False)]
+    truth = [1, 1, 0, 1, 1, 0]
+    labels = read_labels(labels_file(tmp_path, [("01", f, y) for f, y in enumerate(truth)]))
+    metrics = evaluate(align(table(rows), labels)[0])
+    flags = [flagged for *_, flagged in rows]
+    assert metrics.confusion == {"tn": 1, "fp": 1, "fn": 2, "tp": 2}
+    assert metrics.precision == pytest.approx(precision_score(truth, flags)) == pytest.approx(2 / 3)
+    assert metrics.recall == pytest.approx(recall_score(truth, flags)) == pytest.approx(1 / 2)
+    assert metrics.f1 == pytest.approx(f1_score(truth, flags)) == pytest.approx(4 / 7)
+    assert [v.flagged for v in metrics.videos] == [3] and metrics.column == "score"
+    none_flagged = evaluate(align(table([(v, f, s, False) for v, f, s, _ in rows]), labels)[0])
+    assert (none_flagged.precision, none_flagged.recall, none_flagged.f1) == (0.0, 0.0, 0.0)
+
+
+def test_aligned_rows_come_sorted_and_the_refusals_say_what_to_do(tmp_path: Path):
+    scores = table([("02", 1, 0.5, False), ("01", 1, 0.2, False), ("02", 0, 0.4, False), ("01", 0, 0.1, False)])
+    labels = read_labels(labels_file(tmp_path, [("01", 1, 0), ("02", 0, 1), ("01", 0, 1), ("02", 1, 0)]))
+    joined, _ = align(scores, labels)
+    assert joined.select("video", "frame").rows() == [("01", 0), ("01", 1), ("02", 0), ("02", 1)]
+    assert joined["label"].to_list() == [1, 0, 1, 0]
+    many = table([(f"s{i}", 0, 0.1, False) for i in range(7)])
+    with pytest.raises(UsageError) as info:
+        align(many, labels)
+    message = str(info.value)
+    assert message.startswith("scores and labels do not line up: videos labelled but not scored: 01, 02; ")
+    assert message.endswith(" (pass --partial to evaluate what matches)")
+    assert "s0, s1, s2, s3, s4 … (7 in all)" in message
+    with pytest.raises(UsageError, match=r"^scores and labels share no \(video, frame\) pairs$"):
+        align(many, labels, partial=True)
+    with pytest.raises(
+        UsageError, match=r"^scores have no column 'psnr' \(columns: video, frame, score, is_anomaly, label\)$"
+    ):
+        evaluate(joined, "psnr")
+    with pytest.raises(UsageError, match=r"^column 'score' holds NaN or infinite scores$"):
+        evaluate(joined.with_columns(pl.lit(float("nan")).alias("score")))
+
+
+def test_review_verdicts_become_frame_labels_over_each_events_frames(tmp_path: Path):
+    verdicts = pl.DataFrame(
+        {
+            "video": ["01", "01", "02", "01"],
+            "start_frame": [2, 10, 0, 3],
+            "end_frame": [4, 10, 1, 5],  # the last event overlaps the first (two models, one event)
+            "verdict": ["reviewed", "false_alarm", "reviewed", "reviewed"],
+        }
+    )
+    labels = verdict_labels(verdicts, tmp_path / "verdicts.csv")
+    assert labels.rows() == [
+        ("01", 2, 1),
+        ("01", 3, 1),
+        ("01", 4, 1),
+        ("01", 10, 0),
+        ("02", 0, 1),
+        ("02", 1, 1),
+        ("01", 5, 1),
+    ]
+    assert labels.schema == {"video": pl.String, "frame": pl.Int64, "label": pl.Int64}
+    unknown = verdicts.with_columns(pl.Series("verdict", ["reviewed", "maybe", "reviewed", "reviewed"]))
+    with pytest.raises(UsageError, match=r"verdicts.csv: verdict 'maybe': expected one of false_alarm, reviewed$"):
+        verdict_labels(unknown, tmp_path / "verdicts.csv")
