@@ -213,3 +213,43 @@ def test_review_verdicts_become_frame_labels_over_each_events_frames(tmp_path: P
     unknown = verdicts.with_columns(pl.Series("verdict", ["reviewed", "maybe", "reviewed", "reviewed"]))
     with pytest.raises(UsageError, match=r"verdicts.csv: verdict 'maybe': expected one of false_alarm, reviewed$"):
         verdict_labels(unknown, tmp_path / "verdicts.csv")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "empty file (expected the header video,frame,label and a row per frame)"),
+        ("video,frame,label\n", "no rows (only a header)"),
+        ("video,frame,label\n01,0,1\n,1,0\n", "row 3: the video id is empty"),
+        ("video,frame,label\n01,0,1\n01,1,0.7\n", "line 3 (video 01): label 0.7 must be 0 or 1"),
+        (  # past polars' 100-row type guess
+            "video,frame,label\n" + "".join(f"01,{f},0\n" for f in range(150)) + "01,x,1\n",
+            "line 152 (video 01): frame 'x' must be a whole number ≥ 0",
+        ),
+    ],
+)
+def test_every_label_file_refusal_is_one_line_naming_the_file(tmp_path: Path, content: str, message: str):
+    path = tmp_path / "labels.csv"
+    path.write_text(content)
+    with pytest.raises(UsageError) as info:
+        read_labels(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_label_files_in_other_shapes_read_as_frame_labels(tmp_path: Path):
+    with pytest.raises(UsageError, match=r": is a folder; give the labels CSV file$"):
+        read_labels(tmp_path)
+    floats = tmp_path / "floats.csv"  # a spreadsheet's export: whole numbers written as floats
+    floats.write_text("video,frame,label\n01,0.0,1.0\n01,1,0\n")
+    assert read_labels(floats).rows() == [("01", 0, 1), ("01", 1, 0)]
+    assert read_labels(floats).schema == {"video": pl.String, "frame": pl.Int64, "label": pl.Int64}
+    verdicts = tmp_path / "verdicts.csv"  # the review page's export
+    verdicts.write_text("video,start_frame,end_frame,verdict\n01,2,3,reviewed\n02,0,0,false_alarm\n")
+    assert read_labels(verdicts).rows() == [("01", 2, 1), ("01", 3, 1), ("02", 0, 0)]
+    broken = tmp_path / "broken.csv"
+    broken.write_text('video,frame,label\n"01,0,1\n')
+    with pytest.raises(Exception) as polars_error:
+        pl.read_csv(broken, schema_overrides={"video": pl.String}, infer_schema_length=None)
+    with pytest.raises(UsageError) as info:
+        read_labels(broken)  # the parser's first line, at most 200 characters
+    assert str(info.value) == f"{broken}: cannot read as CSV: {str(polars_error.value).splitlines()[0][:200]}"
