@@ -217,11 +217,11 @@ def test_the_component_count_is_the_smallest_near_the_best_held_out_likelihood()
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(6), 200)
     four_paces = (rng.choice([1.0, 3.0, 5.0, 7.0], len(groups)) + rng.normal(0, 0.1, len(groups)))[:, None]
-    chosen, likelihood = choose_components(four_paces, groups, 10)
+    chosen, likelihood, _ = choose_components(four_paces, groups, 10)
     assert chosen == 4 and likelihood[4] > likelihood[2] + 1.0  # two components cannot hold four paces
     assert likelihood[8] < likelihood[4] + 0.01  # more do not predict unseen videos better
     few = np.repeat(np.arange(3), 12)  # three short videos of one pace: eight components overfit them
-    chosen, likelihood = choose_components(rng.normal(0, 1, (len(few), 2)), few, 10)
+    chosen, likelihood, _ = choose_components(rng.normal(0, 1, (len(few), 2)), few, 10)
     assert chosen == 2 and likelihood[8] < likelihood[2] - 1.0
     with pytest.raises(ValueError, match="two videos"):
         choose_components(four_paces, np.zeros(len(groups)), 10)

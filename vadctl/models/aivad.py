@@ -305,20 +305,24 @@ class AiVad(VadModel):
             return chosen
         return max(COMPONENT_CHOICES) if self.n_components_velocity == "auto" else int(self.n_components_velocity)
 
-    def _choose_components(self, data: RegionData) -> None:
+    def _choose_components(self, data: RegionData) -> dict[str, np.ndarray]:
         """`n_components_velocity="auto"`: the smallest count whose held-out likelihood on this
-        camera's training videos is near the best (`velocity_form.choose_components`)."""
+        camera's training videos is near the best (`velocity_form.choose_components`). Returns
+        the chosen count's held-out scores by type ({} otherwise): the calibration's own."""
         self.n_components_velocity_loglik_: dict[int, float] | None = None
         if self.n_components_velocity != "auto" or "velocity" not in data.attributes:
             self.n_components_velocity_ = self._components()
-            return
+            return {}
         rows = data.valid["velocity"]
         values = data.attributes["velocity"]
         try:
-            chosen, likelihood = choose_components(values[rows], data.video[rows], self.n_folds, self.random_state)
+            chosen, likelihood, scores = choose_components(
+                values[rows], data.video[rows], self.n_folds, self.random_state
+            )
         except ValueError as error:
             raise UsageError(f"aivad: cannot choose the velocity component count: {error}") from None
         self.n_components_velocity_, self.n_components_velocity_loglik_ = chosen, likelihood
+        return {"velocity": scores}
 
     def _attribute(self, kind: str, entry, count: int) -> tuple[np.ndarray, np.ndarray]:
         if kind == "velocity":
@@ -359,7 +363,7 @@ class AiVad(VadModel):
         if len(np.unique(data.video)) < 2:
             raise UsageError("aivad: needs regions from at least two training videos (for leave-video-out calibration)")
         self._choose_position(data)
-        self._choose_components(data)
+        known = self._choose_components(data)
         self.estimators_: dict[str, GMMDensity | KNNDistance] = {}
         self.calibration_: dict[str, dict[str, float]] = {}
         heldout: dict[str, np.ndarray] = {}
@@ -368,7 +372,9 @@ class AiVad(VadModel):
             features, groups = data.attributes[kind][rows], data.video[rows]
             try:
                 self.estimators_[kind] = self._estimator(kind).fit(features)
-                raw = crossfit_scores(features, groups, lambda kind=kind: self._estimator(kind), self.n_folds)
+                raw = known.get(kind)
+                if raw is None:
+                    raw = crossfit_scores(features, groups, lambda kind=kind: self._estimator(kind), self.n_folds)
             except ValueError as error:
                 raise UsageError(f"aivad: cannot fit {kind} features: {error}") from None
             low = float(raw.min())

@@ -71,13 +71,20 @@ COMPONENT_CHOICES = (2, 4, 8)
 COMPONENT_TOLERANCE = 0.01  # nats per region: a larger mixture must beat a smaller one by more
 
 
+def heldout_scores(
+    values: np.ndarray, groups: np.ndarray, n_components: int, n_folds: int, random_state: int = 0
+) -> np.ndarray:
+    """Each region's −log density under a `n_components` GMM fitted without its video
+    (leave-video-out, `n_folds` folds over the videos): exactly the model's calibration scores."""
+    make = lambda: GMMDensity(n_components, random_state=random_state)  # noqa: E731
+    return crossfit_scores(np.asarray(values, np.float64), groups, make, n_folds)
+
+
 def heldout_log_likelihood(
     values: np.ndarray, groups: np.ndarray, n_components: int, n_folds: int, random_state: int = 0
 ) -> float:
-    """Mean log density of each region under a `n_components` GMM fitted without its video
-    (leave-video-out, `n_folds` folds over the videos, as the model's calibration)."""
-    make = lambda: GMMDensity(n_components, random_state=random_state)  # noqa: E731
-    return float(-crossfit_scores(np.asarray(values, np.float64), groups, make, n_folds).mean())
+    """Mean held-out log density of the regions (`heldout_scores`)."""
+    return float(-heldout_scores(values, groups, n_components, n_folds, random_state).mean())
 
 
 def choose_components(
@@ -87,10 +94,13 @@ def choose_components(
     random_state: int = 0,
     choices: tuple[int, ...] = COMPONENT_CHOICES,
     tolerance: float = COMPONENT_TOLERANCE,
-) -> tuple[int, dict[int, float]]:
+) -> tuple[int, dict[int, float], np.ndarray]:
     """(the smallest component count whose held-out log-likelihood is within `tolerance` of the
-    best, every count's). A few short training videos overfit a large mixture, and held-out
-    likelihood says so; a camera with much varied normal motion earns more components."""
-    likelihood = {k: heldout_log_likelihood(values, groups, k, n_folds, random_state) for k in sorted(choices)}
+    best, every count's, the chosen count's held-out scores: the calibration reuses them). A few
+    short training videos overfit a large mixture, and held-out likelihood says so; a camera with
+    much varied normal motion earns more components."""
+    scores = {k: heldout_scores(values, groups, k, n_folds, random_state) for k in sorted(choices)}
+    likelihood = {k: float(-each.mean()) for k, each in scores.items()}
     best = max(likelihood.values())
-    return next(k for k, value in likelihood.items() if value >= best - tolerance), likelihood
+    chosen = next(k for k, value in likelihood.items() if value >= best - tolerance)
+    return chosen, likelihood, scores[chosen]
